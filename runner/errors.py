@@ -1,0 +1,59 @@
+"""Error types, one per kind of mistake a user can make.
+
+Library code raises these; the CLI prints them as ``path:line:col: message`` and picks the exit
+code. No other exception type is meant to reach a user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file, at one place in it (line and column are 1-based)."""
+
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = self.path
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        text = f"{where}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class RunnerError(Exception):
+    """Base of every error the runner reports to a user without a traceback."""
+
+
+class SpecError(RunnerError):
+    """One or more problems in spec files, template files or data files."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class UsageError(RunnerError):
+    """The command line asked for something that cannot be done (exit code 2)."""
+
+
+class RenderError(RunnerError):
+    """A template could not be rendered with the variables given."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+class ProviderError(RunnerError):
+    """The provider configuration is unusable (e.g. the API key variable is not set)."""
