@@ -1,0 +1,126 @@
+"""Render a spec's message templates into the exact JSON request body that will be sent.
+
+Templates run in Jinja's immutable sandbox with undefined variables as errors: a spec cannot
+reach Python internals, change the values it is given, or read files outside the project's
+``templates/`` folder (the only place ``{% include %}`` looks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from runner.errors import Problem, RenderError
+from runner.project import find_project_root
+from runner.spec import Message, Spec, TextTemplate
+
+TEMPLATES_FOLDER = "templates"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request ready to send: the spec it came from, its variables and its JSON body."""
+
+    spec: Spec
+    vars: Mapping[str, Any]
+    body: dict[str, Any]
+
+
+@lru_cache(maxsize=64)
+def template_environment(project_root: Path) -> jinja2.Environment:
+    """The sandboxed Jinja environment for one project (cached: building it is not free)."""
+    templates = project_root / TEMPLATES_FOLDER
+    loader = jinja2.FileSystemLoader(str(templates)) if templates.is_dir() else None
+    return ImmutableSandboxedEnvironment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+
+
+def render_request(spec: Spec, variables: Mapping[str, Any] | None = None) -> Request:
+    """The request for ``spec`` with ``variables`` laid over the spec's own ``vars``."""
+    merged = {**spec.vars, **(variables or {})}
+    env = template_environment(find_project_root(spec.path))
+    messages = [_render_message(env, message, merged) for message in spec.messages]
+    body: dict[str, Any] = {"model": spec.model, "messages": messages, **spec.params}
+    return Request(spec=spec, vars=merged, body=body)
+
+
+def _render_message(
+    env: jinja2.Environment, message: Message, variables: Mapping[str, Any]
+) -> dict[str, Any]:
+    rendered: dict[str, Any] = {"role": message.role}
+    content = message.content
+    if isinstance(content, TextTemplate):
+        rendered["content"] = render_text(env, content, variables)
+    elif isinstance(content, tuple):
+        rendered["content"] = [_render_part(env, part, variables) for part in content]
+    elif message.role != "assistant" or not message.fields.get("tool_calls"):
+        rendered["content"] = content
+    rendered.update(message.fields)
+    return rendered
+
+
+def _render_part(env: jinja2.Environment, part: Any, variables: Mapping[str, Any]) -> Any:
+    if isinstance(part, TextTemplate):
+        return {"type": "text", "text": render_text(env, part, variables)}
+    return dict(part)
+
+
+def render_text(
+    env: jinja2.Environment, template: TextTemplate, variables: Mapping[str, Any]
+) -> str:
+    """Render one template, turning every Jinja failure into a RenderError at its position."""
+    try:
+        return _compile(env, template.source).render(variables)
+    except jinja2.UndefinedError as exc:
+        name = _undefined_name(str(exc.message))
+        hint = (
+            f"give it a value under 'vars:' or with --var {name}=..."
+            if name
+            else "check the variable names in the template"
+        )
+        raise RenderError(_at(template, f"template error: {exc.message}", hint)) from None
+    except SecurityError as exc:
+        raise RenderError(
+            _at(
+                template,
+                f"template tried something unsafe: {exc}",
+                "templates may only use the variables they are given",
+            )
+        ) from None
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(
+            _at(
+                template,
+                f"template include not found: {exc.name}",
+                f"includes are looked up in the project's {TEMPLATES_FOLDER}/ folder",
+            )
+        ) from None
+    except jinja2.TemplateError as exc:
+        raise RenderError(_at(template, f"template error: {exc}")) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        message = f"template error: {type(exc).__name__}: {exc}"
+        raise RenderError(_at(template, message)) from None
+
+
+def _at(template: TextTemplate, message: str, hint: str | None = None) -> Problem:
+    return Problem(template.path, message, template.line, template.column, hint)
+
+
+def _undefined_name(message: str) -> str | None:
+    parts = message.split("'")
+    return parts[1] if len(parts) >= 3 and message.endswith("is undefined") else None
+
+
+@lru_cache(maxsize=4096)
+def _compile(env: jinja2.Environment, source: str) -> jinja2.Template:
+    return env.from_string(source)
