@@ -1,0 +1,44 @@
+"""Provider errors in a sentence a person can act on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.providers import Endpoint
+from runner.spec import Spec
+
+
+def provider_message(response: Any) -> str | None:
+    """The ``error.message`` of an OpenAI-shaped error body, if there is one."""
+    if isinstance(response, dict):
+        error = response.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    return None
+
+
+def explain_http_error(status: int | None, response: Any, endpoint: Endpoint, spec: Spec) -> str:
+    """Why a request failed, naming what to check."""
+    said = provider_message(response)
+    suffix = f": {said}" if said else ""
+    if status == 401:
+        where = f"check {endpoint.api_key_env}" if endpoint.api_key_env else "set api_key_env"
+        return f"the provider rejected the API key (HTTP 401); {where}{suffix}"
+    if status == 403:
+        return f"the API key may not use this model or endpoint (HTTP 403){suffix}"
+    if status == 404:
+        return (
+            f"not found (HTTP 404): unknown model '{spec.model}' or wrong base URL "
+            f"{endpoint.base_url}{suffix}"
+        )
+    if status == 413:
+        return f"the request is too large for the provider (HTTP 413){suffix}"
+    if status == 429:
+        return f"still rate limited after every retry (HTTP 429){suffix}"
+    if status is not None and 400 <= status < 500:
+        return f"the provider rejected the request from {spec.display} (HTTP {status}){suffix}"
+    if status is not None and status >= 500:
+        return f"the provider failed (HTTP {status}) after every retry{suffix}"
+    return f"the provider answered with an error{suffix or ' it did not explain'}"

@@ -1,0 +1,136 @@
+"""HTTP to an OpenAI-compatible endpoint: one urllib3 pool, timeouts, retries.
+
+Retries use urllib3's own machinery: exponential backoff with jitter for 429, 5xx and dropped
+connections, honouring ``retry-after`` (and Groq/OpenAI's ``retry-after-ms``), never retrying
+other 4xx errors. TLS certificates are always verified.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import HTTPError, MaxRetryError
+from urllib3.util.retry import Retry
+
+from runner import __version__
+from runner.providers import Endpoint
+
+RETRY_STATUSES = frozenset({408, 429, 498, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: attempts after the first, backoff and the longest wait honoured."""
+
+    retries: int = 5
+    backoff_factor: float = 0.5
+    backoff_max: float = 30.0
+    backoff_jitter: float = 0.5
+    retry_after_max: int = 120
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 120.0
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """What came back for one request: status, headers, body text, and how it went."""
+
+    status: int | None
+    headers: dict[str, str]
+    text: str | None
+    attempts: int
+    error: str | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.text or "")
+
+
+class ProviderRetry(Retry):
+    """urllib3's Retry, also reading the millisecond ``retry-after-ms`` header."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        millis = response.headers.get("retry-after-ms")
+        if millis:
+            try:
+                return min(max(float(millis) / 1000.0, 0.0), float(self.retry_after_max))
+            except ValueError:
+                pass
+        return super().get_retry_after(response)
+
+
+class HttpClient:
+    """A keep-alive connection pool shared by every request of a run."""
+
+    def __init__(self, retry: RetryPolicy, timeouts: Timeouts, pool_size: int = 10):
+        self._max_attempts = retry.retries + 1
+        self._retry = ProviderRetry(
+            total=retry.retries,
+            connect=retry.retries,
+            read=retry.retries,
+            status=retry.retries,
+            redirect=3,
+            allowed_methods=frozenset({"POST"}),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=retry.backoff_factor,
+            backoff_max=retry.backoff_max,
+            backoff_jitter=retry.backoff_jitter,
+            retry_after_max=retry.retry_after_max,
+            raise_on_status=False,
+            respect_retry_after_header=True,
+        )
+        self._pool = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=pool_size,
+            block=False,
+            cert_reqs="CERT_REQUIRED",
+            timeout=urllib3.Timeout(connect=timeouts.connect, read=timeouts.read),
+            retries=self._retry,
+        )
+
+    def post_chat(self, endpoint: Endpoint, body: bytes) -> HttpResult:
+        """POST one request body to the endpoint's /chat/completions; never raises for I/O."""
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"runner/{__version__}",
+        }
+        if endpoint.api_key is not None:
+            headers["Authorization"] = f"Bearer {endpoint.api_key.reveal()}"
+        try:
+            response = self._pool.request(
+                "POST", endpoint.completions_url, body=body, headers=headers
+            )
+        except MaxRetryError as exc:
+            # Raised only once every retry is spent.
+            return HttpResult(None, {}, None, self._max_attempts, _describe_failure(exc.reason))
+        except HTTPError as exc:
+            return HttpResult(None, {}, None, 1, _describe_failure(exc))
+        history = response.retries.history if response.retries else ()
+        text = response.data.decode("utf-8", errors="replace")
+        return HttpResult(
+            response.status,
+            {k.lower(): v for k, v in response.headers.items()},
+            text,
+            len(history) + 1,
+        )
+
+    def close(self) -> None:
+        self._pool.clear()
+
+
+def _describe_failure(reason: Exception | None) -> str:
+    text = str(reason) if reason else "unknown error"
+    if "Read timed out" in text:
+        return "no answer before the read timeout (the provider is slow or stuck)"
+    if "Connection refused" in text:
+        return "connection refused (is the server running and the base URL right?)"
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text:
+        return f"TLS certificate verification failed: {text}"
+    return f"connection failed: {text}"
