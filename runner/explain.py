@@ -94,8 +94,11 @@ def _instance(error: ValidationError) -> Any:
 
 
 def _custom(error: ValidationError) -> str | None:
+    """The schema's own wording for this mistake (``errorMessage``), naming the key."""
     message = _schema(error).get("errorMessage")
-    return message if isinstance(message, str) else None
+    if not isinstance(message, str):
+        return None
+    return f"{_label(tuple(error.absolute_path))} {message}"
 
 
 def _additional(error: ValidationError, path: PathKey, doc: Document) -> Problem:

@@ -59,6 +59,7 @@ class Document:
     data: Any
     positions: dict[PathKey, Position] = field(default_factory=dict)
     text: str = ""
+    display: str = ""
 
     def position(self, path: PathKey, *, key: bool = False) -> Position:
         """The position of ``path`` or of its nearest ancestor that has one."""
@@ -75,7 +76,7 @@ class Document:
     ) -> Problem:
         """A Problem located at ``path`` in this document."""
         pos = self.position(path, key=key)
-        return Problem(str(self.path), message, pos.line, pos.column, hint)
+        return Problem(self.display or str(self.path), message, pos.line, pos.column, hint)
 
 
 def load_yaml(path: Path, display: str | None = None) -> Document:
@@ -129,10 +130,10 @@ def parse_yaml(text: str, path: Path, display: str) -> Document:
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        raise SpecError([_yaml_problem(display, exc)]) from None
+        raise SpecError([_yaml_problem(display, exc, text)]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Problem(display, f"not valid YAML: {exc}")]) from None
-    document = Document(path, None, text=text)
+    document = Document(path, None, text=text, display=display)
     if node is None:
         return document
     builder = _Builder(document, display)
@@ -140,15 +141,25 @@ def parse_yaml(text: str, path: Path, display: str) -> Document:
     return document
 
 
-def _yaml_problem(display: str, exc: yaml.MarkedYAMLError) -> Problem:
+def _yaml_problem(display: str, exc: yaml.MarkedYAMLError, text: str) -> Problem:
     mark = exc.problem_mark or exc.context_mark
     what = exc.problem or exc.context or "not valid YAML"
     if "expected a single document" in (exc.context or ""):
         what = "holds more than one YAML document ('---'); put each spec in its own file"
     hint = _yaml_hint(what)
+    if mark is not None and _indented_with_tab(text, mark.line):
+        what, hint = "a tab is used for indentation", _yaml_hint("tab")
     if mark is None:
         return Problem(display, f"YAML syntax error: {what}", hint=hint)
     return Problem(display, f"YAML syntax error: {what}", mark.line + 1, mark.column + 1, hint)
+
+
+def _indented_with_tab(text: str, line_index: int) -> bool:
+    lines = text.splitlines()
+    if line_index >= len(lines):
+        return False
+    line = lines[line_index]
+    return "\t" in line[: len(line) - len(line.lstrip())]
 
 
 def _yaml_hint(what: str) -> str | None:

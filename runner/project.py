@@ -13,10 +13,13 @@ from pathlib import Path
 PROJECT_MARKERS = (".git", "pyproject.toml", "runner.yaml")
 
 
-@lru_cache(maxsize=256)
 def find_project_root(start: Path) -> Path:
     """The project folder containing ``start`` (a file or folder)."""
-    start = start.resolve()
+    return _project_root_of(start.resolve())
+
+
+@lru_cache(maxsize=256)
+def _project_root_of(start: Path) -> Path:
     folder = start if start.is_dir() else start.parent
     for candidate in (folder, *folder.parents):
         if any((candidate / marker).exists() for marker in PROJECT_MARKERS):

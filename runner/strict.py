@@ -1,8 +1,9 @@
-"""The rules a JSON Schema must follow for the provider's strict structured outputs.
+"""The rules a JSON Schema must follow for strict structured outputs.
 
-With ``strict: true`` the provider constrains decoding to the schema and rejects a schema
-outside the supported subset with a 400 error; checking here catches that before any request
-is paid for.
+With ``strict: true`` Groq (like OpenAI) constrains decoding to the schema and requires that
+every property is required and every object sets ``additionalProperties: false``
+(https://console.groq.com/docs/structured-outputs); a schema breaking that is rejected with a
+400 error. Checking here catches it before any request is paid for.
 """
 
 from __future__ import annotations
@@ -10,29 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-# Keywords the provider's strict mode does not support.
-UNSUPPORTED_KEYWORDS = frozenset(
-    {
-        "allOf",
-        "not",
-        "if",
-        "then",
-        "else",
-        "dependentRequired",
-        "dependentSchemas",
-        "patternProperties",
-        "unevaluatedProperties",
-        "unevaluatedItems",
-        "propertyNames",
-        "minProperties",
-        "maxProperties",
-        "contains",
-        "minContains",
-        "maxContains",
-    }
-)
-MAX_DEPTH = 10
-MAX_PROPERTIES = 5000
 SUBSCHEMA_LISTS = ("anyOf", "oneOf", "prefixItems")
 SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
 
@@ -44,22 +22,12 @@ def strict_mode_problems(schema: Any) -> list[tuple[str, str]]:
         return [("", "the schema must be a mapping")]
     if schema.get("type") != "object":
         problems.append(("", "the top level must be 'type: object'"))
-    if "anyOf" in schema:
-        problems.append(("", "the top level may not be an anyOf"))
-    property_count = 0
-    for location, node, depth in _walk(schema, "", 0):
-        problems.extend((location, message) for message in _node_problems(node, depth))
-        property_count += len(node.get("properties") or {})
-    if property_count > MAX_PROPERTIES:
-        problems.append(("", f"more than {MAX_PROPERTIES} properties in all"))
+    for location, node in _walk(schema, ""):
+        problems.extend((location, message) for message in _node_problems(node))
     return problems
 
 
-def _node_problems(node: dict[str, Any], depth: int) -> Iterator[str]:
-    for keyword in sorted(UNSUPPORTED_KEYWORDS & node.keys()):
-        yield f"'{keyword}' is not supported"
-    if depth > MAX_DEPTH:
-        yield f"objects are nested more than {MAX_DEPTH} levels deep"
+def _node_problems(node: dict[str, Any]) -> Iterator[str]:
     if _is_object(node):
         if node.get("additionalProperties") is not False:
             yield "every object needs 'additionalProperties: false'"
@@ -81,18 +49,17 @@ def _is_object(node: dict[str, Any]) -> bool:
     )
 
 
-def _walk(node: Any, location: str, depth: int) -> Iterator[tuple[str, dict[str, Any], int]]:
+def _walk(node: Any, location: str) -> Iterator[tuple[str, dict[str, Any]]]:
     if not isinstance(node, dict):
         return
-    yield location or "/", node, depth
-    nested = depth + (1 if _is_object(node) else 0)
+    yield location or "/", node
     for key in SUBSCHEMA_MAPS:
         for name, child in (node.get(key) or {}).items():
-            yield from _walk(child, f"{location}/{key}/{name}", nested)
+            yield from _walk(child, f"{location}/{key}/{name}")
     for key in SUBSCHEMA_LISTS:
         for i, child in enumerate(node.get(key) or []):
-            yield from _walk(child, f"{location}/{key}/{i}", nested)
+            yield from _walk(child, f"{location}/{key}/{i}")
     if isinstance(node.get("items"), dict):
-        yield from _walk(node["items"], f"{location}/items", nested)
+        yield from _walk(node["items"], f"{location}/items")
     if isinstance(node.get("additionalProperties"), dict):
-        yield from _walk(node["additionalProperties"], f"{location}/additionalProperties", nested)
+        yield from _walk(node["additionalProperties"], f"{location}/additionalProperties")

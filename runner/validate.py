@@ -419,7 +419,9 @@ def _load_ref(ref: str, folder: Path, root: Path, seen: frozenset[Path]) -> tupl
     if target in seen:
         raise _RefProblem(f"$ref '{ref}' refers back to itself through other files")
     if not target.is_file():
-        raise _RefProblem(f"$ref file not found: {ref}", f"looked for {display_path(target)}")
+        raise _RefProblem(
+            f"$ref file not found: {ref}", "the path is relative to the folder of the spec file"
+        )
     try:
         document = json.loads(read_text(target, display_path(target)))
     except json.JSONDecodeError as exc:
