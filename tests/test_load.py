@@ -47,7 +47,7 @@ def test_syntax_error_has_line_and_column(tmp_path):
 
 def test_tab_indentation_hint(tmp_path):
     message = load_error(write(tmp_path, "a: 1\n\tb: 2\n"))
-    assert message.startswith("spec.yaml:2:1: YAML syntax error: found a tab character")
+    assert message.startswith("spec.yaml:2:1: YAML syntax error: a tab is used for indentation")
     assert "use spaces" in message
 
 
