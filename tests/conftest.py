@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from runner.cli import cli  # noqa: E402
+from runner.cli import cli
 
 
 @pytest.fixture
@@ -29,3 +29,22 @@ def run_cli():
         return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def openai_wire_schemas() -> dict:
+    """The official chat-completions schemas, shared by the team in ../shared/openai/."""
+    import json
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "openai" / "chat-schemas.json"
+    if not path.is_file():
+        pytest.skip(f"the official OpenAI schemas are not at {path}")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def openai_request_validator(openai_wire_schemas):
+    from jsonschema import Draft202012Validator
+
+    ref = "#/components/schemas/CreateChatCompletionRequest"
+    return Draft202012Validator({**openai_wire_schemas, "$ref": ref})
