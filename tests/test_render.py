@@ -46,10 +46,13 @@ def test_body_is_the_api_request(project, run_cli):
         "model": "llama-3.3-70b-versatile",
         "messages": [
             {"role": "system", "content": "You are terse."},
-            {"role": "user", "content": [
-                {"type": "text", "text": "List 3 facts about git."},
-                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
-            ]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "List 3 facts about git."},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                ],
+            },
         ],
         "temperature": 0.2,
         "seed": 1,
