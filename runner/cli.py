@@ -155,6 +155,13 @@ def render(spec_path: Path, var_items: tuple[str, ...], vars_file: Path | None) 
     help="Retries for 429, 5xx and dropped connections.",
 )
 @click.option(
+    "--backoff",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="Base seconds of the exponential wait between retries (when no retry-after).",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=120.0,
@@ -188,6 +195,7 @@ def run(
     rpm: float | None,
     tpm: float | None,
     retries: int,
+    backoff: float,
     timeout: float,
     var_items: tuple[str, ...],
     vars_file: Path | None,
@@ -222,7 +230,7 @@ def run(
             concurrency=concurrency,
             rpm=rpm,
             tpm=tpm,
-            retry=RetryPolicy(retries=retries),
+            retry=RetryPolicy(retries=retries, backoff_factor=backoff),
             timeouts=Timeouts(read=timeout),
             variables=read_variables(var_items, vars_file),
         )

@@ -55,5 +55,5 @@ class RenderError(RunnerError):
         super().__init__(str(problem))
 
 
-class ProviderError(RunnerError):
-    """The provider configuration is unusable (e.g. the API key variable is not set)."""
+class ProviderError(UsageError):
+    """The provider configuration is unusable (e.g. the API key variable is not set): exit 2."""

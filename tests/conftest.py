@@ -48,3 +48,13 @@ def openai_request_validator(openai_wire_schemas):
 
     ref = "#/components/schemas/CreateChatCompletionRequest"
     return Draft202012Validator({**openai_wire_schemas, "$ref": ref})
+
+
+@pytest.fixture
+def openai_server():
+    """A local OpenAI-compatible server on 127.0.0.1 (see tests/openai_server.py)."""
+    from openai_server import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()

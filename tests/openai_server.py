@@ -1,0 +1,358 @@
+"""A local server that speaks the OpenAI chat-completions wire format, with faults on demand.
+
+Tests start it on 127.0.0.1 (see the ``openai_server`` fixture) and the benchmarks run it as a
+process (``python tests/openai_server.py --latency 0.1`` prints ``PORT <n>``). It answers
+``POST /v1/chat/completions`` with a well-formed completion built by the offline provider, so
+JSON modes get schema-valid JSON and tool requests get valid tool calls.
+
+Faults are queued with ``server.plan(...)`` and each one is used up by one HTTP request (one
+attempt, so retries consume the next one). A plan may be limited to requests whose body
+contains a marker string, so one spec of a run can misbehave while the others do not. Fault
+names:
+
+    ok                 a normal answer
+    <status>           e.g. "429", "500", "503", "400", "401", "404": an OpenAI-shaped error
+    slow               wait ``slow_seconds`` before sending headers (past the read timeout)
+    reset              close the connection with a TCP reset before any answer
+    drop_mid_body      send headers and half the body, then close the connection
+    truncated_json     200 with a JSON body cut short
+    wrong_content_type 200 with text/plain that is not JSON
+    html_error         502 with an HTML error page (as proxies send)
+    error_200          200 whose body is an ``error`` object
+    missing_choices    200 with a completion that has no ``choices``
+    large              200 with a completion whose content is ``large_bytes`` long
+    reply:<json>       200 with this JSON object as the assistant message (content/tool_calls)
+    redirect:<url>     307 to another URL
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import contextlib
+
+from runner import offline
+
+
+@dataclass
+class Received:
+    """One HTTP request as the server saw it."""
+
+    path: str
+    headers: dict[str, str]
+    body: Any
+    at: float
+
+
+@dataclass
+class Plan:
+    faults: deque[str]
+    marker: str | None = None
+
+
+@dataclass
+class Budget:
+    """A requests-per-window budget, enforced with 429 and the x-ratelimit-* headers."""
+
+    limit: int
+    window: float
+    sent: deque[float] = field(default_factory=deque)
+
+
+class FakeOpenAI(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(
+        self,
+        port: int = 0,
+        latency: float = 0.0,
+        api_key: str | None = None,
+        record: bool = True,
+    ):
+        super().__init__(("127.0.0.1", port), Handler)
+        self.latency = latency
+        self.api_key = api_key
+        self.record = record
+        self.slow_seconds = 3.0
+        self.large_bytes = 4_000_000
+        self.retry_after_ms = 50
+        self.received: list[Received] = []
+        self.statuses: Counter[int] = Counter()
+        self.budget: Budget | None = None
+        self._plans: list[Plan] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # ---- control, for tests
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def count(self) -> int:
+        return len(self.received)
+
+    def plan(self, *faults: str, marker: str | None = None) -> None:
+        """Queue faults, one per coming request (that contains ``marker``, if given)."""
+        with self._lock:
+            self._plans.append(Plan(deque(faults), marker))
+
+    def limit_rate(self, limit: int, window: float) -> None:
+        """Allow ``limit`` requests per ``window`` seconds; answer 429 beyond that."""
+        self.budget = Budget(limit, window)
+
+    def bodies_containing(self, text: str) -> list[Any]:
+        return [r.body for r in self.received if text in json.dumps(r.body)]
+
+    def start(self) -> FakeOpenAI:
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    # ---- used by the handler
+
+    def next_fault(self, raw_body: bytes) -> str:
+        text = raw_body.decode("utf-8", errors="replace")
+        with self._lock:
+            for plan in self._plans:
+                if plan.faults and (plan.marker is None or plan.marker in text):
+                    return plan.faults.popleft()
+        return "ok"
+
+    def over_budget(self) -> tuple[bool, dict[str, str]]:
+        budget = self.budget
+        if budget is None:
+            return False, {}
+        with self._lock:
+            now = time.monotonic()
+            while budget.sent and budget.sent[0] <= now - budget.window:
+                budget.sent.popleft()
+            over = len(budget.sent) >= budget.limit
+            if not over:
+                budget.sent.append(now)
+            reset = budget.sent[0] + budget.window - now if budget.sent else 0.0
+            headers = {
+                "x-ratelimit-limit-requests": str(budget.limit),
+                "x-ratelimit-remaining-requests": str(budget.limit - len(budget.sent)),
+                "x-ratelimit-reset-requests": f"{max(reset, 0.0):.3f}s",
+            }
+            if over:
+                headers["retry-after-ms"] = str(max(int(reset * 1000), 1))
+            return over, headers
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FakeOpenAI
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path == "/stats":
+            with self.server._lock:
+                counts = {str(k): v for k, v in self.server.statuses.items()}
+            self._send_json(
+                200, {"requests": sum(self.server.statuses.values()), "statuses": counts}
+            )
+        elif self.path.rstrip("/") == "/v1/models":
+            self._send_json(200, {"object": "list", "data": []})
+        else:
+            self._send_json(404, _error("Unknown request URL", "invalid_request_error", None))
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        server = self.server
+        if server.record:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            with server._lock:
+                server.received.append(Received(self.path, headers, body, time.monotonic()))
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send_json(
+                404,
+                _error(
+                    f"Unknown request URL: POST {self.path}", "invalid_request_error", "unknown_url"
+                ),
+            )
+            return
+        if (
+            server.api_key is not None
+            and self.headers.get("Authorization") != f"Bearer {server.api_key}"
+        ):
+            self._send_json(
+                401, _error("Invalid API Key", "invalid_request_error", "invalid_api_key")
+            )
+            return
+        over, limit_headers = server.over_budget()
+        if over:
+            self._send_json(429, _rate_limited(), limit_headers)
+            return
+        if server.latency:
+            time.sleep(server.latency)
+        self._answer(server.next_fault(raw), body if isinstance(body, dict) else {}, limit_headers)
+
+    def _answer(self, fault: str, body: dict, headers: dict[str, str]) -> None:
+        if fault == "ok":
+            self._send_json(200, offline.complete(body), headers)
+        elif fault.isdigit():
+            self._send_status(int(fault), headers)
+        elif fault == "slow":
+            time.sleep(self.server.slow_seconds)
+            self._send_json(200, offline.complete(body), headers)
+        elif fault == "reset":
+            self._reset_connection()
+        elif fault == "drop_mid_body":
+            data = json.dumps(offline.complete(body)).encode()
+            self._send_head(200, "application/json", len(data), headers)
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self._reset_connection()
+        elif fault == "truncated_json":
+            self._send_bytes(
+                200, "application/json", json.dumps(offline.complete(body))[:40].encode()
+            )
+        elif fault == "wrong_content_type":
+            self._send_bytes(200, "text/plain", b"Hello! I am not JSON.")
+        elif fault == "html_error":
+            page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+            self._send_bytes(502, "text/html", page)
+        elif fault == "error_200":
+            self._send_json(
+                200,
+                _error(
+                    "The server had an error while processing your request.", "server_error", None
+                ),
+            )
+        elif fault == "missing_choices":
+            answer = offline.complete(body)
+            del answer["choices"]
+            self._send_json(200, answer)
+        elif fault == "large":
+            answer = offline.complete(body)
+            answer["choices"][0]["message"] = {
+                "role": "assistant",
+                "content": "x" * self.server.large_bytes,
+            }
+            self._send_json(200, answer)
+        elif fault.startswith("reply:"):
+            answer = offline.complete(body)
+            message = {"role": "assistant", "content": None, **json.loads(fault[len("reply:") :])}
+            answer["choices"][0]["message"] = message
+            answer["choices"][0]["finish_reason"] = message.pop(
+                "finish_reason", "tool_calls" if message.get("tool_calls") else "stop"
+            )
+            self._send_json(200, answer)
+        elif fault.startswith("redirect:"):
+            self._send_bytes(307, "text/plain", b"moved", {"Location": fault[len("redirect:") :]})
+        else:
+            raise ValueError(f"unknown fault {fault!r}")
+
+    def _send_status(self, status: int, headers: dict[str, str]) -> None:
+        if status == 429:
+            headers = {
+                **headers,
+                "retry-after-ms": str(self.server.retry_after_ms),
+                "retry-after": "1",
+            }
+            self._send_json(429, _rate_limited(), headers)
+        elif status == 401:
+            self._send_json(
+                401, _error("Invalid API Key", "invalid_request_error", "invalid_api_key")
+            )
+        elif status == 404:
+            message = "The model does not exist or you do not have access to it."
+            self._send_json(404, _error(message, "invalid_request_error", "model_not_found"))
+        elif 400 <= status < 500:
+            self._send_json(
+                status,
+                _error(
+                    "'messages' must contain at least one message", "invalid_request_error", None
+                ),
+            )
+        else:
+            self._send_json(status, _error("Internal Server Error", "internal_server_error", None))
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        self._send_bytes(status, "application/json", json.dumps(payload).encode(), headers)
+
+    def _send_bytes(
+        self, status: int, content_type: str, data: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        self._send_head(status, content_type, len(data), headers or {})
+        self.wfile.write(data)
+
+    def _send_head(
+        self, status: int, content_type: str, length: int, headers: dict[str, str]
+    ) -> None:
+        if self.command == "POST":
+            with self.server._lock:
+                self.server.statuses[status] += 1
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _reset_connection(self) -> None:
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+
+def _error(message: str, kind: str, code: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "code": code}}
+
+
+def _rate_limited() -> dict[str, Any]:
+    message = "Rate limit reached for model on requests per minute (RPM). Please try again later."
+    return _error(message, "requests", "rate_limit_exceeded")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--rpm", type=int, default=None, help="requests allowed per --window")
+    parser.add_argument("--window", type=float, default=60.0)
+    parser.add_argument("--no-record", action="store_true", help="do not keep received requests")
+    args = parser.parse_args()
+    server = FakeOpenAI(args.port, args.latency, args.api_key, record=not args.no_record)
+    if args.rpm:
+        server.limit_rate(args.rpm, args.window)
+    print(f"PORT {server.port}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
