@@ -7,6 +7,9 @@ editing YAML needs the key, what it should hold, and often a guess at what they 
 from __future__ import annotations
 
 import difflib
+import json
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
@@ -117,9 +120,17 @@ def _additional(error: ValidationError, path: PathKey, doc: Document) -> Problem
     return doc.problem((*path, key), f"unknown key '{key}'{where}", hint, key=True)
 
 
+@lru_cache(maxsize=1)
+def _spec_properties() -> dict[str, Any]:
+    """The spec schema's top-level properties (for a 'required' in an if/then branch)."""
+    text = resources.files("runner").joinpath("spec.schema.json").read_text(encoding="utf-8")
+    return dict(json.loads(text)["properties"])
+
+
 def _required(error: ValidationError, path: PathKey, doc: Document) -> Problem:
     missing = str(error.message).split("'")[1] if "'" in error.message else error.message
-    prop = _schema(error).get("properties", {}).get(missing, {})
+    properties = _schema(error).get("properties") or _spec_properties()
+    prop = properties.get(missing, {})
     examples = prop.get("examples") if isinstance(prop, dict) else None
     hint = (
         f"for example: {missing}: {examples[0]}"

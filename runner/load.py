@@ -8,7 +8,7 @@ structures through aliases are refused before they exhaust memory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class Position:
     key_line: int | None = None
     key_column: int | None = None
     block: bool = False
+    file: str | None = None  # set only for values merged in from another file (a base spec)
 
 
 @dataclass
@@ -60,6 +61,8 @@ class Document:
     positions: dict[PathKey, Position] = field(default_factory=dict)
     text: str = ""
     display: str = ""
+    # Other files whose values were merged into this document: display name -> (path, text).
+    others: dict[str, tuple[Path, str]] = field(default_factory=dict)
 
     def position(self, path: PathKey, *, key: bool = False) -> Position:
         """The position of ``path`` or of its nearest ancestor that has one."""
@@ -76,7 +79,17 @@ class Document:
     ) -> Problem:
         """A Problem located at ``path`` in this document."""
         pos = self.position(path, key=key)
-        return Problem(self.display or str(self.path), message, pos.line, pos.column, hint)
+        return Problem(self.file_of(pos), message, pos.line, pos.column, hint)
+
+    def file_of(self, pos: Position) -> str:
+        """The display name of the file a position is in."""
+        return pos.file or self.display or str(self.path)
+
+    def source_of(self, pos: Position) -> tuple[Path, str]:
+        """The path and text of the file a position is in."""
+        if pos.file is not None and pos.file in self.others:
+            return self.others[pos.file]
+        return self.path, self.text
 
 
 def load_yaml(path: Path, display: str | None = None) -> Document:
@@ -205,9 +218,7 @@ class _Builder:
             )
         if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
             found = self.document.positions[path]
-            self.document.positions[path] = Position(
-                found.line, found.column, found.key_line, found.key_column, block=True
-            )
+            self.document.positions[path] = replace(found, block=True)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):

@@ -7,7 +7,8 @@ reach Python internals, change the values it is given, or read files outside the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,16 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from runner.cases import (
+    NO_CASE,
+    NO_COMBINATION,
+    Case,
+    Combination,
+    Selection,
+    combinations,
+    iter_cases,
+    record_id,
+)
 from runner.errors import Problem, RenderError
 from runner.project import find_project_root
 from runner.spec import Message, Spec, TextTemplate
@@ -30,6 +41,12 @@ class Request:
     spec: Spec
     vars: Mapping[str, Any]
     body: dict[str, Any]
+    case: Case = NO_CASE
+    combination: Combination = NO_COMBINATION
+
+    @property
+    def record_id(self) -> str:
+        return record_id(self.spec.name, self.case, self.combination)
 
 
 @lru_cache(maxsize=64)
@@ -45,13 +62,45 @@ def template_environment(project_root: Path) -> jinja2.Environment:
     )
 
 
-def render_request(spec: Spec, variables: Mapping[str, Any] | None = None) -> Request:
-    """The request for ``spec`` with ``variables`` laid over the spec's own ``vars``."""
-    merged = {**spec.vars, **(variables or {})}
+def render_request(
+    spec: Spec,
+    variables: Mapping[str, Any] | None = None,
+    case: Case = NO_CASE,
+    combination: Combination = NO_COMBINATION,
+) -> Request:
+    """The request for one case and matrix combination of ``spec``.
+
+    Variables: the spec's ``vars``, then the case's, then ``variables`` (from the command
+    line) win. Request fields: the spec's, then the combination's.
+    """
+    merged = {**spec.vars, **case.vars, **(variables or {})}
     env = template_environment(find_project_root(spec.path))
     messages = [_render_message(env, message, merged) for message in spec.messages]
-    body: dict[str, Any] = {"model": spec.model, "messages": messages, **spec.params}
-    return Request(spec=spec, vars=merged, body=body)
+    body: dict[str, Any] = {
+        "model": spec.model,
+        "messages": messages,
+        **spec.params,
+        **combination.fields,
+    }
+    return Request(spec, merged, body, case, combination)
+
+
+def render_requests(
+    spec: Spec, variables: Mapping[str, Any] | None = None, selection: Selection | None = None
+) -> Iterator[Request]:
+    """Every selected case x combination of ``spec``, rendered one at a time."""
+    combos = combinations(spec.matrix)
+    for case in iter_cases(spec.cases, selection):
+        for combination in combos:
+            yield render_request(spec, variables, case, combination)
+
+
+def requests_json(requests: list[Request]) -> str:
+    """One request: its body. Several: a list of {"id": record id, "body": body}."""
+    if len(requests) == 1 and not requests[0].record_id.count("/"):
+        return json.dumps(requests[0].body, indent=2, ensure_ascii=False)
+    listed = [{"id": r.record_id, "body": r.body} for r in requests]
+    return json.dumps(listed, indent=2, ensure_ascii=False)
 
 
 def _render_message(

@@ -13,8 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.cases import CaseSource
+
 # Keys of a spec that belong to the runner; every other top-level key is a request field.
-RUNNER_KEYS = frozenset({"version", "name", "description", "provider", "vars", "extra_body"})
+RUNNER_KEYS = frozenset(
+    {
+        "version",
+        "name",
+        "description",
+        "provider",
+        "vars",
+        "extra_body",
+        "extends",
+        "cases",
+        "matrix",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +84,11 @@ class OutputSchema:
 
 @dataclass(frozen=True)
 class Spec:
-    """One validated spec file."""
+    """One validated spec file (merged with the base specs it extends, listed in ``bases``).
+
+    ``sha256`` covers the spec file and its bases; the data file has its own hash in
+    ``cases.sha256``.
+    """
 
     path: Path
     display: str
@@ -84,3 +102,6 @@ class Spec:
     description: str | None = None
     tools: tuple[Tool, ...] = ()
     output: OutputSchema | None = None
+    cases: CaseSource | None = None
+    matrix: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    bases: tuple[str, ...] = ()

@@ -23,9 +23,11 @@ import jinja2.meta
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from runner.cases import DATA_SUFFIXES, CaseSource, check_cases
 from runner.errors import Problem, SpecError
 from runner.explain import explain
-from runner.load import Document, PathKey, load_yaml, read_text
+from runner.extends import with_bases
+from runner.load import Document, PathKey, Position, load_yaml, read_text
 from runner.project import display_path, find_project_root, resolve_inside
 from runner.render import template_environment
 from runner.spec import (
@@ -65,6 +67,13 @@ def spec_schema_text() -> str:
 @lru_cache(maxsize=1)
 def _spec_validator() -> Draft202012Validator:
     return Draft202012Validator(json.loads(spec_schema_text()))
+
+
+@lru_cache(maxsize=64)
+def _field_validator(key: str) -> Draft202012Validator:
+    """A validator for one request field's value, as the spec schema defines it."""
+    schema = json.loads(spec_schema_text())
+    return Draft202012Validator({"$defs": schema.get("$defs", {}), **schema["properties"][key]})
 
 
 def find_spec_files(paths: Iterable[Path]) -> list[Path]:
@@ -126,11 +135,11 @@ def _check_unique_names(result: Validation) -> None:
 def load_spec(path: Path) -> Spec:
     """Load and fully check one spec file; raise SpecError listing every problem in it."""
     display = display_path(path)
-    doc = load_yaml(path, display)
+    doc, bases = with_bases(load_yaml(path, display))
     problems = _schema_problems(doc, display)
     if problems:
         raise SpecError(problems)
-    checker = _SpecChecker(doc, display)
+    checker = _SpecChecker(doc, display, bases)
     spec = checker.build()
     if checker.problems:
         raise SpecError(sorted(checker.problems, key=lambda p: (p.line or 0, p.column or 0)))
@@ -157,11 +166,11 @@ def _schema_problems(doc: Document, display: str) -> list[Problem]:
 class _SpecChecker:
     """Semantic checks on a schema-valid spec, building the Spec as it goes."""
 
-    def __init__(self, doc: Document, display: str):
+    def __init__(self, doc: Document, display: str, bases: tuple[Document, ...] = ()):
         self.doc = doc
+        self.bases = bases
         self.data: dict[str, Any] = doc.data
         self.display = display
-        self.folder = doc.path.resolve().parent
         self.root = find_project_root(doc.path)
         self.env = template_environment(self.root)
         self.problems: list[Problem] = []
@@ -179,15 +188,20 @@ class _SpecChecker:
         output = self._output_schema(params)
         tools = self._tools(params)
         messages = tuple(self._message(i, m) for i, m in enumerate(data["messages"]))
-        self._check_variables(data.get("vars") or {})
+        needed = self._check_variables(data.get("vars") or {}, has_cases="cases" in data)
+        cases = self._cases(needed)
+        matrix = self._matrix()
         self._check_tool_choice(params, tools)
         self._check_token_limits()
         self._check_json_mode_mentions_json(output)
         params.update(data.get("extra_body") or {})
+        digest = hashlib.sha256(self.doc.text.encode())
+        for base in self.bases:
+            digest.update(base.text.encode())
         return Spec(
             path=self.doc.path,
             display=self.display,
-            sha256=hashlib.sha256(self.doc.text.encode()).hexdigest(),
+            sha256=digest.hexdigest(),
             name=data.get("name") or self.doc.path.stem,
             model=data["model"],
             messages=messages,
@@ -197,6 +211,9 @@ class _SpecChecker:
             description=data.get("description"),
             tools=tools,
             output=output,
+            cases=cases,
+            matrix=matrix,
+            bases=tuple(base.display for base in self.bases),
         )
 
     # --- messages and templates -------------------------------------------------------
@@ -220,16 +237,17 @@ class _SpecChecker:
     def _template(self, path: PathKey, source: str) -> TextTemplate:
         pos = self.doc.position(path)
         line, column = pos.line, pos.column
+        file = self.doc.file_of(pos)
         if pos.block:
-            line, column = line + 1, _indent_column(self.doc.text, line + 1)
-        template = TextTemplate(source, self.display, line, column)
+            line, column = line + 1, _indent_column(self.doc.source_of(pos)[1], line + 1)
+        template = TextTemplate(source, file, line, column)
         try:
             self.env.parse(source)
         except jinja2.TemplateSyntaxError as exc:
             at = line + (exc.lineno or 1) - 1
             self.problems.append(
                 Problem(
-                    self.display,
+                    file,
                     f"template syntax error: {exc.message}",
                     at,
                     column if at == line else 1,
@@ -238,14 +256,20 @@ class _SpecChecker:
             )
         return template
 
-    def _check_variables(self, defaults: dict[str, Any]) -> None:
+    def _check_variables(self, defaults: dict[str, Any], has_cases: bool) -> set[str]:
+        """Variables the templates use that ``vars`` does not give; reported unless cases
+        may give them (their rows are checked instead)."""
         reported: set[str] = set()
         for path, source in self._template_sources():
             try:
                 used = jinja2.meta.find_undeclared_variables(self.env.parse(source))
             except jinja2.TemplateSyntaxError:
                 continue
-            for name in sorted(used - defaults.keys() - reported):
+            missing = used - defaults.keys()
+            if has_cases:
+                reported |= missing
+                continue
+            for name in sorted(missing - reported):
                 reported.add(name)
                 self.problem(
                     path,
@@ -253,6 +277,80 @@ class _SpecChecker:
                     f"add it under 'vars:' (e.g. vars: {{{name}: ...}}) or pass "
                     f"--var {name}=... when running",
                 )
+        return reported
+
+    # --- cases and matrix ---------------------------------------------------------------
+
+    def _cases(self, needed: set[str]) -> CaseSource | None:
+        value = self.data.get("cases")
+        if value is None:
+            return None
+        pos = self.doc.position(("cases",))
+        if isinstance(value, list):
+            source = CaseSource(self.doc.file_of(pos), inline=tuple(value))
+
+            def row_problem(number: int | None, message: str, hint: str | None) -> Problem:
+                where: PathKey = ("cases", number - 1) if number else ("cases",)
+                return self.doc.problem(where, message.replace("row", "case", 1), hint)
+
+        else:
+            file = self._data_file(str(value), pos)
+            if file is None:
+                return None
+            source = CaseSource(display_path(file), file=file)
+
+            def row_problem(number: int | None, message: str, hint: str | None) -> Problem:
+                return Problem(source.display, message, number, None, hint)
+
+        try:
+            return check_cases(source, needed, row_problem)
+        except SpecError as exc:
+            self.problems.extend(exc.problems)
+            return None
+
+    def _data_file(self, reference: str, pos: Position) -> Path | None:
+        folder = self.doc.source_of(pos)[0].resolve().parent
+        target = resolve_inside(self.root, folder, reference)
+        if target is None:
+            self.problem(
+                ("cases",),
+                f"the data file '{reference}' is outside the project folder {self.root}",
+                "keep data files inside the project, e.g. in a data/ folder beside the spec",
+            )
+        elif target.suffix.lower() not in DATA_SUFFIXES:
+            self.problem(
+                ("cases",),
+                f"'{reference}' is not a data file this runner reads",
+                "use .csv, .jsonl, .json, .yaml or .yml",
+            )
+        elif not target.is_file():
+            self.problem(
+                ("cases",),
+                f"data file not found: {reference}",
+                "the path is relative to the folder of the spec file",
+            )
+        else:
+            return target
+        return None
+
+    def _matrix(self) -> dict[str, tuple[Any, ...]]:
+        matrix = self.data.get("matrix") or {}
+        schema = json.loads(spec_schema_text())
+        for key, values in matrix.items():
+            if key in RUNNER_KEYS or key == "messages" or key not in schema["properties"]:
+                self.problem(
+                    ("matrix", key),
+                    f"the matrix cannot vary '{key}'",
+                    "vary request fields such as model, temperature or top_p; "
+                    "vary variables with 'cases'",
+                    key=True,
+                )
+                continue
+            validator = _field_validator(key)
+            for i, value in enumerate(values):
+                for error in validator.iter_errors(value):
+                    self.problem(("matrix", key, i), f"matrix {key}[{i}]: {error.message}")
+        return {key: tuple(values) for key, values in matrix.items()}
 
     def _template_sources(self) -> Iterator[tuple[PathKey, str]]:
         for i, message in enumerate(self.data["messages"]):
@@ -328,8 +426,9 @@ class _SpecChecker:
 
     def _schema(self, path: PathKey, value: Any) -> dict[str, Any] | None:
         """A JSON Schema given inline or as ``{$ref: file}``, with file refs inlined."""
+        folder = self.doc.source_of(self.doc.position(path))[0].resolve().parent
         try:
-            schema = _inline_refs(value, self.folder, self.root, frozenset())
+            schema = _inline_refs(value, folder, self.root, frozenset())
         except _RefProblem as exc:
             self.problem((*path, "$ref") if "$ref" in value else path, exc.message, exc.hint)
             return None

@@ -1,0 +1,324 @@
+"""Cases and matrix: turn one spec into many requests.
+
+A spec's ``cases`` are sets of template variables, listed inline or read from a data file next
+to the spec (CSV, JSONL, JSON or YAML); a ``matrix`` sweeps request fields (model, temperature,
+...) over lists of values. Every case x combination is one request, with a record id that stays
+the same when rows are added or reordered: a case's id is its ``id`` column when it has one,
+otherwise a hash of its content.
+
+Data files are read lazily, one row at a time, so a large CSV or JSONL file runs in bounded
+memory. JSON and YAML data files are read whole (they cannot be streamed), within the loader's
+size limit.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+import random
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import Problem, SpecError
+from runner.load import load_yaml, read_text
+
+DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".yaml", ".yml")
+ID_COLUMN = "id"
+MAX_REPORTED_ROWS = 5
+
+
+@dataclass(frozen=True)
+class Case:
+    """One set of template variables, with a stable id and where it came from."""
+
+    id: str
+    vars: Mapping[str, Any]
+    row: int | None = None
+
+
+@dataclass(frozen=True)
+class CaseSource:
+    """Where a spec's cases come from: a list in the spec, or a data file."""
+
+    display: str
+    inline: tuple[Mapping[str, Any], ...] | None = None
+    file: Path | None = None
+    count: int = 0
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One point of a matrix: request fields laid over the spec's, and a label naming it."""
+
+    label: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which cases to run: by id, the first N, or a seeded random sample of N (per spec)."""
+
+    case_ids: tuple[str, ...] = ()
+    limit: int | None = None
+    sample: int | None = None
+    seed: int = 0
+
+
+NO_CASE = Case("", {})
+NO_COMBINATION = Combination("")
+
+
+# ---- ids
+
+
+def case_id(row: Mapping[str, Any]) -> str:
+    """The row's ``id`` value, or a hash of its content (independent of key order)."""
+    given = row.get(ID_COLUMN)
+    if given is not None and str(given).strip():
+        return str(given).strip()
+    text = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def record_id(spec_name: str, case: Case, combination: Combination) -> str:
+    """``name``, ``name/case``, ``name/combination`` or ``name/case/combination``."""
+    return "/".join(part for part in (spec_name, case.id, combination.label) if part)
+
+
+# ---- reading rows
+
+
+def read_rows(source: CaseSource) -> Iterator[tuple[int, Any]]:
+    """(line or item number, row) for every case; raises SpecError for unreadable files."""
+    if source.inline is not None:
+        yield from enumerate(source.inline, start=1)
+        return
+    assert source.file is not None
+    suffix = source.file.suffix.lower()
+    if suffix == ".csv":
+        yield from _csv_rows(source.file, source.display)
+    elif suffix == ".jsonl":
+        yield from _jsonl_rows(source.file, source.display)
+    else:
+        yield from enumerate(_document_rows(source.file, source.display), start=1)
+
+
+def _csv_rows(path: Path, display: str) -> Iterator[tuple[int, Any]]:
+    with _open_text(path, display) as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
+        names = [name.strip() for name in header]
+        _check_header(names, display)
+        for values in reader:
+            if not values or values == [""]:
+                continue
+            if len(values) != len(names):
+                yield (
+                    reader.line_num,
+                    _BadRow(f"has {len(values)} values but the header has {len(names)} columns"),
+                )
+                continue
+            yield reader.line_num, dict(zip(names, values, strict=True))
+
+
+def _check_header(names: list[str], display: str) -> None:
+    problems = [
+        Problem(display, f"column {i} of the header has no name", 1, None, "name every column")
+        for i, name in enumerate(names, start=1)
+        if not name
+    ]
+    dupes = sorted({n for n in names if n and names.count(n) > 1})
+    problems += [Problem(display, f"column '{n}' appears twice in the header", 1) for n in dupes]
+    if problems:
+        raise SpecError(problems)
+
+
+def _jsonl_rows(path: Path, display: str) -> Iterator[tuple[int, Any]]:
+    with _open_text(path, display) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, _BadRow(f"is not valid JSON: {exc.msg} (column {exc.colno})")
+
+
+def _document_rows(path: Path, display: str) -> list[Any]:
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(read_text(path, display))
+        except json.JSONDecodeError as exc:
+            raise SpecError(
+                [Problem(display, f"is not valid JSON: {exc.msg}", exc.lineno, exc.colno)]
+            ) from None
+    else:
+        data = load_yaml(path, display).data
+    if not isinstance(data, list):
+        raise SpecError(
+            [
+                Problem(
+                    display, "a data file must hold a list of cases (mappings of variables)", 1, 1
+                )
+            ]
+        )
+    return data
+
+
+def _open_text(path: Path, display: str) -> Any:
+    try:
+        return open(path, encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise SpecError([Problem(display, "data file not found")]) from None
+    except OSError as exc:
+        raise SpecError([Problem(display, f"cannot read data file: {exc.strerror}")]) from None
+
+
+class _BadRow:
+    """A row that could not be read; checked and reported by ``check_cases``."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+# ---- checking (runner validate)
+
+
+def check_cases(source: CaseSource, needed: Iterable[str], row_problem: Any) -> CaseSource:
+    """Read every row once: count them, hash the file, and report what is wrong, by row.
+
+    ``needed`` are the template variables that the spec's own ``vars`` do not supply.
+    ``row_problem(number, message, hint)`` makes the Problem for a row (inline cases point
+    into the spec, data files at the row's line). Raises SpecError with every problem found.
+    """
+    needed = sorted(needed)
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    count = 0
+    try:
+        for number, row in read_rows(source):
+            count += 1
+            if len(problems) >= MAX_REPORTED_ROWS:
+                continue
+            problem = _row_problem(row, needed, seen, number, row_problem)
+            if problem is not None:
+                problems.append(problem)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        problems.append(Problem(source.display, f"cannot read the data file: {exc}"))
+    if count == 0 and not problems:
+        problems.append(row_problem(None, "has no cases", "add at least one row of variables"))
+    if problems:
+        raise SpecError(problems)
+    return CaseSource(source.display, source.inline, source.file, count, _file_hash(source.file))
+
+
+def _row_problem(
+    row: Any, needed: list[str], seen: dict[str, int], number: int, row_problem: Any
+) -> Problem | None:
+    if isinstance(row, _BadRow):
+        return row_problem(number, f"row {number} {row.reason}", None)
+    if not isinstance(row, dict):
+        return row_problem(
+            number, f"row {number} is not a mapping of variable names to values", None
+        )
+    missing = [name for name in needed if name not in row]
+    if missing:
+        return row_problem(
+            number,
+            f"row {number} has no value for {', '.join(repr(m) for m in missing)}, "
+            "which the templates use",
+            "add the column (or key), or give a default under 'vars:' in the spec",
+        )
+    identity = case_id(row)
+    first = seen.setdefault(identity, number)
+    if first != number:
+        what = "id" if row.get(ID_COLUMN) not in (None, "") else "content"
+        return row_problem(
+            number,
+            f"row {number} has the same {what} as row {first} (case id '{identity}')",
+            "give every case its own 'id', or remove the repeated row",
+        )
+    return None
+
+
+def _file_hash(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---- expanding (runner run / render)
+
+
+def iter_cases(source: CaseSource | None, selection: Selection | None = None) -> Iterator[Case]:
+    """The selected cases of a spec, read lazily; one empty case when the spec has none."""
+    if source is None:
+        yield NO_CASE
+        return
+    selection = selection or Selection()
+    cases = (
+        Case(case_id(row), row, number)
+        for number, row in read_rows(source)
+        if isinstance(row, dict)
+    )
+    if selection.case_ids:
+        wanted = set(selection.case_ids)
+        cases = (case for case in cases if case.id in wanted)
+    if selection.sample is not None:
+        yield from _sample(cases, selection.sample, selection.seed)
+    elif selection.limit is not None:
+        yield from itertools.islice(cases, selection.limit)
+    else:
+        yield from cases
+
+
+def _sample(cases: Iterator[Case], size: int, seed: int) -> list[Case]:
+    """A seeded reservoir sample, in file order: memory grows with ``size``, not the file."""
+    rng = random.Random(seed)
+    reservoir: list[tuple[int, Case]] = []
+    for index, case in enumerate(cases):
+        if index < size:
+            reservoir.append((index, case))
+        else:
+            slot = rng.randrange(index + 1)
+            if slot < size:
+                reservoir[slot] = (index, case)
+    return [case for _, case in sorted(reservoir, key=lambda item: item[0])]
+
+
+def combinations(matrix: Mapping[str, tuple[Any, ...]]) -> list[Combination]:
+    """Every combination of a matrix's values, labelled ``model=a,temperature=0.5``."""
+    if not matrix:
+        return [NO_COMBINATION]
+    keys = list(matrix)
+    return [
+        Combination(
+            ",".join(f"{k}={_label(v)}" for k, v in zip(keys, values, strict=True)),
+            dict(zip(keys, values, strict=True)),
+        )
+        for values in itertools.product(*(matrix[k] for k in keys))
+    ]
+
+
+def _label(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def count_requests(source: CaseSource | None, matrix: Mapping[str, tuple[Any, ...]]) -> int:
+    """How many requests a spec makes with every case selected."""
+    cases = source.count if source is not None else 1
+    combos = 1
+    for values in matrix.values():
+        combos *= len(values)
+    return cases * combos
