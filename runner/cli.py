@@ -9,12 +9,15 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
 from runner import __version__
 from runner.errors import RenderError, RunnerError, SpecError, UsageError
+
+if TYPE_CHECKING:
+    from runner.cases import Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,6 +49,43 @@ def reports_errors(command: F) -> F:
 
 
 existing_paths = click.Path(exists=True, path_type=Path)
+
+
+def selection_options(command: F) -> F:
+    """--case, --limit, --sample and --sample-seed, handed to the command as ``selection``."""
+
+    @click.option(
+        "--case",
+        "case_ids",
+        multiple=True,
+        metavar="ID",
+        help="Only the case with this id (repeatable).",
+    )
+    @click.option(
+        "--limit", type=click.IntRange(min=1), help="Only the first N cases of each spec."
+    )
+    @click.option(
+        "--sample",
+        type=click.IntRange(min=1),
+        help="A random sample of N cases of each spec (the same for the same --sample-seed).",
+    )
+    @click.option("--sample-seed", type=int, default=0, show_default=True, help="Seed of --sample.")
+    @wraps(command)
+    def wrapper(
+        *args: Any,
+        case_ids: tuple[str, ...],
+        limit: int | None,
+        sample: int | None,
+        sample_seed: int,
+        **kwargs: Any,
+    ) -> Any:
+        from runner.cases import Selection
+
+        if limit is not None and sample is not None:
+            raise click.UsageError("give --limit or --sample, not both")
+        return command(*args, selection=Selection(case_ids, limit, sample, sample_seed), **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,18 +131,24 @@ def validate(paths: tuple[Path, ...], quiet: bool) -> None:
     help="Set a template variable (repeatable); overrides the spec's vars.",
 )
 @click.option("--vars-file", type=existing_paths, help="YAML or JSON file of template variables.")
+@selection_options
 @reports_errors
-def render(spec_path: Path, var_items: tuple[str, ...], vars_file: Path | None) -> None:
-    """Print the exact JSON request body SPEC would send. Sends nothing."""
-    import json
+def render(
+    spec_path: Path, var_items: tuple[str, ...], vars_file: Path | None, selection: Selection
+) -> None:
+    """Print the exact JSON request body SPEC would send. Sends nothing.
 
-    from runner.render import render_request
+    A spec with cases or a matrix prints a JSON list of {"id", "body"}, one per request.
+    """
+    from runner.render import render_requests, requests_json
     from runner.validate import load_spec
     from runner.variables import read_variables
 
     spec = load_spec(spec_path)
-    request = render_request(spec, read_variables(var_items, vars_file))
-    click.echo(json.dumps(request.body, indent=2, ensure_ascii=False))
+    requests = list(render_requests(spec, read_variables(var_items, vars_file), selection))
+    if not requests:
+        raise UsageError(f"no case of {spec.display} matches the selection")
+    click.echo(requests_json(requests))
 
 
 @cli.command()
@@ -182,8 +228,22 @@ def render(spec_path: Path, var_items: tuple[str, ...], vars_file: Path | None) 
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Finish an interrupted run in this run directory.",
 )
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
+@click.option("--refresh", is_flag=True, help="Send every request again; update the cache.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List what would be sent and what comes from the cache; send nothing.",
+)
+@click.option(
+    "--replay",
+    "replay_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Answer every request from this cassette (see runner export); no network.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@selection_options
 @reports_errors
 def run(
     paths: tuple[Path, ...],
@@ -200,15 +260,22 @@ def run(
     var_items: tuple[str, ...],
     vars_file: Path | None,
     resume_dir: Path | None,
+    no_cache: bool,
+    refresh: bool,
+    dry_run: bool,
+    replay_file: Path | None,
     quiet: bool,
     as_json: bool,
+    selection: Selection,
 ) -> None:
     """Validate specs, send their requests and save the results in a new run directory.
 
     Exit code 0 when every request succeeded with valid output, 1 when any failed or
     returned invalid output, 2 for usage errors.
     """
-    from runner.execute import RunSettings, resume_run, start_run
+    import json
+
+    from runner.execute import RunSettings, plan_run, resume_run, start_run
     from runner.providers import ProviderOverride
     from runner.transport import RetryPolicy, Timeouts
     from runner.validate import load_spec, validate_paths
@@ -216,6 +283,7 @@ def run(
 
     if bool(paths) == bool(resume_dir):
         raise UsageError("give spec files or folders to run, or --resume RUN_DIR (not both)")
+    cache = _cache_mode(no_cache, refresh, replay_file, dry_run, resume_dir)
     show = _progress_printer(quiet or as_json)
     if resume_dir is not None:
         summary = resume_run(resume_dir, load_spec, show)
@@ -226,22 +294,48 @@ def run(
         if not validation.specs:
             raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
         settings = RunSettings(
-            provider=ProviderOverride(provider, base_url, api_key_env),
+            provider=ProviderOverride(
+                provider, base_url, api_key_env, require_key=not (dry_run or replay_file)
+            ),
             concurrency=concurrency,
             rpm=rpm,
             tpm=tpm,
             retry=RetryPolicy(retries=retries, backoff_factor=backoff),
             timeouts=Timeouts(read=timeout),
             variables=read_variables(var_items, vars_file),
+            cache=cache,
+            replay=str(replay_file.resolve()) if replay_file else None,
+            selection=selection,
         )
+        if dry_run:
+            plan = plan_run(validation.specs, settings)
+            click.echo(json.dumps(plan.to_json(), indent=2) if as_json else plan.describe())
+            sys.exit(EXIT_OK)
         summary = start_run(validation.specs, settings, out_dir, show)
     if as_json:
-        import json
-
         click.echo(json.dumps(summary.to_json(), indent=2))
     elif not quiet:
         click.echo(summary.describe(), err=True)
     sys.exit(EXIT_OK if summary.succeeded else EXIT_FAILED)
+
+
+def _cache_mode(
+    no_cache: bool,
+    refresh: bool,
+    replay: Path | None,
+    dry_run: bool,
+    resume_dir: Path | None,
+) -> Literal["use", "refresh", "off"]:
+    """The cache mode the run options ask for; conflicting options are usage errors."""
+    if resume_dir is not None and (no_cache or refresh or replay or dry_run):
+        raise UsageError("--resume keeps the cache and replay settings of the run it resumes")
+    if no_cache and refresh:
+        raise UsageError("--no-cache and --refresh cannot go together")
+    if replay is not None and refresh:
+        raise UsageError("--replay sends nothing, so there is nothing to --refresh")
+    if no_cache or replay is not None:
+        return "off"
+    return "refresh" if refresh else "use"
 
 
 def _progress_printer(quiet: bool) -> Callable[[dict[str, Any], int, int], None] | None:
@@ -262,6 +356,68 @@ def _progress_printer(quiet: bool) -> Callable[[dict[str, Any], int, int], None]
         )
 
     return show
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--output",
+    "-o",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The cassette file to write (JSON Lines).",
+)
+@reports_errors
+def export(run_dir: Path, out: Path) -> None:
+    """Save the answers of RUN_DIR as a cassette for runner run --replay (no secrets)."""
+    from runner.cassette import export_run
+
+    result = export_run(run_dir, out)
+    click.echo(result.describe(), err=True)
+
+
+@cli.command()
+@click.argument("run_a", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_b", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@reports_errors
+def diff(run_a: Path, run_b: Path, as_json: bool) -> None:
+    """Compare two run directories record by record.
+
+    Exit code 0 when both give the same answers, 1 when any output or status differs or
+    records were added or are missing, 2 for usage errors.
+    """
+    import json
+
+    from runner.diff import diff_runs
+
+    result = diff_runs(run_a, run_b)
+    click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.describe())
+    sys.exit(EXIT_OK if result.identical else EXIT_FAILED)
+
+
+@cli.group()
+def cache() -> None:
+    """The response cache of a project (.runner/cache.sqlite, or $RUNNER_CACHE_DIR)."""
+
+
+@cache.command("clear")
+@click.argument("path", default=".", type=existing_paths)
+@reports_errors
+def cache_clear(path: Path) -> None:
+    """Delete every cached answer of the project holding PATH (default: this folder)."""
+    from runner.cache import ResponseCache, cache_path_for
+
+    location = cache_path_for(path)
+    if not location.is_file():
+        click.echo(f"no cache at {location}", err=True)
+        return
+    responses = ResponseCache(location)
+    try:
+        click.echo(f"deleted {responses.clear()} cached answer(s) from {location}", err=True)
+    finally:
+        responses.close()
 
 
 @cli.command()

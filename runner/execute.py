@@ -18,14 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from runner import offline
+from runner.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
+from runner.cases import Selection, combinations, iter_cases
+from runner.cassette import Cassette
 from runner.check import MalformedResponse, check_response
-from runner.errors import UsageError
+from runner.errors import RenderError, UsageError
 from runner.explain_http import explain_http_error
 from runner.providers import Endpoint, ProviderOverride, resolve_endpoint
 from runner.ratelimit import RateLimiter
 from runner.render import Request, render_request
 from runner.spec import Spec
-from runner.store import RunStore, environment_info, utc_now
+from runner.store import RunStore, environment_info, git_info, utc_now
 from runner.transport import HttpClient, HttpResult, RetryPolicy, Timeouts
 
 
@@ -40,6 +43,9 @@ class RunSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
     variables: dict[str, Any] = field(default_factory=dict)
+    cache: CacheMode = "use"
+    replay: str | None = None  # a cassette file: answer everything from it, send nothing
+    selection: Selection = field(default_factory=Selection)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,7 +60,17 @@ class RunSettings:
             retry=RetryPolicy(**data.get("retry", {})),
             timeouts=Timeouts(**data.get("timeouts", {})),
             variables=data.get("variables", {}),
+            cache=data.get("cache", "use"),
+            replay=data.get("replay"),
+            selection=_selection(data.get("selection")),
         )
+
+
+def _selection(data: dict[str, Any] | None) -> Selection:
+    if not data:
+        return Selection()
+    ids = tuple(data.get("case_ids") or ())
+    return Selection(ids, data.get("limit"), data.get("sample"), data.get("seed", 0))
 
 
 @dataclass
@@ -67,6 +83,7 @@ class RunSummary:
     failed: int = 0
     invalid_output: int = 0
     resumed: int = 0
+    cached: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
@@ -78,6 +95,7 @@ class RunSummary:
 
     def add(self, record: dict[str, Any]) -> None:
         self.total += 1
+        self.cached += bool(record.get("cached"))
         status = record["status"]
         if status == "ok":
             self.ok += 1
@@ -99,6 +117,7 @@ class RunSummary:
         lines = [
             f"{self.total} request(s) in {self.seconds:.1f}s: {self.ok} ok, "
             f"{self.failed} failed, {self.invalid_output} invalid output"
+            + (f", {self.cached} from cache" if self.cached else "")
             + (f" ({self.resumed} already done before resuming)" if self.resumed else ""),
             f"tokens: {self.prompt_tokens} prompt, {self.completion_tokens} completion",
             f"saved in {self.run_dir}",
@@ -122,20 +141,113 @@ class Job:
     record_id: str
     request: Request
     endpoint: Endpoint
+    render_error: str | None = None  # the template failed for this case: nothing to send
 
 
 # Called after each saved record with (record, records done so far, records in this run).
 Progress = Callable[[dict[str, Any], int, int], None]
 
+# Where stored answers come from: the response cache, or a cassette when replaying.
+AnswerSource = ResponseCache | Cassette
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One request of a dry run and where its answer would come from."""
+
+    record_id: str
+    spec_path: str
+    source: str  # send, cache, replay, offline, or error (the templates fail for it)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What ``runner run`` would do, request by request; nothing sent, no run directory."""
+
+    requests: tuple[PlannedRequest, ...]
+    cache_path: Path | None = None
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(("send", "cache", "replay", "offline", "error"), 0)
+        for request in self.requests:
+            counts[request.source] += 1
+        return counts
+
+    def describe(self) -> str:
+        """One line per request, then the counts."""
+        labels = {
+            "send": "send",
+            "cache": "cached",
+            "replay": "replay",
+            "offline": "offline",
+            "error": "ERROR",
+        }
+        lines = [f"{labels[r.source]:<9}{r.record_id}  ({r.spec_path})" for r in self.requests]
+        counts = self.counts()
+        parts = [f"{counts['send']} to send", f"{counts['cache']} from cache"]
+        parts += [f"{counts[k]} {k}" for k in ("replay", "offline") if counts[k]]
+        if counts["error"]:
+            parts.append(f"{counts['error']} that cannot be rendered")
+        lines.append(f"{len(self.requests)} request(s): {', '.join(parts)} (dry run: nothing sent)")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": [asdict(r) for r in self.requests],
+            "counts": self.counts(),
+            "total": len(self.requests),
+            "cache_path": str(self.cache_path) if self.cache_path else None,
+        }
+
+
+def plan_run(specs: list[Spec], settings: RunSettings) -> RunPlan:
+    """Render every request and say whether it would be sent or answered from the cache."""
+    endpoints = _endpoints(specs, settings)
+    jobs = list(_plan(specs, settings, endpoints))
+    path = cache_path_for(specs[0].path) if specs and settings.cache == "use" else None
+    answers: AnswerSource | None = None
+    if settings.replay:
+        answers = _open_answers(specs, endpoints, settings)
+    elif path is not None and path.is_file():
+        answers = ResponseCache(path, "use")
+    try:
+        requests = tuple(
+            PlannedRequest(job.record_id, job.request.spec.display, _source(answers, job, settings))
+            for job in jobs
+        )
+    finally:
+        if answers is not None:
+            answers.close()
+    return RunPlan(requests, path)
+
+
+def _source(answers: AnswerSource | None, job: Job, settings: RunSettings) -> str:
+    if job.render_error is not None:
+        return "error"
+    if job.endpoint.offline:
+        return "offline"
+    _, stored = _stored_answer(answers, job)
+    if stored is None:
+        return "send"
+    return "replay" if settings.replay else "cache"
+
 
 def start_run(
     specs: list[Spec], settings: RunSettings, out_dir: Path, progress: Progress | None = None
 ) -> RunSummary:
-    """Run ``specs`` into a new run directory under ``out_dir``."""
-    jobs = list(_plan(specs, settings))
+    """Run ``specs`` into a new run directory under ``out_dir``.
+
+    Endpoints (and their keys) are resolved, and a replay cassette checked, before anything
+    is sent; requests are then rendered one at a time as workers become free, so a spec with
+    100,000 cases runs in bounded memory.
+    """
+    endpoints = _endpoints(specs, settings)
+    answers = _open_answers(specs, endpoints, settings)
     store = RunStore.create(out_dir)
     store.write_manifest(_manifest(store, specs, settings, "running"))
-    return _execute(store, jobs, specs, settings, progress)
+    jobs = _plan(specs, settings, endpoints)
+    total = _expected_requests(specs, settings.selection)
+    return _execute(store, jobs, total, settings, progress, answers=answers)
 
 
 def resume_run(
@@ -147,28 +259,106 @@ def resume_run(
     settings = RunSettings.from_json(manifest["settings"])
     specs = [_reload(entry, load) for entry in manifest["specs"]]
     done = store.completed_ids()
-    jobs = [job for job in _plan(specs, settings) if job.record_id not in done]
-    return _execute(store, jobs, specs, settings, progress, resumed=len(done))
+    endpoints = _endpoints(specs, settings)
+    answers = _open_answers(specs, endpoints, settings, done)
+    jobs = (job for job in _plan(specs, settings, endpoints) if job.record_id not in done)
+    total = max(_expected_requests(specs, settings.selection) - len(done), 0)
+    return _execute(store, jobs, total, settings, progress, resumed=len(done), answers=answers)
+
+
+def _open_answers(
+    specs: list[Spec],
+    endpoints: dict[Any, Endpoint],
+    settings: RunSettings,
+    done: frozenset[str] | set[str] = frozenset(),
+) -> AnswerSource | None:
+    """The cache or cassette answering this run, checked before anything is sent."""
+    if settings.replay:
+        cassette = Cassette.load(Path(settings.replay))
+        missing = [
+            job
+            for job in _plan(specs, settings, endpoints)
+            if job.record_id not in done
+            and job.render_error is None
+            and not job.endpoint.offline
+            and cassette.get(request_key(job.endpoint.completions_url, job.request.body)) is None
+        ]
+        if missing:
+            names = "; ".join(f"{j.request.spec.display} (record {j.record_id})" for j in missing)
+            raise UsageError(
+                f"the cassette {cassette.path} has no answer for {len(missing)} request(s): "
+                f"{names}; record them with runner run and runner export"
+            )
+        return cassette
+    if settings.cache == "off" or all(e.offline for e in endpoints.values()):
+        return None
+    return ResponseCache(cache_path_for(specs[0].path), settings.cache)
+
+
+def _spec_entry(spec: Spec) -> dict[str, Any]:
+    """What the manifest says of a spec: enough to reload it and see that it has not changed."""
+    entry: dict[str, Any] = {
+        "path": spec.display,
+        "file": str(spec.path.resolve()),
+        "name": spec.name,
+        "sha256": spec.sha256,
+    }
+    if spec.bases:
+        entry["bases"] = list(spec.bases)
+    if spec.cases is not None and spec.cases.file is not None:
+        entry["data"] = {"path": spec.cases.display, "sha256": spec.cases.sha256}
+    return entry
 
 
 def _reload(entry: dict[str, Any], load: Callable[[Path], Spec]) -> Spec:
     spec = load(Path(entry["file"]))
-    if spec.sha256 != entry["sha256"]:
+    if _spec_entry(spec) != entry:
         raise UsageError(
-            f"{entry['path']} has changed since the run started; start a new run "
-            "(a resumed run must send the same requests)"
+            f"{entry['path']} (or a file it uses) has changed since the run started; start a "
+            "new run (a resumed run must send the same requests)"
         )
     return spec
 
 
-def _plan(specs: list[Spec], settings: RunSettings) -> Iterator[Job]:
+def _endpoints(specs: list[Spec], settings: RunSettings) -> dict[Any, Endpoint]:
+    """Each spec provider's endpoint, resolved once: a missing key fails before any request."""
     endpoints: dict[Any, Endpoint] = {}
     for spec in specs:
-        endpoint = endpoints.get(spec.provider)
-        if endpoint is None:
-            endpoint = resolve_endpoint(spec.provider, settings.provider)
-            endpoints[spec.provider] = endpoint
-        yield Job(spec.name, render_request(spec, settings.variables), endpoint)
+        if spec.provider not in endpoints:
+            endpoints[spec.provider] = resolve_endpoint(spec.provider, settings.provider)
+    return endpoints
+
+
+def _plan(
+    specs: list[Spec], settings: RunSettings, endpoints: dict[Any, Endpoint]
+) -> Iterator[Job]:
+    """Every request of the run, rendered lazily, in spec, case and combination order."""
+    for spec in specs:
+        endpoint = endpoints[spec.provider]
+        combos = combinations(spec.matrix)
+        for case in iter_cases(spec.cases, settings.selection):
+            for combination in combos:
+                try:
+                    request = render_request(spec, settings.variables, case, combination)
+                except RenderError as exc:
+                    request = Request(spec, {**spec.vars, **case.vars}, {}, case, combination)
+                    yield Job(request.record_id, request, endpoint, str(exc.problem))
+                    continue
+                yield Job(request.record_id, request, endpoint)
+
+
+def _expected_requests(specs: list[Spec], selection: Selection) -> int:
+    """How many requests the run makes (for the progress bar)."""
+    total = 0
+    for spec in specs:
+        cases = spec.cases.count if spec.cases is not None else 1
+        if spec.cases is not None and selection.case_ids:
+            cases = min(cases, len(set(selection.case_ids)))
+        for cap in (selection.limit, selection.sample):
+            if spec.cases is not None and cap is not None:
+                cases = min(cases, cap)
+        total += cases * len(combinations(spec.matrix))
+    return total
 
 
 def _manifest(
@@ -182,25 +372,24 @@ def _manifest(
         "run_id": store.run_id,
         "started_at": utc_now(),
         **environment_info(),
+        "git": git_info(specs[0].path.parent) if specs else None,
         "settings": settings.to_json(),
-        "specs": [
-            {"path": s.display, "file": str(s.path.resolve()), "name": s.name, "sha256": s.sha256}
-            for s in specs
-        ],
+        "specs": [_spec_entry(s) for s in specs],
     }
     return {**manifest, "status": status}
 
 
 def _execute(
     store: RunStore,
-    jobs: list[Job],
-    specs: list[Spec],
+    jobs: Iterable[Job],
+    total: int,
     settings: RunSettings,
     progress: Progress | None,
     resumed: int = 0,
+    answers: AnswerSource | None = None,
 ) -> RunSummary:
     started = time.monotonic()
-    sender = _Sender(settings)
+    sender = _Sender(settings, answers)
     summary = RunSummary(store.root, resumed=resumed)
     lock = threading.Lock()
 
@@ -209,7 +398,7 @@ def _execute(
         with lock:
             summary.add(record)
             if progress:
-                progress(record, summary.total, len(jobs))
+                progress(record, summary.total, max(total, summary.total))
 
     try:
         _run_pool(jobs, sender, finish, settings.concurrency)
@@ -221,11 +410,7 @@ def _execute(
 
 
 def _finish_manifest(store: RunStore, summary: RunSummary) -> None:
-    store.rewrite_results()
-    counts = {"total": 0, "ok": 0, "failed": 0, "invalid_output": 0}
-    for record in store.records():
-        counts["total"] += 1
-        counts[record["status"]] = counts.get(record["status"], 0) + 1
+    counts = store.rewrite_results()
     manifest = store.read_manifest()
     manifest.update(
         status="complete" if counts["failed"] == 0 else "incomplete",
@@ -258,37 +443,81 @@ def _run_pool(
 
 
 def _send_and_finish(sender: _Sender, job: Job, finish: Callable[[dict[str, Any]], None]) -> None:
-    finish(sender.send(job))
+    sender.send(job, finish)
 
 
 class _Sender:
-    """Sends one job and turns what happened into a record."""
+    """Sends one job, or answers it from the cache or a cassette, and makes its record."""
 
-    def __init__(self, settings: RunSettings):
+    def __init__(self, settings: RunSettings, answers: AnswerSource | None = None):
         self.limiter = RateLimiter(settings.rpm, settings.tpm)
-        self.client = HttpClient(
-            settings.retry, settings.timeouts, pool_size=max(settings.concurrency, 1)
+        self.answers = answers
+        # A replay never builds an HTTP client, so it cannot reach the network.
+        self.client = (
+            None
+            if settings.replay
+            else HttpClient(
+                settings.retry, settings.timeouts, pool_size=max(settings.concurrency, 1)
+            )
         )
 
-    def send(self, job: Job) -> dict[str, Any]:
+    def send(
+        self, job: Job, finish: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        """Answer one job; ``finish`` saves its record, before the answer is cached."""
         body = job.request.body
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        self.limiter.acquire(_token_estimate(body, len(payload)))
+        if job.render_error is not None:
+            return self._not_sent(job, job.render_error, finish)
+        key, stored = _stored_answer(self.answers, job)
         started_at, clock = utc_now(), time.perf_counter()
-        if job.endpoint.offline:
+        response: Any = None
+        if stored is not None:
+            result = HttpResult(stored.status, {}, stored.text, 0)
+        elif job.endpoint.offline:
             result = HttpResult(200, {}, None, 1)
-            response: Any = offline.complete(body)
+            response = offline.complete(body)
+        elif self.client is None:
+            result = HttpResult(None, {}, None, 0, "the replay cassette has no answer for it")
         else:
+            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            self.limiter.acquire(_token_estimate(body, len(payload)))
+            started_at, clock = utc_now(), time.perf_counter()
             result = self.client.post_chat(job.endpoint, payload)
             self.limiter.observe(result.headers)
-            response = None
         latency_ms = round((time.perf_counter() - clock) * 1000.0, 3)
-        record = _base_record(job, started_at, latency_ms, result)
+        record = _base_record(job, started_at, latency_ms, result, cached=stored is not None)
         _fill_outcome(record, job, result, response)
+        if finish is not None:
+            finish(record)
+        if key and self.answers is not None and stored is None and record["output"] is not None:
+            self.answers.put(key, job.endpoint.completions_url, 200, result.text or "")
+        return record
+
+    def _not_sent(
+        self, job: Job, reason: str, finish: Callable[[dict[str, Any]], None] | None
+    ) -> dict[str, Any]:
+        record = _base_record(job, utc_now(), 0.0, HttpResult(None, {}, None, 0))
+        record["request"] = None
+        record["error"] = {"kind": "render", "message": reason}
+        if finish is not None:
+            finish(record)
         return record
 
     def close(self) -> None:
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
+        if self.answers is not None:
+            self.answers.close()
+
+
+def _stored_answer(
+    answers: AnswerSource | None, job: Job
+) -> tuple[str | None, CachedResponse | None]:
+    """The job's cache key and stored answer (offline answers are never stored)."""
+    if answers is None or job.endpoint.offline:
+        return None, None
+    key = request_key(job.endpoint.completions_url, job.request.body)
+    return key, answers.get(key)
 
 
 def _token_estimate(body: dict[str, Any], payload_bytes: int) -> int:
@@ -297,15 +526,18 @@ def _token_estimate(body: dict[str, Any], payload_bytes: int) -> int:
 
 
 def _base_record(
-    job: Job, started_at: str, latency_ms: float, result: HttpResult
+    job: Job, started_at: str, latency_ms: float, result: HttpResult, cached: bool = False
 ) -> dict[str, Any]:
     spec = job.request.spec
     return {
         "id": job.record_id,
         "spec": {"path": spec.display, "name": spec.name, "sha256": spec.sha256},
+        "case": _case_json(job.request),
+        "matrix": dict(job.request.combination.fields) or None,
         "vars": job.request.vars,
         "provider": job.endpoint.describe(),
         "offline": job.endpoint.offline,
+        "cached": cached,
         "request": job.request.body,
         "status": "failed",
         "http_status": result.status,
@@ -317,6 +549,17 @@ def _base_record(
         "latency_ms": latency_ms,
         "started_at": started_at,
         "finished_at": utc_now(),
+    }
+
+
+def _case_json(request: Request) -> dict[str, Any] | None:
+    case = request.case
+    if not case.id:
+        return None
+    return {
+        "id": case.id,
+        "row": case.row,
+        "source": request.spec.cases.display if request.spec.cases else None,
     }
 
 

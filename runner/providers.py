@@ -77,6 +77,8 @@ class ProviderOverride:
     name: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
+    # False when nothing will be sent (replay, dry run): a missing key is then no error.
+    require_key: bool = True
 
 
 def resolve_endpoint(
@@ -101,6 +103,8 @@ def resolve_endpoint(
             f"{', '.join([*BUILTIN_PROVIDERS, OFFLINE])}"
         )
     key_env = override.api_key_env or spec_key or (builtin.api_key_env if builtin else None)
+    if not override.require_key and key_env and not env.get(key_env, "").strip():
+        return Endpoint(name, base_url, key_env)
     return Endpoint(name, base_url, key_env, _read_key(name, key_env, env))
 
 

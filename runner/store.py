@@ -13,11 +13,13 @@ leaves whole records or none; ``runner run --resume`` then sends only what is mi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import re
 import secrets
+import subprocess
 import sys
 import tempfile
 import threading
@@ -41,14 +43,29 @@ def utc_now() -> str:
 
 
 def safe_file_name(record_id: str) -> str:
-    """A file name for a record id that cannot leave the records folder."""
+    """A file name for a record id that cannot leave the records folder.
+
+    Ids that are not already safe names get a hash of the id appended, so that two ids
+    which clean up to the same text ("a/b", "a-b") still get two files.
+    """
     name = _UNSAFE.sub("-", record_id).strip(".-") or "record"
-    return name[:150]
+    if name == record_id and len(name) <= 150:
+        return name
+    digest = hashlib.sha256(record_id.encode("utf-8")).hexdigest()[:10]
+    return f"{name[:140]}-{digest}"
+
+
+def _is_record_name(name: str) -> bool:
+    return name.endswith(".json") and not name.startswith(".")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that ``path`` holds either its old content or the new, never half."""
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text so that ``path`` holds either its old content or the new, never half."""
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -93,23 +110,46 @@ class RunStore:
         """An existing run directory, for --resume."""
         if not (root / MANIFEST).is_file():
             raise UsageError(f"{root} is not a run directory (it has no {MANIFEST})")
-        return cls(root)
+        store = cls(root)
+        store.remove_leftovers()
+        return store
+
+    def remove_leftovers(self) -> None:
+        """Delete temporary files a killed run left half-written (they never hold a record)."""
+        for folder in (self.root, self.records_dir):
+            for temp in folder.glob(".*.tmp"):
+                temp.unlink(missing_ok=True)
 
     def record_path(self, record_id: str) -> Path:
         return self.records_dir / f"{safe_file_name(record_id)}.json"
 
     def save_record(self, record: dict[str, Any]) -> None:
-        """Save one record atomically and append it to results.jsonl."""
-        write_json_atomic(self.record_path(record["id"]), record)
+        """Save one record atomically and append it to results.jsonl.
+
+        Records are written as compact one-line JSON (``jq . FILE`` shows them indented):
+        Python's JSON encoder is several times slower with indentation, and saving is on
+        the path of every request.
+        """
         line = json.dumps(record, ensure_ascii=False) + "\n"
+        write_text_atomic(self.record_path(record["id"]), line)
         with self._lock, open(self.root / RESULTS, "a", encoding="utf-8") as handle:
             handle.write(line)
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record saved so far (unreadable leftovers are skipped)."""
-        for path in sorted(self.records_dir.glob("*.json")):
+        for _, record in self._record_texts():
+            yield record
+
+    def _record_texts(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(text, record) of every readable record file, in file-name order."""
+        folder = self.records_dir
+        # Plain names, not Path objects: a 100,000-record run sorts them in a few MB.
+        names = sorted(e.name for e in os.scandir(folder) if _is_record_name(e.name))
+        for name in names:
             try:
-                yield json.loads(path.read_text(encoding="utf-8"))
+                with open(folder / name, encoding="utf-8") as handle:
+                    text = handle.read()
+                yield text, json.loads(text)
             except (OSError, json.JSONDecodeError):
                 continue
 
@@ -117,13 +157,20 @@ class RunStore:
         """Ids of records that need not be sent again: the provider answered them."""
         return {r["id"] for r in self.records() if r.get("status") != "failed"}
 
-    def rewrite_results(self) -> None:
-        """Rebuild results.jsonl from the record files: one line per record, sorted by id."""
+    def rewrite_results(self) -> dict[str, int]:
+        """Rebuild results.jsonl from the record files, one line per record, in file-name order.
+
+        Records stream through one at a time, so a run of any size rebuilds in bounded memory.
+        """
         fd, temp = tempfile.mkstemp(dir=self.root, prefix=f".{RESULTS}.", suffix=".tmp")
+        counts = {"total": 0, "ok": 0, "failed": 0, "invalid_output": 0}
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for record in sorted(self.records(), key=lambda r: r["id"]):
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            for text, record in self._record_texts():
+                handle.write(text if text.endswith("\n") else text + "\n")
+                counts["total"] += 1
+                counts[record["status"]] = counts.get(record["status"], 0) + 1
         os.replace(temp, self.root / RESULTS)
+        return counts
 
     def read_manifest(self) -> dict[str, Any]:
         return json.loads((self.root / MANIFEST).read_text(encoding="utf-8"))
@@ -139,3 +186,28 @@ def environment_info() -> dict[str, str]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
     }
+
+
+def git_info(folder: Path) -> dict[str, Any] | None:
+    """The git commit of the repository holding ``folder`` and whether it has uncommitted
+    changes; None when git is missing or ``folder`` is not in a repository with a commit."""
+    try:
+        head = _git(folder, "rev-parse", "HEAD")
+        status = _git(folder, "status", "--porcelain")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head is None or status is None:
+        return None
+    return {"commit": head.strip(), "dirty": bool(status.strip())}
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    done = subprocess.run(
+        ["git", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+    )
+    return done.stdout if done.returncode == 0 else None

@@ -33,12 +33,10 @@ def run_cli():
 
 @pytest.fixture(scope="session")
 def openai_wire_schemas() -> dict:
-    """The official chat-completions schemas, shared by the team in ../shared/openai/."""
+    """The official chat-completions schemas (see tests/data/README.md)."""
     import json
 
-    path = Path(__file__).resolve().parents[2] / "shared" / "openai" / "chat-schemas.json"
-    if not path.is_file():
-        pytest.skip(f"the official OpenAI schemas are not at {path}")
+    path = Path(__file__).parent / "data" / "openai-chat-schemas.json"
     return json.loads(path.read_text())
 
 

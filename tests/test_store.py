@@ -6,10 +6,17 @@ from runner.store import RunStore, safe_file_name, write_json_atomic
 
 
 def test_safe_file_name_cannot_escape():
-    assert safe_file_name("../../etc/passwd") == "etc-passwd"
-    assert safe_file_name("a/b\\c") == "a-b-c"
-    assert safe_file_name("..") == "record"
+    assert safe_file_name("../../etc/passwd").startswith("etc-passwd-")
+    assert safe_file_name("a/b\\c").startswith("a-b-c-")
+    assert safe_file_name("..").startswith("record-")
     assert "/" not in safe_file_name("/abs/path")
+    assert safe_file_name("plain-name_1.2") == "plain-name_1.2"
+
+
+def test_ids_that_clean_up_alike_get_different_files():
+    names = {safe_file_name(i) for i in ("a/b", "a-b", "a b", "a\\b", "a" * 200, "a" * 201)}
+    assert len(names) == 6
+    assert all(len(n) <= 151 for n in names)
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path):
