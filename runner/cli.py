@@ -248,17 +248,6 @@ def render(
 def run(
     paths: tuple[Path, ...],
     out_dir: Path,
-    provider: str | None,
-    base_url: str | None,
-    api_key_env: str | None,
-    concurrency: int,
-    rpm: float | None,
-    tpm: float | None,
-    retries: int,
-    backoff: float,
-    timeout: float,
-    var_items: tuple[str, ...],
-    vars_file: Path | None,
     resume_dir: Path | None,
     no_cache: bool,
     refresh: bool,
@@ -267,56 +256,90 @@ def run(
     quiet: bool,
     as_json: bool,
     selection: Selection,
+    **options: Any,
 ) -> None:
     """Validate specs, send their requests and save the results in a new run directory.
 
     Exit code 0 when every request succeeded with valid output, 1 when any failed or
     returned invalid output, 2 for usage errors.
     """
-    import json
-
-    from runner.execute import RunSettings, plan_run, resume_run, start_run
-    from runner.providers import ProviderOverride
-    from runner.transport import RetryPolicy, Timeouts
-    from runner.validate import load_spec, validate_paths
-    from runner.variables import read_variables
+    from runner.execute import plan_run, resume_run, start_run
+    from runner.validate import load_spec
 
     if bool(paths) == bool(resume_dir):
         raise UsageError("give spec files or folders to run, or --resume RUN_DIR (not both)")
     cache = _cache_mode(no_cache, refresh, replay_file, dry_run, resume_dir)
     show = _progress_printer(quiet or as_json)
     if resume_dir is not None:
+        if selection != type(selection)():
+            raise UsageError("--resume runs the cases of the run it resumes; drop the selection")
         summary = resume_run(resume_dir, load_spec, show)
     else:
-        validation = validate_paths(paths)
-        if not validation.ok:
-            raise SpecError(validation.problems)
-        if not validation.specs:
-            raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
-        settings = RunSettings(
-            provider=ProviderOverride(
-                provider, base_url, api_key_env, require_key=not (dry_run or replay_file)
-            ),
-            concurrency=concurrency,
-            rpm=rpm,
-            tpm=tpm,
-            retry=RetryPolicy(retries=retries, backoff_factor=backoff),
-            timeouts=Timeouts(read=timeout),
-            variables=read_variables(var_items, vars_file),
-            cache=cache,
-            replay=str(replay_file.resolve()) if replay_file else None,
-            selection=selection,
-        )
+        specs = _valid_specs(paths)
+        settings = _run_settings(options, cache, replay_file, dry_run, selection)
         if dry_run:
-            plan = plan_run(validation.specs, settings)
-            click.echo(json.dumps(plan.to_json(), indent=2) if as_json else plan.describe())
+            plan = plan_run(specs, settings)
+            if as_json:
+                _echo_json(plan.to_json())
+            else:
+                click.echo(plan.describe())
             sys.exit(EXIT_OK)
-        summary = start_run(validation.specs, settings, out_dir, show)
+        summary = start_run(specs, settings, out_dir, show)
     if as_json:
-        click.echo(json.dumps(summary.to_json(), indent=2))
+        _echo_json(summary.to_json())
     elif not quiet:
         click.echo(summary.describe(), err=True)
     sys.exit(EXIT_OK if summary.succeeded else EXIT_FAILED)
+
+
+def _valid_specs(paths: tuple[Path, ...]) -> list[Any]:
+    """The specs under ``paths``; SpecError listing every problem when any is invalid."""
+    from runner.validate import validate_paths
+
+    validation = validate_paths(paths)
+    if not validation.ok:
+        raise SpecError(validation.problems)
+    if not validation.specs:
+        raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
+    return validation.specs
+
+
+def _run_settings(
+    options: dict[str, Any],
+    cache: str,
+    replay: Path | None,
+    dry_run: bool,
+    selection: Selection,
+) -> Any:
+    """RunSettings from the run command's sending options."""
+    from runner.execute import RunSettings
+    from runner.providers import ProviderOverride
+    from runner.transport import RetryPolicy, Timeouts
+    from runner.variables import read_variables
+
+    return RunSettings(
+        provider=ProviderOverride(
+            options["provider"],
+            options["base_url"],
+            options["api_key_env"],
+            require_key=not (dry_run or replay),
+        ),
+        concurrency=options["concurrency"],
+        rpm=options["rpm"],
+        tpm=options["tpm"],
+        retry=RetryPolicy(retries=options["retries"], backoff_factor=options["backoff"]),
+        timeouts=Timeouts(read=options["timeout"]),
+        variables=read_variables(options["var_items"], options["vars_file"]),
+        cache=cache,  # type: ignore[arg-type]
+        replay=str(replay.resolve()) if replay else None,
+        selection=selection,
+    )
+
+
+def _echo_json(data: Any) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2))
 
 
 def _cache_mode(
