@@ -575,7 +575,9 @@ def _fill_outcome(record: dict[str, Any], job: Job, result: HttpResult, response
             record["response_text"] = (result.text or "")[:10_000]
             kind = result.headers.get("content-type", "unknown")
             message = (
-                explain_http_error(result.status, None, job.endpoint, spec)
+                explain_http_error(
+                    result.status, None, job.endpoint, spec, result.headers.get("location")
+                )
                 if (result.status != 200)
                 else f"the provider's answer is not JSON ({kind})"
             )
@@ -588,7 +590,9 @@ def _fill_outcome(record: dict[str, Any], job: Job, result: HttpResult, response
     if result.status != 200 or (isinstance(response, dict) and "error" in response):
         record["error"] = {
             "kind": "http" if result.status != 200 else "provider",
-            "message": explain_http_error(result.status, response, job.endpoint, spec),
+            "message": explain_http_error(
+                result.status, response, job.endpoint, spec, result.headers.get("location")
+            ),
         }
         return
     try:

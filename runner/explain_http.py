@@ -19,10 +19,23 @@ def provider_message(response: Any) -> str | None:
     return None
 
 
-def explain_http_error(status: int | None, response: Any, endpoint: Endpoint, spec: Spec) -> str:
+def explain_http_error(
+    status: int | None,
+    response: Any,
+    endpoint: Endpoint,
+    spec: Spec,
+    location: str | None = None,
+) -> str:
     """Why a request failed, naming what to check."""
     said = provider_message(response)
     suffix = f": {said}" if said else ""
+    if status is not None and 300 <= status < 400:
+        where = f" to {location}" if location else ""
+        return (
+            f"the provider redirected the request{where} (HTTP {status}); runner does not "
+            "follow redirects, so neither the key nor the prompt goes to an address you did "
+            "not give: set --base-url (or the spec's base_url) to the new address"
+        )
     if status == 401:
         where = f"check {endpoint.api_key_env}" if endpoint.api_key_env else "set api_key_env"
         return f"the provider rejected the API key (HTTP 401); {where}{suffix}"

@@ -9,6 +9,7 @@ repr never shows them.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from runner.errors import ProviderError
 from runner.spec import Provider
 
 DEFAULT_PROVIDER = "groq"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 OFFLINE = "offline"
 
 
@@ -111,6 +113,12 @@ def resolve_endpoint(
 def _read_key(name: str, key_env: str | None, env: Mapping[str, str]) -> Secret | None:
     if key_env is None:
         return None
+    if not _ENV_NAME.fullmatch(key_env):
+        # Never repeat the value: it may be the key itself, pasted in the wrong place.
+        raise ProviderError(
+            "--api-key-env (and api_key_env) take the NAME of an environment variable, such "
+            "as GROQ_API_KEY, not the key itself; the value given is not a variable name"
+        )
     value = env.get(key_env, "").strip()
     if not value:
         raise ProviderError(

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError, safe_range
 
 from runner.cases import (
     NO_CASE,
@@ -49,13 +50,75 @@ class Request:
         return record_id(self.spec.name, self.case, self.combination)
 
 
+# A template may build at most this many characters or items with '*', and create ranges of at
+# most this many numbers in all, so a spec cannot exhaust memory or loop for hours.
+MAX_REPEAT = 1_000_000
+MAX_RANGE_TOTAL = 1_000_000
+MAX_EXPONENT = 10_000
+_range_budget: ContextVar[list[int]] = ContextVar("range_budget")
+
+
+class TemplateSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, also bounding the work one template can ask for."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.globals["range"] = _budgeted_range
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for items, times in ((left, right), (right, left)):
+                sized = isinstance(items, str | list | tuple) and isinstance(times, int)
+                if sized and len(items) * times > MAX_REPEAT:
+                    raise SecurityError(
+                        f"'*' would make {len(items) * times:,} characters or items "
+                        f"(the limit is {MAX_REPEAT:,})"
+                    )
+        if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"the exponent {right:,} is too large")
+        return super().call_binop(context, operator, left, right)
+
+
+def _budgeted_range(*args: int) -> range:
+    numbers = safe_range(*args)
+    budget = _range_budget.get(None)
+    if budget is not None:
+        budget[0] -= len(numbers)
+        if budget[0] < 0:
+            raise SecurityError(
+                f"the template's loops go over more than {MAX_RANGE_TOTAL:,} numbers in all"
+            )
+    return numbers
+
+
+class ProjectTemplateLoader(jinja2.FileSystemLoader):
+    """Loads includes from the project's templates/ folder, refusing symlinks that leave it.
+
+    Without a templates/ folder every include is simply not found (rather than Jinja's
+    "no loader" TypeError).
+    """
+
+    def __init__(self, project_root: Path):
+        self.root = (project_root / TEMPLATES_FOLDER).resolve()
+        super().__init__(str(project_root / TEMPLATES_FOLDER))
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> Any:
+        source = super().get_source(environment, template)
+        target = Path(source[1]).resolve()
+        if self.root not in target.parents:
+            raise SecurityError(
+                f"the include '{template}' is a link to a file outside {TEMPLATES_FOLDER}/"
+            )
+        return source
+
+
 @lru_cache(maxsize=64)
 def template_environment(project_root: Path) -> jinja2.Environment:
     """The sandboxed Jinja environment for one project (cached: building it is not free)."""
-    templates = project_root / TEMPLATES_FOLDER
-    loader = jinja2.FileSystemLoader(str(templates)) if templates.is_dir() else None
-    return ImmutableSandboxedEnvironment(
-        loader=loader,
+    return TemplateSandbox(
+        loader=ProjectTemplateLoader(project_root),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -128,6 +191,7 @@ def render_text(
     env: jinja2.Environment, template: TextTemplate, variables: Mapping[str, Any]
 ) -> str:
     """Render one template, turning every Jinja failure into a RenderError at its position."""
+    budget = _range_budget.set([MAX_RANGE_TOTAL])
     try:
         return _compile(env, template.source).render(variables)
     except jinja2.UndefinedError as exc:
@@ -159,6 +223,14 @@ def render_text(
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
         message = f"template error: {type(exc).__name__}: {exc}"
         raise RenderError(_at(template, message)) from None
+    except RecursionError:
+        raise RenderError(_at(template, "template error: it calls itself too deeply")) from None
+    except MemoryError:
+        raise RenderError(
+            _at(template, "template error: it needs more memory than there is")
+        ) from None
+    finally:
+        _range_budget.reset(budget)
 
 
 def _at(template: TextTemplate, message: str, hint: str | None = None) -> Problem:

@@ -75,7 +75,7 @@ class HttpClient:
             connect=retry.retries,
             read=retry.retries,
             status=retry.retries,
-            redirect=3,
+            redirect=0,
             allowed_methods=frozenset({"POST"}),
             status_forcelist=RETRY_STATUSES,
             backoff_factor=retry.backoff_factor,
@@ -104,8 +104,10 @@ class HttpClient:
         if endpoint.api_key is not None:
             headers["Authorization"] = f"Bearer {endpoint.api_key.reveal()}"
         try:
+            # Redirects are never followed: neither the key nor the prompt goes to an address
+            # the user did not name. The 3xx comes back as the answer and is explained.
             response = self._pool.request(
-                "POST", endpoint.completions_url, body=body, headers=headers
+                "POST", endpoint.completions_url, body=body, headers=headers, redirect=False
             )
         except MaxRetryError as exc:
             # Raised only once every retry is spent.
@@ -133,4 +135,8 @@ def _describe_failure(reason: Exception | None) -> str:
         return "connection refused (is the server running and the base URL right?)"
     if "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text:
         return f"TLS certificate verification failed: {text}"
+    if "Connection broken" in text or "IncompleteRead" in text:
+        return "the provider's answer was cut off (the connection closed mid-answer)"
+    if "Connection aborted" in text or "ConnectionResetError" in text or "reset by peer" in text:
+        return "the provider closed the connection before answering (connection reset)"
     return f"connection failed: {text}"

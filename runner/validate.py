@@ -20,6 +20,8 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
+import jinja2.nodes
+import jinja2.sandbox
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
@@ -29,6 +31,7 @@ from runner.explain import explain
 from runner.extends import with_bases
 from runner.load import Document, PathKey, Position, load_yaml, read_text
 from runner.project import display_path, find_project_root, resolve_inside
+from runner.providers import BUILTIN_PROVIDERS, OFFLINE
 from runner.render import template_environment
 from runner.spec import (
     RUNNER_KEYS,
@@ -194,6 +197,7 @@ class _SpecChecker:
         self._check_tool_choice(params, tools)
         self._check_token_limits()
         self._check_json_mode_mentions_json(output)
+        self._check_provider_label()
         params.update(data.get("extra_body") or {})
         digest = hashlib.sha256(self.doc.text.encode())
         for base in self.bases:
@@ -242,7 +246,7 @@ class _SpecChecker:
             line, column = line + 1, _indent_column(self.doc.source_of(pos)[1], line + 1)
         template = TextTemplate(source, file, line, column)
         try:
-            self.env.parse(source)
+            parsed = self.env.parse(source)
         except jinja2.TemplateSyntaxError as exc:
             at = line + (exc.lineno or 1) - 1
             self.problems.append(
@@ -254,6 +258,9 @@ class _SpecChecker:
                     _syntax_hint(exc.message or ""),
                 )
             )
+        else:
+            for message, hint in _template_hazards(self.env, parsed):
+                self.problems.append(Problem(file, message, line, column, hint))
         return template
 
     def _check_variables(self, defaults: dict[str, Any], has_cases: bool) -> set[str]:
@@ -465,6 +472,18 @@ class _SpecChecker:
                     f"defined tools: {', '.join(names)}" if names else None,
                 )
 
+    def _check_provider_label(self) -> None:
+        """A built-in provider's name on another base_url would send that provider's key
+        (GROQ_API_KEY, ...) to the URL a spec chose; a spec from elsewhere could steal it."""
+        provider = self.data.get("provider")
+        if isinstance(provider, dict) and provider.get("name") in (*BUILTIN_PROVIDERS, OFFLINE):
+            self.problem(
+                ("provider", "name"),
+                f"'{provider['name']}' is a built-in provider; a provider with its own "
+                "base_url needs another name",
+                "e.g. name: my-proxy, with api_key_env: naming the key it needs",
+            )
+
     def _check_token_limits(self) -> None:
         if "max_tokens" in self.data and "max_completion_tokens" in self.data:
             self.problem(
@@ -550,6 +569,75 @@ def _indent_column(text: str, line: int) -> int:
         content = lines[line - 1]
         return len(content) - len(content.lstrip()) + 1
     return 1
+
+
+def _template_hazards(
+    env: jinja2.Environment, parsed: jinja2.nodes.Template
+) -> Iterator[tuple[str, str]]:
+    """What the sandbox would refuse when rendering, found without rendering: private
+    attributes (``__class__``, ``_Class__private``) and includes that are missing or leave
+    templates/. Keys like ``data._id`` of a mapping are fine: the sandbox allows them."""
+    for node in parsed.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)):
+        name = node.attr if isinstance(node, jinja2.nodes.Getattr) else None
+        if isinstance(node, jinja2.nodes.Getitem) and isinstance(node.arg, jinja2.nodes.Const):
+            name = node.arg.value if isinstance(node.arg.value, str) else None
+        if name is not None and "__" in name:
+            yield (
+                f"template uses the attribute '{name}', which templates may not reach",
+                "templates may only use the variables they are given",
+            )
+    for node in parsed.find_all(jinja2.nodes.Filter):
+        if node.name == "attr" and node.args and isinstance(node.args[0], jinja2.nodes.Const):
+            name = node.args[0].value
+            if isinstance(name, str) and "__" in name:
+                yield (
+                    f"template uses the attribute '{name}', which templates may not reach",
+                    "templates may only use the variables they are given",
+                )
+    for node in parsed.find_all(jinja2.nodes.Const):
+        if isinstance(node.value, str) and "{" in node.value and "__" in node.value:
+            yield (
+                f"template formats with a private attribute: {node.value!r}",
+                "templates may only use the variables they are given",
+            )
+    loads = (
+        jinja2.nodes.Include,
+        jinja2.nodes.Import,
+        jinja2.nodes.FromImport,
+        jinja2.nodes.Extends,
+    )
+    for statement in parsed.find_all(loads):
+        if not getattr(statement, "ignore_missing", False):
+            yield from _include_hazards(env, statement.template)  # type: ignore[attr-defined]
+
+
+def _include_hazards(
+    env: jinja2.Environment, template: jinja2.nodes.Expr
+) -> Iterator[tuple[str, str]]:
+    """An include of a fixed name (or list of names) must find a file inside templates/."""
+    items = (
+        template.items
+        if isinstance(template, jinja2.nodes.List | jinja2.nodes.Tuple)
+        else [template]
+    )
+    names = [
+        i.value for i in items if isinstance(i, jinja2.nodes.Const) and isinstance(i.value, str)
+    ]
+    if len(names) != len(items) or not names or env.loader is None:
+        return  # a name computed at render time; the sandboxed loader checks it then
+    for name in names:
+        try:
+            env.loader.get_source(env, name)
+            return
+        except jinja2.TemplateNotFound:
+            continue
+        except jinja2.sandbox.SecurityError as exc:
+            yield f"template tried something unsafe: {exc}", "keep included files in templates/"
+            return
+    yield (
+        f"template include not found: {', '.join(names)}",
+        "includes are looked up in the project's templates/ folder",
+    )
 
 
 def _syntax_hint(message: str) -> str | None:

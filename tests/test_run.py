@@ -494,19 +494,41 @@ def test_the_key_is_in_no_file_of_the_run(project, openai_server, run_against):
         assert KEY not in path.read_text(errors="replace"), path
 
 
-def test_a_redirect_to_another_host_drops_the_authorization_header(
-    project, openai_server, run_against
-):
+def test_a_redirect_is_not_followed(project, openai_server, run_against):
     from openai_server import FakeOpenAI
 
     other = FakeOpenAI().start()
     try:
         write_spec(project, "alpha")
-        openai_server.plan(f"redirect:http://localhost:{other.port}/v1/chat/completions")
+        target = f"http://localhost:{other.port}/v1/chat/completions"
+        openai_server.plan(f"redirect:{target}")
 
-        run_against()
+        result, records = run_against()
 
-        (received,) = other.received
-        assert "authorization" not in received.headers
+        assert other.count == 0 and openai_server.count == 1
+        assert result.exit_code == 1
+        message = records["alpha"]["error"]["message"]
+        assert "HTTP 307" in message and target in message and "--base-url" in message
     finally:
         other.stop()
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        ("reset", "closed the connection before answering"),
+        ("drop_mid_body", "cut off"),
+    ],
+)
+def test_dropped_connections_are_explained_in_a_sentence(
+    project, openai_server, run_against, fault, words
+):
+    write_spec(project, "alpha")
+    openai_server.plan(fault, fault)
+
+    result, records = run_against("--retries", "1")
+
+    assert result.exit_code == 1
+    message = records["alpha"]["error"]["message"]
+    assert words in message, message
+    assert "Error(" not in message

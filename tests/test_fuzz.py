@@ -1,0 +1,354 @@
+"""Property tests: no input file makes the loader, validator or renderer fail unexpectedly.
+
+Random YAML text, byte mutations of a valid spec, random data structures dumped as YAML and
+random Jinja fragments in message content go through ``runner/load.py``, ``validate_paths``
+and ``render_request``. The only exceptions allowed out are the project's own (``RunnerError``
+subclasses, which the CLI prints as ``file:line: message``), and ``runner validate`` on the
+same files never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runner.errors import RunnerError
+from runner.load import load_yaml
+from runner.render import render_request
+from runner.validate import validate_paths
+
+# RUNNER_FUZZ_EXAMPLES=5000 for a longer hunt; the normal suite keeps it short.
+EXAMPLES = int(os.environ.get("RUNNER_FUZZ_EXAMPLES", "150"))
+
+VALID = """\
+version: 1
+name: fuzz
+model: llama-3.3-70b-versatile
+temperature: 0.2
+max_completion_tokens: 50
+vars:
+  topic: tea
+response_format:
+  type: json_schema
+  json_schema:
+    name: answer
+    strict: true
+    schema:
+      type: object
+      properties:
+        text: {type: string}
+      required: [text]
+      additionalProperties: false
+tools:
+  - type: function
+    function:
+      name: lookup
+      parameters: {type: object, properties: {q: {type: string}}}
+tool_choice: auto
+messages:
+  - role: system
+    content: You answer in JSON.
+  - role: user
+    content: |
+      Tell me about {{ topic }}.
+"""
+
+fuzz_settings = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def check_file(path: Path, run_cli) -> None:
+    """Load, validate and render ``path``; only RunnerErrors may come out, and no traceback."""
+    with contextlib.suppress(RunnerError):
+        load_yaml(path)
+    validation = validate_paths([path])
+    for spec in validation.specs:
+        with contextlib.suppress(RunnerError):
+            render_request(spec)
+    result = run_cli("validate", path)
+    assert result.exit_code in (0, 1, 2), result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def spec_file(project: Path) -> Path:
+    return project / "spec.yaml"
+
+
+# ---- strategies
+
+yaml_tokens = st.sampled_from(
+    [
+        "version: 1\n",
+        "model: m\n",
+        "messages:\n",
+        "  - role: user\n",
+        "    content: hi\n",
+        "- ",
+        ": ",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        "&a ",
+        "*a ",
+        "!!python/object ",
+        "!!binary ",
+        "<<: *a\n",
+        "? ",
+        "|\n",
+        ">-\n",
+        "---\n",
+        "...\n",
+        "#",
+        "'",
+        '"',
+        "\t",
+        "\n",
+        "  ",
+        "$ref: x.json\n",
+        "{{ x }}",
+        "{%",
+        "null",
+        "~",
+        "1e999",
+        "0x1F",
+        "2026-01-01",
+        "\ufeff",
+        "\\u0000",
+    ]
+)
+yaml_text = st.one_of(
+    st.text(max_size=300),
+    st.lists(st.one_of(yaml_tokens, st.text(max_size=8)), max_size=40).map("".join),
+)
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+)
+json_data = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.text(max_size=12), children, max_size=5),
+    ),
+    max_leaves=30,
+)
+spec_keys = st.sampled_from(
+    [
+        "version",
+        "name",
+        "model",
+        "messages",
+        "vars",
+        "provider",
+        "temperature",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "extra_body",
+        "stop",
+        "max_tokens",
+        "max_completion_tokens",
+        "role",
+        "content",
+        "type",
+        "json_schema",
+        "schema",
+        "function",
+        "parameters",
+        "$ref",
+        "strict",
+        "text",
+        "base_url",
+    ]
+)
+spec_like = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(spec_keys, children, max_size=6),
+    ),
+    max_leaves=40,
+)
+
+jinja_pieces = st.sampled_from(
+    [
+        "{{ topic }}",
+        "{{ topic",
+        "{{",
+        "}}",
+        "{%",
+        "%}",
+        "{% if topic %}",
+        "{% endif %}",
+        "{% for x in topic %}",
+        "{% endfor %}",
+        "{% set y = 1 %}",
+        "{{ y }}",
+        "{{ missing }}",
+        "{{ topic.x }}",
+        "{{ topic[0] }}",
+        "{{ topic[99] }}",
+        "{{ 1/0 }}",
+        "{{ topic|int }}",
+        "{{ topic|nofilter }}",
+        "{{ topic|join(1) }}",
+        "{{ range(3)|sum }}",
+        "{{ ''.__class__ }}",
+        "{{ topic.upper() }}",
+        "{{ '%s' % topic }}",
+        "{{ '{0}'.format(topic) }}",
+        "{% include 'x' %}",
+        "{% import 'x' as m %}",
+        "{% extends 'x' %}",
+        "{% macro m() %}{% endmacro %}",
+        "{% raw %}",
+        "{% endraw %}",
+        "{#",
+        "#}",
+        "{{ (topic * 3)[::-1] }}",
+        "{{ topic is defined }}",
+        "{{ {'a': 1}.a }}",
+        "{{ none.x }}",
+        "{{ 10 ** 3 }}",
+        " text ",
+        "\n",
+    ]
+)
+jinja_text = st.lists(st.one_of(jinja_pieces, st.text(max_size=5)), max_size=12).map("".join)
+
+
+# ---- properties
+
+
+@fuzz_settings
+@given(text=yaml_text)
+def test_random_yaml_text(spec_file, run_cli, text):
+    spec_file.write_text(text, encoding="utf-8", errors="surrogatepass")
+    check_file(spec_file, run_cli)
+
+
+@fuzz_settings
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255), st.sampled_from("sdi")),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_byte_mutations_of_a_valid_spec(spec_file, run_cli, edits):
+    data = bytearray(VALID.encode())
+    for position, byte, how in edits:
+        position %= max(len(data), 1)
+        if how == "s":
+            data[position] = byte
+        elif how == "d":
+            del data[position]
+        else:
+            data.insert(position, byte)
+    spec_file.write_bytes(bytes(data))
+    check_file(spec_file, run_cli)
+
+
+@fuzz_settings
+@given(data=st.one_of(json_data, spec_like))
+def test_random_structures_dumped_as_yaml(spec_file, run_cli, data):
+    spec_file.write_text(yaml.safe_dump(data, allow_unicode=True))
+    check_file(spec_file, run_cli)
+
+
+@fuzz_settings
+@given(
+    overrides=st.dictionaries(
+        spec_keys,
+        json_data,
+        max_size=3,
+    )
+)
+def test_a_valid_spec_with_random_values_for_known_keys(spec_file, run_cli, overrides):
+    data = yaml.safe_load(VALID)
+    data.update(overrides)
+    spec_file.write_text(yaml.safe_dump(data, allow_unicode=True))
+    check_file(spec_file, run_cli)
+
+
+@fuzz_settings
+@given(content=jinja_text, topic=json_data)
+def test_random_jinja_in_message_content(spec_file, run_cli, content, topic):
+    data = yaml.safe_load(VALID)
+    data["vars"] = {"topic": topic}
+    data["messages"][1]["content"] = content
+    spec_file.write_text(yaml.safe_dump(data, allow_unicode=True))
+    check_file(spec_file, run_cli)
+
+
+# ---- hostile files, refused quickly with a message naming the file
+
+
+def refused(project: Path, run_cli, path: Path, words: str) -> str:
+    started = time.monotonic()
+    result = run_cli("validate", path)
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.stdout.startswith(f"{path.name}:"), result.stdout[:300]
+    assert words in result.stdout, result.stdout[:300]
+    assert elapsed < 3.0, f"took {elapsed:.1f}s"
+    return result.stdout
+
+
+def test_billion_laughs_alias_bomb(project, run_cli):
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, 10):
+        previous = chr(ord("a") + i - 1)
+        name = chr(ord("a") + i)
+        lines.append(f"{name}: &{name} [{','.join(['*' + previous] * 9)}]")
+    path = project / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    refused(project, run_cli, path, "expands to more than")
+
+
+def test_deeply_nested_document(project, run_cli):
+    path = project / "deep.yaml"
+    path.write_text("[" * 10_000 + "]" * 10_000 + "\n")
+    refused(project, run_cli, path, "nest")
+
+
+def test_deeply_nested_mappings(project, run_cli):
+    path = project / "deep-map.yaml"
+    path.write_text("{a: " * 5_000 + "1" + "}" * 5_000 + "\n")
+    refused(project, run_cli, path, "nest")
+
+
+def test_binary_file(project, run_cli):
+    path = project / "binary.yaml"
+    path.write_bytes(bytes(range(256)) * 4)
+    refused(project, run_cli, path, "binary")
+
+
+def test_invalid_utf8_without_nul(project, run_cli):
+    path = project / "latin1.yaml"
+    path.write_bytes("version: 1\nmodel: caf\xe9\n".encode("latin-1"))
+    refused(project, run_cli, path, "UTF-8")
+
+
+def test_a_three_mib_file(project, run_cli):
+    path = project / "huge.yaml"
+    path.write_text("version: 1\n# " + "x" * (3 * 1024 * 1024) + "\n")
+    refused(project, run_cli, path, "too large")

@@ -1,0 +1,337 @@
+"""Hostile specs: sandbox escapes, files outside the project, and names that are paths.
+
+A spec from someone else's repository must not read files outside the project, reach Python
+internals from a template, or make the runner write outside the run directory. Each attempt
+fails with a ``file:line:column: message`` and exit code 1, never a traceback, and nothing from
+outside the project shows up in the output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runner.store import RunStore, safe_file_name
+
+# Looks like a secret; lives outside the project, so it must never be printed.
+OUTSIDE_SECRET = "OUTSIDE-SECRET-7f3a9c1e"
+
+SPEC = """\
+version: 1
+name: hostile
+model: llama-3.3-70b-versatile
+vars:
+  topic: tea
+messages:
+  - role: user
+    content: {content}
+"""
+
+
+@pytest.fixture
+def hostile_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project in tmp_path/project, with a secret file just outside it."""
+    (tmp_path / "outside.txt").write_text(f"password = {OUTSIDE_SECRET}\n")
+    (tmp_path / "outside.json").write_text(json.dumps({"type": "object", "x": OUTSIDE_SECRET}))
+    project = tmp_path / "project"
+    (project / "templates").mkdir(parents=True)
+    (project / "templates" / "ok.j2").write_text("fine {{ topic }}")
+    (project / "pyproject.toml").write_text("")
+    monkeypatch.chdir(project)
+    return project
+
+
+def write(project: Path, content: str, name: str = "spec.yaml") -> str:
+    (project / name).write_text(SPEC.format(content=json.dumps(content)))
+    return name
+
+
+def assert_refused(result, where: str = "spec.yaml:8:14: ") -> None:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert OUTSIDE_SECRET not in result.output
+    assert "root:" not in result.output and "uid=" not in result.output
+    problems = [line for line in result.output.splitlines() if line.startswith("spec.yaml:")]
+    assert problems, result.output
+    assert problems[0].startswith(where), problems
+
+
+ESCAPES = [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "{{ self._TemplateReference__context }}",
+    "{{ '{0.__class__}'.format(1) }}",
+    "{{ '{0.__class__.__mro__}'.format(topic) }}",
+    "{{ lipsum.__globals__ }}",
+    "{{ joiner.__init__.__globals__ }}",
+    "{{ namespace.__init__.__globals__ }}",
+    "{{ topic['__class__'] }}",
+    "{{ topic|attr('__class__') }}",
+    "{{ config }}",
+    "{{ request }}",
+    "{{ config.items() }}",
+    "{% include '/etc/passwd' %}",
+    "{% include '../outside.txt' %}",
+    "{% include '../../outside.txt' %}",
+    "{% include 'templates/../../outside.txt' %}",
+    "{% import '/etc/passwd' as p %}{{ p }}",
+    "{% import '../outside.txt' as o %}{{ o }}",
+    "{% from '../outside.txt' import password %}{{ password }}",
+    "{% extends '../outside.txt' %}",
+    "{% include ['../outside.txt', '/etc/passwd'] %}",
+    "{% set p = '../outside.txt' %}{% include p %}",
+    "{% include 'link.j2' %}",
+]
+
+# A name computed while rendering cannot be checked before; the sandboxed loader refuses it then.
+RENDER_TIME_ONLY = {"{% set p = '../outside.txt' %}{% include p %}"}
+
+
+@pytest.mark.parametrize("template", ESCAPES)
+@pytest.mark.parametrize("command", ["render", "validate"])
+def test_sandbox_escapes_fail_cleanly(hostile_project, run_cli, template, command):
+    os.symlink(hostile_project.parent / "outside.txt", hostile_project / "templates" / "link.j2")
+    write(hostile_project, template)
+
+    result = run_cli(command, "spec.yaml")
+
+    if command == "validate" and template in RENDER_TIME_ONLY:
+        assert result.exit_code == 0 and OUTSIDE_SECRET not in result.output
+        return
+    assert_refused(result)
+    assert result.stdout == "" or command == "validate"
+
+
+BOMBS = [
+    "{{ 'x' * 10**12 }}",
+    "{{ topic * 10**9 }}",
+    "{{ [1] * 10**9 }}",
+    "{{ 10 ** (10 ** 10) }}",
+    "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+    "{% for a in range(100000) %}{% for b in range(1000) %}x{% endfor %}{% endfor %}",
+    "{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}",
+]
+
+
+@pytest.mark.parametrize("template", BOMBS)
+def test_templates_cannot_exhaust_memory_or_time(hostile_project, run_cli, template):
+    """Found by this battery: these raised MemoryError / RecursionError tracebacks or hung."""
+    write(hostile_project, template)
+
+    started = time.monotonic()
+    result = run_cli("render", "spec.yaml")
+
+    assert time.monotonic() - started < 5
+    assert_refused(result)
+
+
+def test_ordinary_arithmetic_and_ranges_still_work(hostile_project, run_cli):
+    write(hostile_project, "{{ range(3)|join(',') }} {{ [1, 2] * 2 }} {{ 2**10 }} {{ topic * 2 }}")
+
+    result = run_cli("render", "spec.yaml")
+
+    assert result.exit_code == 0, result.output
+    content = json.loads(result.stdout)["messages"][0]["content"]
+    assert content == "0,1,2 [1, 2, 1, 2] 1024 teatea"
+
+
+def test_a_symlinked_include_is_refused_even_when_only_rendering(hostile_project):
+    """The loader itself refuses links out of templates/ (not only the validator)."""
+    import jinja2
+    from jinja2.sandbox import SecurityError
+
+    from runner.render import template_environment
+
+    os.symlink(hostile_project.parent / "outside.txt", hostile_project / "templates" / "link.j2")
+    env = template_environment(hostile_project)
+    with pytest.raises(SecurityError, match="outside templates/"):
+        env.from_string("{% include 'link.j2' %}").render()
+    with pytest.raises(jinja2.TemplateNotFound):
+        env.from_string("{% include '../outside.txt' %}").render()
+
+
+def test_a_link_inside_templates_to_another_template_is_fine(hostile_project, run_cli):
+    os.symlink(hostile_project / "templates" / "ok.j2", hostile_project / "templates" / "alias.j2")
+    write(hostile_project, "{% include 'alias.j2' %}")
+
+    result = run_cli("render", "spec.yaml")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["messages"][0]["content"] == "fine tea"
+
+
+def test_includes_come_from_the_spec_s_own_project(tmp_path, run_cli, monkeypatch):
+    """Two projects with the same relative spec path: each renders its own templates/."""
+    for name in ("one", "two"):
+        project = tmp_path / name
+        (project / "templates").mkdir(parents=True)
+        (project / "templates" / "who.j2").write_text(f"project {name}")
+        (project / "pyproject.toml").write_text("")
+        write(project, "{% include 'who.j2' %}")
+    for name in ("one", "two"):
+        monkeypatch.chdir(tmp_path / name)
+        result = run_cli("render", "spec.yaml")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["messages"][0]["content"] == f"project {name}"
+
+
+def test_an_optional_include_that_is_missing_is_fine(hostile_project, run_cli):
+    write(hostile_project, "{% include 'extra.j2' ignore missing %}{{ topic }}")
+
+    assert run_cli("validate", "spec.yaml").exit_code == 0
+    result = run_cli("render", "spec.yaml")
+    assert json.loads(result.stdout)["messages"][0]["content"] == "tea"
+
+
+def test_mapping_keys_with_one_underscore_still_render(hostile_project, run_cli):
+    (hostile_project / "spec.yaml").write_text(
+        SPEC.format(content=json.dumps("{{ row._id }} {{ row['_id'] }}")).replace(
+            "  topic: tea", "  row: {_id: 7}"
+        )
+    )
+
+    result = run_cli("render", "spec.yaml")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["messages"][0]["content"] == "7 7"
+
+
+# ---- $ref to files outside the project
+
+
+def ref_spec(project: Path, ref: str) -> None:
+    spec = {
+        "version": 1,
+        "name": "refs",
+        "model": "llama-3.3-70b-versatile",
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "x", "schema": {"$ref": ref}},
+        },
+        "messages": [{"role": "user", "content": "Answer in JSON."}],
+    }
+    (project / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "/etc/passwd",
+        "../outside.json",
+        "../../outside.json",
+        "schemas/../../outside.json",
+        "schemas/link.json",
+        "schemas/dir-link/outside.json",
+        "file:///etc/passwd",
+        "http://127.0.0.1:9/schema.json",
+    ],
+)
+@pytest.mark.parametrize("command", ["render", "validate"])
+def test_refs_outside_the_project_are_refused(hostile_project, run_cli, ref, command):
+    schemas = hostile_project / "schemas"
+    schemas.mkdir()
+    os.symlink(hostile_project.parent / "outside.json", schemas / "link.json")
+    os.symlink(hostile_project.parent, schemas / "dir-link")
+    ref_spec(hostile_project, ref)
+
+    result = run_cli(command, "spec.yaml")
+
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and OUTSIDE_SECRET not in result.output
+    assert "spec.yaml:" in result.output
+    assert "outside the project" in result.output or "URL" in result.output, result.output
+
+
+def test_a_ref_inside_a_ref_file_may_not_leave_the_project(hostile_project, run_cli):
+    (hostile_project / "schemas").mkdir()
+    (hostile_project / "schemas" / "inner.json").write_text(
+        json.dumps({"type": "object", "properties": {"a": {"$ref": "../../outside.json"}}})
+    )
+    ref_spec(hostile_project, "schemas/inner.json")
+
+    result = run_cli("validate", "spec.yaml")
+
+    assert result.exit_code == 1
+    assert "outside the project" in result.output and OUTSIDE_SECRET not in result.output
+
+
+# ---- names that are paths
+
+
+KEPT = {"ok.j2", "pyproject.toml"}
+BAD_NAMES = ["../../evil", "/etc/x", "..", ".", "a/b", "a\\b", "a\x00b", "evil\n", "-rf", " "]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_names_that_are_paths_never_leave_the_records_folder(hostile_project, run_cli, name):
+    """Validation refuses such names; any it lets through, the store files safely."""
+    spec = yaml.safe_load(SPEC.format(content='"hi"'))
+    spec["name"] = name
+    (hostile_project / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    result = run_cli("validate", "spec.yaml")
+    if result.exit_code == 1:
+        assert "spec.yaml:2:7: 'name' must start with a letter or digit" in result.output
+        return
+    assert result.exit_code == 0, result.output
+    result = run_cli("run", "spec.yaml", "--provider", "offline", "--out", "runs")
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (hostile_project / "runs").iterdir()
+    (record,) = (run_dir / "records").iterdir()
+    assert json.loads(record.read_text())["id"] == name
+    outside = [p for p in hostile_project.rglob("*") if p.is_file() and "runs" not in p.parts]
+    assert sorted(p.name for p in outside) == ["ok.j2", "pyproject.toml", "spec.yaml"]
+
+
+def test_a_name_ending_in_a_newline_is_refused(hostile_project, run_cli):
+    spec = yaml.safe_load(SPEC.format(content='"hi"'))
+    spec["name"] = "evil\n"
+    (hostile_project / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    assert run_cli("validate", "spec.yaml").exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "record_id", [*BAD_NAMES, "a/../../b", "../" * 50 + "x", "x" * 400, "\u202e", "a\tb"]
+)
+def test_any_record_id_is_saved_inside_the_records_folder(tmp_path, record_id):
+    store = RunStore.create(tmp_path / "runs")
+
+    path = store.record_path(record_id)
+    store.save_record({"id": record_id, "status": "ok"})
+
+    assert path.parent == store.records_dir
+    assert path.resolve().parent == store.records_dir.resolve()
+    assert path.is_file() and len(path.name) < 255
+    files = {p for p in (tmp_path / "runs").rglob("*") if p.is_file()}
+    assert files == {path, store.root / "results.jsonl"}
+
+
+def test_ids_that_clean_up_alike_get_their_own_files():
+    names = ["a/b", "a-b", "a\\b", "a b", "a.", "a", "a-", "-a"]
+    assert len({safe_file_name(n) for n in names}) == len(names)
+
+
+def test_a_spec_file_name_that_is_not_a_safe_name_runs_inside_the_run_dir(hostile_project, run_cli):
+    """Without 'name:', the file name is the name; odd file names still stay in records/."""
+    specs = hostile_project / "specs"
+    specs.mkdir()
+    for stem in ("a b", "a-b", "x..y", "日本"):
+        spec = yaml.safe_load(SPEC.format(content='"hi"'))
+        del spec["name"]
+        (specs / f"{stem}.yaml").write_text(yaml.safe_dump(spec))
+
+    result = run_cli("run", "specs", "--provider", "offline")
+
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (hostile_project / "runs").iterdir()
+    records = [json.loads(p.read_text()) for p in (run_dir / "records").iterdir()]
+    assert sorted(r["id"] for r in records) == sorted(["a b", "a-b", "x..y", "日本"])
+    written = [p for p in hostile_project.rglob("*") if p.is_file() and "specs" not in p.parts]
+    assert all(run_dir in p.parents for p in written if p.name not in KEPT)
