@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError, safe_range
+from jinja2.sandbox import SecurityError
 
 from runner.cases import (
     NO_CASE,
@@ -30,6 +29,7 @@ from runner.cases import (
 )
 from runner.errors import Problem, RenderError
 from runner.project import find_project_root
+from runner.sandbox import TemplateSandbox, work_budget
 from runner.spec import Message, Spec, TextTemplate
 
 TEMPLATES_FOLDER = "templates"
@@ -52,47 +52,6 @@ class Request:
 
 # A template may build at most this many characters or items with '*', and create ranges of at
 # most this many numbers in all, so a spec cannot exhaust memory or loop for hours.
-MAX_REPEAT = 1_000_000
-MAX_RANGE_TOTAL = 1_000_000
-MAX_EXPONENT = 10_000
-_range_budget: ContextVar[list[int]] = ContextVar("range_budget")
-
-
-class TemplateSandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, also bounding the work one template can ask for."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def __init__(self, **options: Any):
-        super().__init__(**options)
-        self.globals["range"] = _budgeted_range
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for items, times in ((left, right), (right, left)):
-                sized = isinstance(items, str | list | tuple) and isinstance(times, int)
-                if sized and len(items) * times > MAX_REPEAT:
-                    raise SecurityError(
-                        f"'*' would make {len(items) * times:,} characters or items "
-                        f"(the limit is {MAX_REPEAT:,})"
-                    )
-        if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"the exponent {right:,} is too large")
-        return super().call_binop(context, operator, left, right)
-
-
-def _budgeted_range(*args: int) -> range:
-    numbers = safe_range(*args)
-    budget = _range_budget.get(None)
-    if budget is not None:
-        budget[0] -= len(numbers)
-        if budget[0] < 0:
-            raise SecurityError(
-                f"the template's loops go over more than {MAX_RANGE_TOTAL:,} numbers in all"
-            )
-    return numbers
-
-
 class ProjectTemplateLoader(jinja2.FileSystemLoader):
     """Loads includes from the project's templates/ folder, refusing symlinks that leave it.
 
@@ -191,9 +150,9 @@ def render_text(
     env: jinja2.Environment, template: TextTemplate, variables: Mapping[str, Any]
 ) -> str:
     """Render one template, turning every Jinja failure into a RenderError at its position."""
-    budget = _range_budget.set([MAX_RANGE_TOTAL])
     try:
-        return _compile(env, template.source).render(variables)
+        with work_budget():
+            return _compile(env, template.source).render(variables)
     except jinja2.UndefinedError as exc:
         name = _undefined_name(str(exc.message))
         hint = (
@@ -229,8 +188,6 @@ def render_text(
         raise RenderError(
             _at(template, "template error: it needs more memory than there is")
         ) from None
-    finally:
-        _range_budget.reset(budget)
 
 
 def _at(template: TextTemplate, message: str, hint: str | None = None) -> Problem:

@@ -116,6 +116,18 @@ BOMBS = [
     "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
     "{% for a in range(100000) %}{% for b in range(1000) %}x{% endfor %}{% endfor %}",
     "{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}",
+    # widening filters and string methods
+    "{{ 'x'|center(1000000000) }}",
+    "{{ 'a'|indent(999999999, true) }}",
+    "{{ range(100000)|join('x' * 999999) }}",
+    "{{ ('x' * 999999)|replace('x', 'yyyyyyyyyy') }}",
+    "{{ '%0999999999d'|format(1) }}",
+    "{{ '%0999999999d' % 1 }}",
+    "{{ '{:>1000000000}'.format(1) }}",
+    "{{ 'x'.ljust(1000000000) }}",
+    "{{ 'x'.zfill(1000000000) }}",
+    "{{ ('x' * 999999).join(range(1000)) }}",
+    "{{ ('\t' * 999999).expandtabs(100) }}",
 ]
 
 
@@ -132,13 +144,17 @@ def test_templates_cannot_exhaust_memory_or_time(hostile_project, run_cli, templ
 
 
 def test_ordinary_arithmetic_and_ranges_still_work(hostile_project, run_cli):
-    write(hostile_project, "{{ range(3)|join(',') }} {{ [1, 2] * 2 }} {{ 2**10 }} {{ topic * 2 }}")
+    write(
+        hostile_project,
+        "{{ range(3)|join(',') }} {{ [1, 2] * 2 }} {{ 2**10 }} {{ topic * 2 }} "
+        "{{ 'ok'|center(6) }}|{{ '%3d' % 7 }}|{{ '{:>3}'.format(1) }}|{{ 'a'.ljust(2) }}|",
+    )
 
     result = run_cli("render", "spec.yaml")
 
     assert result.exit_code == 0, result.output
     content = json.loads(result.stdout)["messages"][0]["content"]
-    assert content == "0,1,2 [1, 2, 1, 2] 1024 teatea"
+    assert content == "0,1,2 [1, 2, 1, 2] 1024 teatea   ok  |  7|  1|a |"
 
 
 def test_a_symlinked_include_is_refused_even_when_only_rendering(hostile_project):
