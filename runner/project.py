@@ -7,6 +7,7 @@ resolved inside it and may not leave it.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,12 +16,19 @@ PROJECT_MARKERS = (".git", "pyproject.toml", "runner.yaml")
 
 def find_project_root(start: Path) -> Path:
     """The project folder containing ``start`` (a file or folder)."""
-    return _project_root_of(start.resolve())
+    # Keyed by the absolute path (a string operation that includes the working folder), so a
+    # spec's second lookup costs nothing, and the walk up is done once per folder.
+    return _root_for(os.path.abspath(start))
+
+
+@lru_cache(maxsize=4096)
+def _root_for(absolute: str) -> Path:
+    start = Path(absolute).resolve()
+    return _project_root_of(start if start.is_dir() else start.parent)
 
 
 @lru_cache(maxsize=256)
-def _project_root_of(start: Path) -> Path:
-    folder = start if start.is_dir() else start.parent
+def _project_root_of(folder: Path) -> Path:
     for candidate in (folder, *folder.parents):
         if any((candidate / marker).exists() for marker in PROJECT_MARKERS):
             return candidate

@@ -85,6 +85,7 @@ class HttpClient:
             raise_on_status=False,
             respect_retry_after_header=True,
         )
+        self._pools: dict[str, tuple[Any, str]] = {}
         self._pool = urllib3.PoolManager(
             num_pools=4,
             maxsize=pool_size,
@@ -106,8 +107,9 @@ class HttpClient:
         try:
             # Redirects are never followed: neither the key nor the prompt goes to an address
             # the user did not name. The 3xx comes back as the answer and is explained.
-            response = self._pool.request(
-                "POST", endpoint.completions_url, body=body, headers=headers, redirect=False
+            pool, path = self._pool_for(endpoint.completions_url)
+            response = pool.urlopen(
+                "POST", path, body=body, headers=headers, redirect=False, retries=self._retry
             )
         except MaxRetryError as exc:
             # Raised only once every retry is spent.
@@ -122,6 +124,14 @@ class HttpClient:
             text,
             len(history) + 1,
         )
+
+    def _pool_for(self, url: str) -> tuple[Any, str]:
+        """The keep-alive pool for a URL's host, and the URL's path (looked up once per URL)."""
+        found = self._pools.get(url)
+        if found is None:
+            found = (self._pool.connection_from_url(url), urllib3.util.parse_url(url).request_uri)
+            self._pools[url] = found
+        return found
 
     def close(self) -> None:
         self._pool.clear()

@@ -72,6 +72,32 @@ def _spec_validator() -> Draft202012Validator:
     return Draft202012Validator(json.loads(spec_schema_text()))
 
 
+@lru_cache(maxsize=1)
+def _spec_properties() -> frozenset[str]:
+    return frozenset(json.loads(spec_schema_text())["properties"])
+
+
+@lru_cache(maxsize=256)
+def _schema_error(schema_json: str) -> str | None:
+    """Why a JSON Schema (as canonical JSON) is not valid, or None; checked once per schema.
+
+    Checking against the 2020-12 metaschema costs milliseconds, and a folder of specs often
+    shares one response schema.
+    """
+    try:
+        Draft202012Validator.check_schema(json.loads(schema_json))
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"not a valid JSON Schema: {exc.message}" + (f" (at {where})" if where else "")
+    return None
+
+
+@lru_cache(maxsize=512)
+def _parse(env: jinja2.Environment, source: str) -> jinja2.nodes.Template:
+    """A template's syntax tree; parsed once however many checks look at it."""
+    return env.parse(source)
+
+
 @lru_cache(maxsize=64)
 def _field_validator(key: str) -> Draft202012Validator:
     """A validator for one request field's value, as the spec schema defines it."""
@@ -246,7 +272,7 @@ class _SpecChecker:
             line, column = line + 1, _indent_column(self.doc.source_of(pos)[1], line + 1)
         template = TextTemplate(source, file, line, column)
         try:
-            parsed = self.env.parse(source)
+            parsed = _parse(self.env, source)
         except jinja2.TemplateSyntaxError as exc:
             at = line + (exc.lineno or 1) - 1
             self.problems.append(
@@ -269,7 +295,7 @@ class _SpecChecker:
         reported: set[str] = set()
         for path, source in self._template_sources():
             try:
-                used = jinja2.meta.find_undeclared_variables(self.env.parse(source))
+                used = jinja2.meta.find_undeclared_variables(_parse(self.env, source))
             except jinja2.TemplateSyntaxError:
                 continue
             missing = used - defaults.keys()
@@ -342,9 +368,8 @@ class _SpecChecker:
 
     def _matrix(self) -> dict[str, tuple[Any, ...]]:
         matrix = self.data.get("matrix") or {}
-        schema = json.loads(spec_schema_text())
         for key, values in matrix.items():
-            if key in RUNNER_KEYS or key == "messages" or key not in schema["properties"]:
+            if key in RUNNER_KEYS or key == "messages" or key not in _spec_properties():
                 self.problem(
                     ("matrix", key),
                     f"the matrix cannot vary '{key}'",
@@ -439,15 +464,9 @@ class _SpecChecker:
         except _RefProblem as exc:
             self.problem((*path, "$ref") if "$ref" in value else path, exc.message, exc.hint)
             return None
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path)
-            self.problem(
-                path,
-                f"not a valid JSON Schema: {exc.message}" + (f" (at {where})" if where else ""),
-                "see https://json-schema.org/understanding-json-schema/",
-            )
+        error = _schema_error(json.dumps(schema, sort_keys=True))
+        if error is not None:
+            self.problem(path, error, "see https://json-schema.org/understanding-json-schema/")
             return None
         return schema
 

@@ -167,6 +167,9 @@ class FakeOpenAI(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; without this, Nagle's algorithm holds the body
+    # back until the client's delayed ACK (about 40 ms per keep-alive request).
+    disable_nagle_algorithm = True
     server: FakeOpenAI
 
     def log_message(self, format: str, *args: Any) -> None:
