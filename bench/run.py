@@ -31,7 +31,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 SERVERS = {"bench": BENCH / "server.py", "tests": ROOT / "tests" / "openai_server.py"}
 SERVER_ARGS = {"bench": (), "tests": ("--no-record",)}
-CLIENTS = ("raw", "groq", "openai", "runner")
+# "runner" gets one spec file per request; "runner-cases" one spec with a case per request.
+CLIENTS = ("raw", "groq", "openai", "runner", "runner-cases")
 KEY_ENV = "BENCH_API_KEY"
 
 
@@ -108,13 +109,23 @@ class Bench:
             self.spec_dirs[key] = workload.write_specs(folder, n, structured)
         return self.spec_dirs[key]
 
-    def runner_argv(self, root_url: str, n: int, c: int, structured: bool) -> list[str]:
+    def cases_spec(self, n: int, structured: bool = False) -> Path:
+        key = (-n, structured)
+        if key not in self.spec_dirs:
+            folder = self.work / f"cases-{n}{'-structured' if structured else ''}"
+            self.spec_dirs[key] = workload.write_cases_spec(folder, n, structured)
+        return self.spec_dirs[key]
+
+    def runner_argv(
+        self, root_url: str, n: int, c: int, structured: bool, cases: bool = False
+    ) -> list[str]:
         self.runs += 1
         out = self.work / f"runs-{self.runs}"
+        specs = self.cases_spec(n, structured) if cases else self.spec_dir(n, structured)
         return [
             self.runner,
             "run",
-            str(self.spec_dir(n, structured)),
+            str(specs),
             "--base-url",
             f"{root_url}/v1",
             "--api-key-env",
@@ -131,8 +142,8 @@ class Bench:
     def client_argv(
         self, client: str, root_url: str, n: int, c: int, structured: bool
     ) -> list[str]:
-        if client == "runner":
-            return self.runner_argv(root_url, n, c, structured)
+        if client in ("runner", "runner-cases"):
+            return self.runner_argv(root_url, n, c, structured, cases=client == "runner-cases")
         argv = [self.python, str(BENCH / "clients.py"), client, "--base-url", root_url]
         return [*argv, "--n", str(n), "-c", str(c), *(["--structured"] if structured else [])]
 
@@ -274,6 +285,7 @@ def structured(bench: Bench) -> dict[str, dict[str, float]]:
         "groq SDK + json.loads + jsonschema": ("groq", True),
         "runner, plain chat": ("runner", False),
         "runner, json_schema": ("runner", True),
+        "runner, json_schema, cases": ("runner-cases", True),
     }
 
     def one(label: str) -> dict[str, float]:

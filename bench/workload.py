@@ -98,3 +98,17 @@ def write_specs(folder: Path, count: int, structured: bool = False) -> Path:
     for index in range(count):
         (folder / f"req-{index:05d}.yaml").write_text(spec_text(index, structured))
     return folder
+
+
+def write_cases_spec(folder: Path, count: int, structured: bool = False) -> Path:
+    """One spec with ``count`` cases in a CSV file: the same requests as ``write_specs``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data").mkdir(exist_ok=True)
+    rows = "".join(f"req-{index:05d},{topic(index)}\n" for index in range(count))
+    (folder / "data" / "cases.csv").write_text("id,topic\n" + rows)
+    lines = spec_text(0, structured).splitlines()
+    lines = [line for line in lines if not line.startswith(("vars:", "  topic:"))]
+    lines[1] = "name: req"
+    lines.append("cases: data/cases.csv")
+    (folder / "req.yaml").write_text("\n".join(lines) + "\n")
+    return folder / "req.yaml"
