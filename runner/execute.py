@@ -404,6 +404,7 @@ def _execute(
         _run_pool(jobs, sender, finish, settings.concurrency)
     finally:
         sender.close()
+        store.close()
         summary.seconds = time.monotonic() - started
         _finish_manifest(store, summary)
     return summary

@@ -68,10 +68,15 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Write text so that ``path`` holds either its old content or the new, never half."""
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data) :]
+        os.close(fd)
+        fd = -1
         os.replace(temp, path)
     except BaseException:
+        if fd >= 0:
+            os.close(fd)
         Path(temp).unlink(missing_ok=True)
         raise
 
@@ -85,6 +90,8 @@ class RunStore:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self.records_dir.mkdir(parents=True, exist_ok=True)
+        self._records_folder = str(self.records_dir)
+        self._results: Any = None  # results.jsonl, opened for appending on the first record
 
     @property
     def records_dir(self) -> Path:
@@ -131,9 +138,20 @@ class RunStore:
         the path of every request.
         """
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        write_text_atomic(self.record_path(record["id"]), line)
-        with self._lock, open(self.root / RESULTS, "a", encoding="utf-8") as handle:
-            handle.write(line)
+        name = safe_file_name(record["id"]) + ".json"
+        write_text_atomic(Path(os.path.join(self._records_folder, name)), line)
+        with self._lock:
+            if self._results is None:
+                self._results = open(self.root / RESULTS, "a", encoding="utf-8")  # noqa: SIM115
+            self._results.write(line)
+            self._results.flush()
+
+    def close(self) -> None:
+        """Close results.jsonl (the record files are closed as they are written)."""
+        with self._lock:
+            if self._results is not None:
+                self._results.close()
+                self._results = None
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record saved so far (unreadable leftovers are skipped)."""
