@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_run import KEY, KEY_ENV, write_spec
+from helpers import KEY, KEY_ENV, write_spec
 
 from runner.cache import request_key
 

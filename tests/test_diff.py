@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_run import KEY, KEY_ENV, SENTIMENT, write_spec
+from helpers import KEY, KEY_ENV, SENTIMENT, write_spec
 
 
 @pytest.fixture

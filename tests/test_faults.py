@@ -10,9 +10,8 @@ person can act on; the run must finish and write results.jsonl with one line per
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import yaml
+from helpers import write_json_spec as write_spec
 
 KEY_ENV = "RUNNER_TEST_KEY"
 KEY = "sk-test-faults-5b4a39281706"
@@ -62,20 +61,6 @@ def sends(faults: tuple[str, ...]) -> int:
 def quiet_server(server) -> None:
     """The server's own tracebacks (a client that hung up on it) are not the runner's output."""
     server.handle_error = lambda request, client_address: None
-
-
-def write_spec(project: Path, name: str, **fields) -> Path:
-    spec = {
-        "version": 1,
-        "name": name,
-        "model": "llama-3.3-70b-versatile",
-        "messages": [{"role": "user", "content": f"Say hello in JSON ({name})."}],
-        **fields,
-    }
-    path = project / "specs" / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
 
 
 def test_thirty_specs_with_every_fault_kind_end_with_one_record_each(

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_run import KEY, KEY_ENV, SENTIMENT, WEATHER_TOOL, write_spec
+from helpers import KEY, KEY_ENV, SENTIMENT, WEATHER_TOOL, write_spec
 
 # Fields that belong to one run, not to the answer: they may differ between a run and its replay.
 RUN_SPECIFIC = {"started_at", "finished_at", "latency_ms", "attempts", "cached"}

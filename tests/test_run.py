@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 
 import pytest
-import yaml
-
-KEY_ENV = "RUNNER_TEST_KEY"
-KEY = "sk-test-9f8e7d6c5b4a39281706"
-
-
-def write_spec(project: Path, name: str, **fields) -> Path:
-    spec = {
-        "version": 1,
-        "name": name,
-        "model": "llama-3.3-70b-versatile",
-        "messages": [{"role": "user", "content": f"Say hello ({name})."}],
-        **fields,
-    }
-    path = project / "specs" / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
+from helpers import (
+    KEY,
+    KEY_ENV,
+    SENTIMENT,
+    WEATHER_TOOL,
+    latest_run,
+    read_records,
+    write_spec,
+)
 
 
 @pytest.fixture
@@ -49,17 +39,6 @@ def run_against(run_cli, openai_server, project, monkeypatch):
         return result, read_records(latest_run(project))
 
     return run
-
-
-def latest_run(project: Path) -> Path:
-    runs = sorted((project / "runs").iterdir()) if (project / "runs").is_dir() else []
-    return runs[-1] if runs else project / "runs" / "missing"
-
-
-def read_records(run_dir: Path) -> dict[str, dict]:
-    if not (run_dir / "records").is_dir():
-        return {}
-    return {p.stem: json.loads(p.read_text()) for p in sorted((run_dir / "records").glob("*.json"))}
 
 
 # ---- success
@@ -336,24 +315,6 @@ def test_a_large_answer_is_saved_whole(project, openai_server, run_against):
 # ---- structured output and tools
 
 
-SENTIMENT = {
-    "type": "json_schema",
-    "json_schema": {
-        "name": "sentiment",
-        "strict": True,
-        "schema": {
-            "type": "object",
-            "properties": {
-                "label": {"type": "string", "enum": ["positive", "negative"]},
-                "score": {"type": "number", "minimum": 0, "maximum": 1},
-            },
-            "required": ["label", "score"],
-            "additionalProperties": False,
-        },
-    },
-}
-
-
 def test_structured_output_is_parsed_and_validated(project, openai_server, run_against):
     write_spec(project, "good", response_format=SENTIMENT)
     write_spec(project, "bad", response_format=SENTIMENT)
@@ -392,24 +353,6 @@ def test_json_mode_needs_an_object(project, openai_server, run_against):
     _, records = run_against()
 
     assert records["alpha"]["status"] == "invalid_output"
-
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string"},
-                "unit": {"type": "string", "enum": ["c", "f"]},
-            },
-            "required": ["city"],
-            "additionalProperties": False,
-        },
-    },
-}
 
 
 def tool_reply(name: str, arguments: str) -> str:

@@ -14,24 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from helpers import write_json_spec as write_spec
 
 KEY_ENV = "RUNNER_TEST_KEY"
 KEY = "sk-live-SECRET-4c1d9e7a2b3f5a6e8d0c"
 RUNNER = Path(__file__).resolve().parents[1] / "runner"
-
-
-def write_spec(project: Path, name: str, **fields) -> None:
-    spec = {
-        "version": 1,
-        "name": name,
-        "model": "llama-3.3-70b-versatile",
-        "messages": [{"role": "user", "content": f"Say hello in JSON ({name})."}],
-        **fields,
-    }
-    path = project / "specs" / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
 def free_port() -> int:

@@ -1,0 +1,79 @@
+"""What many test files share: the test key, spec writers and run-directory readers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KEY_ENV = "RUNNER_TEST_KEY"
+KEY = "sk-test-9f8e7d6c5b4a39281706"
+
+
+def write_spec(project: Path, name: str, content: str | None = None, **fields: Any) -> Path:
+    """specs/NAME.yaml: one user message that names the spec, so a server can tell them apart."""
+    spec = {
+        "version": 1,
+        "name": name,
+        "model": "llama-3.3-70b-versatile",
+        "messages": [{"role": "user", "content": content or f"Say hello ({name})."}],
+        **fields,
+    }
+    path = project / "specs" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def write_json_spec(project: Path, name: str, **fields: Any) -> Path:
+    """A spec whose message asks for JSON (JSON mode needs the word in the messages)."""
+    return write_spec(project, name, f"Say hello in JSON ({name}).", **fields)
+
+
+def latest_run(project: Path) -> Path:
+    runs = sorted((project / "runs").iterdir()) if (project / "runs").is_dir() else []
+    return runs[-1] if runs else project / "runs" / "missing"
+
+
+def read_records(run_dir: Path) -> dict[str, dict]:
+    if not (run_dir / "records").is_dir():
+        return {}
+    return {p.stem: json.loads(p.read_text()) for p in sorted((run_dir / "records").glob("*.json"))}
+
+
+SENTIMENT = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "sentiment",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {
+                "label": {"type": "string", "enum": ["positive", "negative"]},
+                "score": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+            "required": ["label", "score"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "unit": {"type": "string", "enum": ["c", "f"]},
+            },
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
