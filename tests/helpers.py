@@ -27,6 +27,11 @@ def write_spec(project: Path, name: str, content: str | None = None, **fields: A
     return path
 
 
+def run_args(base_url: str, paths: tuple[str, ...] = ("specs",)) -> list[str]:
+    """``runner run`` of PATHS against BASE_URL with the test key, into ./runs."""
+    return ["run", *paths, "--base-url", base_url, "--api-key-env", KEY_ENV, "--out", "runs"]
+
+
 def write_json_spec(project: Path, name: str, **fields: Any) -> Path:
     """A spec whose message asks for JSON (JSON mode needs the word in the messages)."""
     return write_spec(project, name, f"Say hello in JSON ({name}).", **fields)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import KEY, KEY_ENV, write_spec
+from helpers import KEY, KEY_ENV, run_args, write_spec
 
 from runner.cache import request_key
 
@@ -30,14 +30,7 @@ def run_server(run_cli, openai_server, project, monkeypatch):
 
     def run(*extra: str):
         result = run_cli(
-            "run",
-            "specs",
-            "--base-url",
-            openai_server.base_url,
-            "--api-key-env",
-            KEY_ENV,
-            "--out",
-            "runs",
+            *run_args(openai_server.base_url),
             "--backoff",
             "0.01",
             "--json",

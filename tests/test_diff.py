@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import KEY, KEY_ENV, SENTIMENT, write_spec
+from helpers import KEY, KEY_ENV, SENTIMENT, run_args, write_spec
 
 
 @pytest.fixture
@@ -16,14 +16,7 @@ def run_specs(run_cli, openai_server, project, monkeypatch):
 
     def run(*extra: str) -> Path:
         result = run_cli(
-            "run",
-            "specs",
-            "--base-url",
-            openai_server.base_url,
-            "--api-key-env",
-            KEY_ENV,
-            "--out",
-            "runs",
+            *run_args(openai_server.base_url),
             "--json",
             "--no-cache",
             *extra,

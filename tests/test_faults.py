@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from helpers import run_args
 from helpers import write_json_spec as write_spec
 
 KEY_ENV = "RUNNER_TEST_KEY"
@@ -78,14 +79,7 @@ def test_thirty_specs_with_every_fault_kind_end_with_one_record_each(
         openai_server.plan(*faults, marker=f"({name})")
 
     result = run_cli(
-        "run",
-        "specs",
-        "--base-url",
-        openai_server.base_url,
-        "--api-key-env",
-        KEY_ENV,
-        "--out",
-        "runs",
+        *run_args(openai_server.base_url),
         "-c",
         "8",
         "--retries",
@@ -147,14 +141,7 @@ def test_a_429_storm_on_every_request_of_a_run_recovers(
         openai_server.plan("429", "429", marker=f"({name})")
 
     result = run_cli(
-        "run",
-        "specs",
-        "--base-url",
-        openai_server.base_url,
-        "--api-key-env",
-        KEY_ENV,
-        "--out",
-        "runs",
+        *run_args(openai_server.base_url),
         "-c",
         "8",
         "--backoff",

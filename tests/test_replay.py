@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import KEY, KEY_ENV, SENTIMENT, WEATHER_TOOL, write_spec
+from helpers import KEY, KEY_ENV, SENTIMENT, WEATHER_TOOL, run_args, write_spec
 
 # Fields that belong to one run, not to the answer: they may differ between a run and its replay.
 RUN_SPECIFIC = {"started_at", "finished_at", "latency_ms", "attempts", "cached"}
@@ -30,14 +30,7 @@ def run_specs(run_cli, openai_server, project, monkeypatch):
 
     def run(*extra: str):
         result = run_cli(
-            "run",
-            "specs",
-            "--base-url",
-            openai_server.base_url,
-            "--api-key-env",
-            KEY_ENV,
-            "--out",
-            "runs",
+            *run_args(openai_server.base_url),
             "--json",
             *extra,
         )

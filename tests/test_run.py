@@ -13,6 +13,7 @@ from helpers import (
     WEATHER_TOOL,
     latest_run,
     read_records,
+    run_args,
     write_spec,
 )
 
@@ -24,14 +25,7 @@ def run_against(run_cli, openai_server, project, monkeypatch):
 
     def run(*extra: str, paths: tuple[str, ...] = ("specs",)):
         result = run_cli(
-            "run",
-            *paths,
-            "--base-url",
-            openai_server.base_url,
-            "--api-key-env",
-            KEY_ENV,
-            "--out",
-            "runs",
+            *run_args(openai_server.base_url, paths),
             "--backoff",
             "0.01",
             *extra,
