@@ -315,9 +315,31 @@ def _label(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
-def count_requests(source: CaseSource | None, matrix: Mapping[str, tuple[Any, ...]]) -> int:
-    """How many requests a spec makes with every case selected."""
+def expand(
+    source: CaseSource | None,
+    matrix: Mapping[str, tuple[Any, ...]],
+    selection: Selection | None = None,
+) -> Iterator[tuple[Case, Combination]]:
+    """Every selected case with every matrix combination, in case order, read lazily."""
+    combos = combinations(matrix)
+    for case in iter_cases(source, selection):
+        for combination in combos:
+            yield case, combination
+
+
+def count_requests(
+    source: CaseSource | None,
+    matrix: Mapping[str, tuple[Any, ...]],
+    selection: Selection | None = None,
+) -> int:
+    """How many requests ``expand`` gives (at most, for a selection by id), without reading."""
     cases = source.count if source is not None else 1
+    if source is not None and selection is not None:
+        if selection.case_ids:
+            cases = min(cases, len(set(selection.case_ids)))
+        for cap in (selection.limit, selection.sample):
+            if cap is not None:
+                cases = min(cases, cap)
     combos = 1
     for values in matrix.values():
         combos *= len(values)

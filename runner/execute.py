@@ -19,7 +19,7 @@ from typing import Any
 
 from runner import offline
 from runner.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
-from runner.cases import Selection, combinations, iter_cases
+from runner.cases import Selection, count_requests, expand
 from runner.cassette import Cassette
 from runner.check import MalformedResponse, check_response
 from runner.errors import RenderError, UsageError
@@ -246,7 +246,7 @@ def start_run(
     store = RunStore.create(out_dir)
     store.write_manifest(_manifest(store, specs, settings, "running"))
     jobs = _plan(specs, settings, endpoints)
-    total = _expected_requests(specs, settings.selection)
+    total = _request_count(specs, settings)
     return _execute(store, jobs, total, settings, progress, answers=answers)
 
 
@@ -262,7 +262,7 @@ def resume_run(
     endpoints = _endpoints(specs, settings)
     answers = _open_answers(specs, endpoints, settings, done)
     jobs = (job for job in _plan(specs, settings, endpoints) if job.record_id not in done)
-    total = max(_expected_requests(specs, settings.selection) - len(done), 0)
+    total = max(_request_count(specs, settings) - len(done), 0)
     return _execute(store, jobs, total, settings, progress, resumed=len(done), answers=answers)
 
 
@@ -335,30 +335,19 @@ def _plan(
     """Every request of the run, rendered lazily, in spec, case and combination order."""
     for spec in specs:
         endpoint = endpoints[spec.provider]
-        combos = combinations(spec.matrix)
-        for case in iter_cases(spec.cases, settings.selection):
-            for combination in combos:
-                try:
-                    request = render_request(spec, settings.variables, case, combination)
-                except RenderError as exc:
-                    request = Request(spec, {**spec.vars, **case.vars}, {}, case, combination)
-                    yield Job(request.record_id, request, endpoint, str(exc.problem))
-                    continue
-                yield Job(request.record_id, request, endpoint)
+        for case, combination in expand(spec.cases, spec.matrix, settings.selection):
+            try:
+                request = render_request(spec, settings.variables, case, combination)
+            except RenderError as exc:
+                request = Request(spec, {**spec.vars, **case.vars}, {}, case, combination)
+                yield Job(request.record_id, request, endpoint, str(exc.problem))
+                continue
+            yield Job(request.record_id, request, endpoint)
 
 
-def _expected_requests(specs: list[Spec], selection: Selection) -> int:
+def _request_count(specs: list[Spec], settings: RunSettings) -> int:
     """How many requests the run makes (for the progress bar)."""
-    total = 0
-    for spec in specs:
-        cases = spec.cases.count if spec.cases is not None else 1
-        if spec.cases is not None and selection.case_ids:
-            cases = min(cases, len(set(selection.case_ids)))
-        for cap in (selection.limit, selection.sample):
-            if spec.cases is not None and cap is not None:
-                cases = min(cases, cap)
-        total += cases * len(combinations(spec.matrix))
-    return total
+    return sum(count_requests(s.cases, s.matrix, settings.selection) for s in specs)
 
 
 def _manifest(

@@ -23,8 +23,7 @@ from runner.cases import (
     Case,
     Combination,
     Selection,
-    combinations,
-    iter_cases,
+    expand,
     record_id,
 )
 from runner.errors import Problem, RenderError
@@ -111,10 +110,8 @@ def render_requests(
     spec: Spec, variables: Mapping[str, Any] | None = None, selection: Selection | None = None
 ) -> Iterator[Request]:
     """Every selected case x combination of ``spec``, rendered one at a time."""
-    combos = combinations(spec.matrix)
-    for case in iter_cases(spec.cases, selection):
-        for combination in combos:
-            yield render_request(spec, variables, case, combination)
+    for case, combination in expand(spec.cases, spec.matrix, selection):
+        yield render_request(spec, variables, case, combination)
 
 
 def requests_json(requests: list[Request]) -> str:
