@@ -28,7 +28,7 @@ from runner.providers import Endpoint, ProviderOverride, resolve_endpoint
 from runner.ratelimit import RateLimiter
 from runner.render import Request, render_request
 from runner.spec import Spec
-from runner.store import RunStore, environment_info, git_info, utc_now
+from runner.store import RecordWriter, RunStore, environment_info, git_info, utc_now
 from runner.transport import HttpClient, HttpResult, RetryPolicy, Timeouts
 
 
@@ -383,16 +383,18 @@ def _execute(
     lock = threading.Lock()
 
     def finish(record: dict[str, Any]) -> None:
-        store.save_record(record)
+        writer.put(record)
         with lock:
             summary.add(record)
             if progress:
                 progress(record, summary.total, max(total, summary.total))
 
+    writer = RecordWriter(store, depth=settings.concurrency * 2)
     try:
         _run_pool(jobs, sender, finish, settings.concurrency)
     finally:
         sender.close()
+        writer.close()
         store.close()
         summary.seconds = time.monotonic() - started
         _finish_manifest(store, summary)
@@ -454,7 +456,8 @@ class _Sender:
     def send(
         self, job: Job, finish: Callable[[dict[str, Any]], None] | None = None
     ) -> dict[str, Any]:
-        """Answer one job; ``finish`` saves its record, before the answer is cached."""
+        """Answer one job and hand its record to ``finish``; then cache a good answer (a run
+        killed before the record is written finds the answer in the cache when resumed)."""
         body = job.request.body
         if job.render_error is not None:
             return self._not_sent(job, job.render_error, finish)

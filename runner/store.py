@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import queue
 import re
 import secrets
 import subprocess
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import __version__
-from runner.errors import UsageError
+from runner.errors import RunnerError, UsageError
 
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
@@ -229,3 +230,48 @@ def _git(folder: Path, *args: str) -> str | None:
         check=False,
     )
     return done.stdout if done.returncode == 0 else None
+
+
+_STOP = object()
+
+
+class RecordWriter:
+    """Saves a run's records on one background thread, in the order they are handed over.
+
+    Many worker threads creating files in one folder at once contend in the kernel (with 50
+    workers, saving cost about 1 ms of CPU a record instead of 0.3); one writer does the same
+    work without that, and the workers go back to sending. The queue is bounded, so a slow disk
+    slows the workers down instead of filling memory.
+    """
+
+    def __init__(self, store: RunStore, depth: int = 64):
+        self._store = store
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, name="runner-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, record: dict[str, Any]) -> None:
+        """Hand over one record; raises if an earlier record could not be saved."""
+        self._raise_error()
+        self._queue.put(record)
+
+    def close(self) -> None:
+        """Wait until every record handed over is saved."""
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._raise_error()
+
+    def _write(self) -> None:
+        while (record := self._queue.get()) is not _STOP:
+            if self._error is None:
+                try:
+                    self._store.save_record(record)
+                except BaseException as exc:  # reported to the run by put() and close()
+                    self._error = exc
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise RunnerError(
+                f"cannot save records in {self._store.root}: {self._error}"
+            ) from self._error

@@ -2,7 +2,10 @@
 
 import json
 
-from runner.store import RunStore, safe_file_name, write_json_atomic
+import pytest
+
+from runner.errors import RunnerError
+from runner.store import RecordWriter, RunStore, safe_file_name, write_json_atomic
 
 
 def test_safe_file_name_cannot_escape():
@@ -46,3 +49,25 @@ def test_completed_ids_skip_failures(tmp_path):
     store.save_record({"id": "retry-me", "status": "failed"})
     (store.records_dir / "half.json").write_text('{"id": "half", "sta')
     assert store.completed_ids() == {"done", "bad-json"}
+
+
+def test_the_record_writer_saves_everything_handed_over(tmp_path):
+    store = RunStore.create(tmp_path)
+    writer = RecordWriter(store, depth=2)
+    for i in range(50):
+        writer.put({"id": f"r{i:02}", "status": "ok"})
+    writer.close()
+    store.close()
+
+    assert sorted(r["id"] for r in store.records()) == [f"r{i:02}" for i in range(50)]
+
+
+def test_a_record_that_cannot_be_saved_stops_the_run_with_a_clear_error(tmp_path):
+    store = RunStore.create(tmp_path)
+    store.records_dir.rmdir()
+    store.records_dir.write_text("not a folder")
+    writer = RecordWriter(store)
+    writer.put({"id": "a", "status": "ok"})
+
+    with pytest.raises(RunnerError, match=r"cannot save records in .*: "):
+        writer.close()
