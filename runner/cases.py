@@ -192,36 +192,38 @@ class _BadRow:
 
 
 def check_cases(source: CaseSource, needed: Iterable[str], row_problem: Any) -> CaseSource:
-    """Read every row once: count them, hash the file, and report what is wrong, by row.
+    """Read every row: count them, hash the file, and report what is wrong, by row.
 
     ``needed`` are the template variables that the spec's own ``vars`` do not supply.
     ``row_problem(number, message, hint)`` makes the Problem for a row (inline cases point
     into the spec, data files at the row's line). Raises SpecError with every problem found.
+    Memory stays the same however many rows there are (see ``_IdFilter``).
     """
     needed = sorted(needed)
     problems: list[Problem] = []
-    seen: dict[str, int] = {}
+    ids = _IdFilter()
     count = 0
     try:
         for number, row in read_rows(source):
             count += 1
-            if len(problems) >= MAX_REPORTED_ROWS:
-                continue
-            problem = _row_problem(row, needed, seen, number, row_problem)
-            if problem is not None:
+            problem = _row_problem(row, needed, number, row_problem)
+            if problem is None:
+                ids.add(case_id(row))
+            elif len(problems) < MAX_REPORTED_ROWS:
                 problems.append(problem)
+        if ids.suspects:
+            problems += _repeated_ids(source, ids.suspects, row_problem)
     except (UnicodeDecodeError, csv.Error) as exc:
         problems.append(Problem(source.display, f"cannot read the data file: {exc}"))
     if count == 0 and not problems:
         problems.append(row_problem(None, "has no cases", "add at least one row of variables"))
     if problems:
-        raise SpecError(problems)
+        problems.sort(key=lambda p: p.line or 0)
+        raise SpecError(problems[:MAX_REPORTED_ROWS])
     return CaseSource(source.display, source.inline, source.file, count, _file_hash(source.file))
 
 
-def _row_problem(
-    row: Any, needed: list[str], seen: dict[str, int], number: int, row_problem: Any
-) -> Problem | None:
+def _row_problem(row: Any, needed: list[str], number: int, row_problem: Any) -> Problem | None:
     if isinstance(row, _BadRow):
         return row_problem(number, f"row {number} {row.reason}", None)
     if not isinstance(row, dict):
@@ -236,16 +238,54 @@ def _row_problem(
             "which the templates use",
             "add the column (or key), or give a default under 'vars:' in the spec",
         )
-    identity = case_id(row)
-    first = seen.setdefault(identity, number)
-    if first != number:
-        what = "id" if row.get(ID_COLUMN) not in (None, "") else "content"
-        return row_problem(
-            number,
-            f"row {number} has the same {what} as row {first} (case id '{identity}')",
-            "give every case its own 'id', or remove the repeated row",
-        )
     return None
+
+
+class _IdFilter:
+    """Remembers case ids in fixed memory (a Bloom filter of 1 MiB) to find repeated ones.
+
+    An id the filter may have seen before is a suspect; a second pass over the rows, keeping
+    only the suspects, finds the real repeats. With 100,000 ids a false suspect is rare (about
+    one in 170,000), and even a million rows keep the suspects to a few thousand.
+    """
+
+    BITS = 8 * 1024 * 1024
+    HASHES = 4
+
+    def __init__(self) -> None:
+        self._bits = bytearray(self.BITS // 8)
+        self.suspects: set[str] = set()
+
+    def add(self, identity: str) -> None:
+        digest = hashlib.blake2b(identity.encode("utf-8"), digest_size=4 * self.HASHES).digest()
+        seen = True
+        for i in range(self.HASHES):
+            bit = int.from_bytes(digest[4 * i : 4 * i + 4], "little") % self.BITS
+            byte, mask = bit >> 3, 1 << (bit & 7)
+            if not self._bits[byte] & mask:
+                seen = False
+                self._bits[byte] |= mask
+        if seen:
+            self.suspects.add(identity)
+
+
+def _repeated_ids(source: CaseSource, suspects: set[str], row_problem: Any) -> list[Problem]:
+    first: dict[str, int] = {}
+    problems: list[Problem] = []
+    for number, row in read_rows(source):
+        if not isinstance(row, dict) or (identity := case_id(row)) not in suspects:
+            continue
+        earlier = first.setdefault(identity, number)
+        if earlier != number and len(problems) < MAX_REPORTED_ROWS:
+            what = "id" if row.get(ID_COLUMN) not in (None, "") else "content"
+            problems.append(
+                row_problem(
+                    number,
+                    f"row {number} has the same {what} as row {earlier} (case id '{identity}')",
+                    "give every case its own 'id', or remove the repeated row",
+                )
+            )
+    return problems
 
 
 def _file_hash(path: Path | None) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from runner import offline
 from runner.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
-from runner.cases import Selection, count_requests, expand
+from runner.cases import Selection, count_requests, expand, record_id
 from runner.cassette import Cassette
 from runner.check import MalformedResponse, check_response
 from runner.errors import RenderError, UsageError
@@ -247,7 +247,7 @@ def start_run(
     store.write_manifest(_manifest(store, specs, settings, "running"))
     jobs = _plan(specs, settings, endpoints)
     total = _request_count(specs, settings)
-    return _execute(store, jobs, total, settings, progress, answers=answers)
+    return _execute(store, jobs, total, specs, settings, progress, answers=answers)
 
 
 def resume_run(
@@ -263,7 +263,9 @@ def resume_run(
     answers = _open_answers(specs, endpoints, settings, done)
     jobs = (job for job in _plan(specs, settings, endpoints) if job.record_id not in done)
     total = max(_request_count(specs, settings) - len(done), 0)
-    return _execute(store, jobs, total, settings, progress, resumed=len(done), answers=answers)
+    return _execute(
+        store, jobs, total, specs, settings, progress, resumed=len(done), answers=answers
+    )
 
 
 def _open_answers(
@@ -372,6 +374,7 @@ def _execute(
     store: RunStore,
     jobs: Iterable[Job],
     total: int,
+    specs: list[Spec],
     settings: RunSettings,
     progress: Progress | None,
     resumed: int = 0,
@@ -397,12 +400,19 @@ def _execute(
         writer.close()
         store.close()
         summary.seconds = time.monotonic() - started
-        _finish_manifest(store, summary)
+        _finish_manifest(store, _record_ids(specs, settings.selection))
     return summary
 
 
-def _finish_manifest(store: RunStore, summary: RunSummary) -> None:
-    counts = store.rewrite_results()
+def _record_ids(specs: list[Spec], selection: Selection) -> Iterator[str]:
+    """The run's record ids in plan order (spec, case, combination), without rendering."""
+    for spec in specs:
+        for case, combination in expand(spec.cases, spec.matrix, selection):
+            yield record_id(spec.name, case, combination)
+
+
+def _finish_manifest(store: RunStore, record_ids: Iterable[str]) -> None:
+    counts = store.rewrite_results(record_ids)
     manifest = store.read_manifest()
     manifest.update(
         status="complete" if counts["failed"] == 0 else "incomplete",

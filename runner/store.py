@@ -4,7 +4,7 @@ Layout::
 
     runs/<run-id>/
       manifest.json        run id, times, versions, settings, spec files and hashes, counts
-      results.jsonl        every record, one per line, sorted by record id when the run ends
+      results.jsonl        every record, one per line, in plan order when the run ends
       records/<id>.json    one file per request, written atomically (temp file + rename)
 
 Every write goes to a temporary file that is renamed into place, so a run killed at any moment
@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -176,18 +176,26 @@ class RunStore:
         """Ids of records that need not be sent again: the provider answered them."""
         return {r["id"] for r in self.records() if r.get("status") != "failed"}
 
-    def rewrite_results(self) -> dict[str, int]:
-        """Rebuild results.jsonl from the record files, one line per record, in file-name order.
+    def rewrite_results(self, record_ids: Iterable[str]) -> dict[str, int]:
+        """Rebuild results.jsonl from the record files, one line per record, in the order of
+        ``record_ids`` (the run's plan: spec, case, combination); count the statuses.
 
-        Records stream through one at a time, so a run of any size rebuilds in bounded memory.
+        Ids without a record file (not answered yet) are left out. The ids are a generator and
+        records stream through one at a time, so a run of any size rebuilds in fixed memory.
         """
         fd, temp = tempfile.mkstemp(dir=self.root, prefix=f".{RESULTS}.", suffix=".tmp")
         counts = {"total": 0, "ok": 0, "failed": 0, "invalid_output": 0}
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for text, record in self._record_texts():
+            for record_id in record_ids:
+                try:
+                    with open(self.record_path(record_id), encoding="utf-8") as record_file:
+                        text = record_file.read()
+                    status = json.loads(text)["status"]
+                except (OSError, ValueError, KeyError):
+                    continue
                 handle.write(text if text.endswith("\n") else text + "\n")
                 counts["total"] += 1
-                counts[record["status"]] = counts.get(record["status"], 0) + 1
+                counts[status] = counts.get(status, 0) + 1
         os.replace(temp, self.root / RESULTS)
         return counts
 

@@ -447,3 +447,16 @@ def test_a_case_whose_template_fails_is_saved_as_a_failure_and_the_rest_run(proj
     assert failed["status"] == "failed" and failed["error"]["kind"] == "render"
     assert failed["error"]["message"].startswith("specs/s.yaml:5:12: template error: TypeError")
     assert "1 ok, 1 failed" in result.output
+
+
+def test_repeated_ids_are_found_far_apart_in_a_large_file(project, run_cli):
+    rows = [f"c{i},text {i}\n" for i in range(20_000)]
+    rows[18_999] = "c4,text again\n"
+    write(project, "specs/data/big.csv", "id,review\n" + "".join(rows))
+    write_spec(project, cases="data/big.csv")
+
+    result = run_cli("validate", "specs")
+
+    assert result.exit_code == 1
+    expected = "specs/data/big.csv:19001: row 19001 has the same id as row 6 (case id 'c4')"
+    assert expected in result.output, result.output

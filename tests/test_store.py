@@ -30,16 +30,17 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
 
 
-def test_results_rewritten_sorted_without_duplicates(tmp_path):
+def test_results_rewritten_in_plan_order_without_duplicates(tmp_path):
     store = RunStore.create(tmp_path)
     store.save_record({"id": "b", "status": "failed"})
     store.save_record({"id": "a", "status": "ok"})
     store.save_record({"id": "b", "status": "ok"})
     lines = (store.root / "results.jsonl").read_text().splitlines()
     assert len(lines) == 3
-    store.rewrite_results()
+    counts = store.rewrite_results(iter(["b", "a", "not-answered"]))
     records = [json.loads(line) for line in (store.root / "results.jsonl").read_text().splitlines()]
-    assert records == [{"id": "a", "status": "ok"}, {"id": "b", "status": "ok"}]
+    assert records == [{"id": "b", "status": "ok"}, {"id": "a", "status": "ok"}]
+    assert counts == {"total": 2, "ok": 2, "failed": 0, "invalid_output": 0}
 
 
 def test_completed_ids_skip_failures(tmp_path):
