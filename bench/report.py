@@ -164,6 +164,23 @@ def startup_section(data: dict[str, float]) -> str:
     return "### Start-up (median wall)\n\n" + table(["command", "ms"], rows)
 
 
+def scale_section(rows: list[dict[str, float]]) -> str:
+    body = [
+        [
+            f"{row['rows']:,.0f}",
+            f"{row['records']:,.0f}",
+            f"{row['wall']:.1f}",
+            f"{row['rows'] / row['wall']:,.0f}",
+            f"{row['cpu']:.1f}",
+            f"{row['peak_mb']:.0f}",
+        ]
+        for row in rows
+    ]
+    header = ["rows", "records saved", "wall s", "cases/s", "CPU s", "peak RSS MB"]
+    title = "### Cases at scale: one spec over a CSV, offline provider, -c 8"
+    return f"{title}\n\n{table(header, body)}"
+
+
 def targets_section(config: Any, results: dict[str, Any]) -> str:
     seq, conc = results["sequential"], results["concurrent"]
     groq, raw = seq["groq"], seq["raw"]
@@ -208,6 +225,18 @@ def targets_section(config: Any, results: dict[str, Any]) -> str:
     )
     rows.append(["`runner --help` < 150 ms", f"{help_s * 1000:.0f} ms", verdict(help_s < 0.15)])
     rows.append(["validate 1,000 specs < 2 s", f"{validate_s:.2f} s", verdict(validate_s < 2)])
+    scale = results.get("cases_scale") or []
+    if scale:
+        peak = max(row["peak_mb"] for row in scale)
+        rows.append(["cases at scale: peak < 200 MB", f"{peak:.0f} MB", verdict(peak < 200)])
+        growth = scale[-1]["peak_mb"] - scale[0]["peak_mb"]
+        rows.append(
+            [
+                "cases at scale: memory flat in the rows",
+                f"{growth:+.0f} MB from {scale[0]['rows']:,.0f} to {scale[-1]['rows']:,.0f} rows",
+                verdict(growth < 10),
+            ]
+        )
     return "### Targets (runner)\n\n" + table(["target", "measured", "result"], rows)
 
 
@@ -224,6 +253,7 @@ def render(config: Any, results: dict[str, Any]) -> str:
         ),
         structured_section(results["structured"], config.struct_n),
         startup_section(results["startup"]),
+        scale_section(results["cases_scale"]),
         targets_section(config, results),
     ]
     return "\n\n".join(sections) + "\n"

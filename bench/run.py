@@ -54,6 +54,7 @@ class Config:
     help_runs: int = 10
     validate_n: int = 1000
     server_n: int = 300
+    scale_rows: tuple[int, ...] = (10_000, 100_000)
     server: str = "bench"
 
     @classmethod
@@ -67,6 +68,7 @@ class Config:
             rl_window=3.0,
             struct_n=200,
             help_runs=5,
+            scale_rows=(2_000, 10_000),
             server=server,
         )
 
@@ -364,7 +366,17 @@ def run_all(bench: Bench) -> dict[str, Any]:
         "rate_limited": rate_limited(bench),
         "structured": structured(bench),
         "startup": startup(bench),
+        "cases_scale": cases_scale(bench),
     }
+
+
+def cases_scale(bench: Bench) -> list[dict[str, float]]:
+    """Peak memory and speed of one spec over a large CSV on the offline provider."""
+    import cases_scale as scale
+
+    rows = bench.config.scale_rows
+    print(f"cases at scale: {', '.join(f'{n:,}' for n in rows)} rows, offline", file=sys.stderr)
+    return [asdict(scale.measure(n, concurrency=8)) for n in rows]
 
 
 if __name__ == "__main__":
