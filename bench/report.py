@@ -11,6 +11,7 @@ NAMES = {
     "openai": "openai SDK",
     "runner": "runner run, one spec file per request",
     "runner-cases": "runner run, one spec, a case per request",
+    "promptfoo": "promptfoo 0.123.1 eval (Node 22)",
 }
 
 
@@ -243,8 +244,13 @@ def targets_section(config: Any, results: dict[str, Any]) -> str:
 def render(config: Any, results: dict[str, Any]) -> str:
     """All sections, in the order they ran, then the targets."""
     ideal = config.conc_n / config.conc_c * config.latency
+    peers = (
+        "promptfoo included"
+        if "promptfoo" in results["sequential"]
+        else ("promptfoo not installed, so not measured (see bench/promptfoo_client.py)")
+    )
     sections = [
-        f"rounds: {config.rounds} (medians), stub server: {config.server}",
+        f"rounds: {config.rounds} (medians), stub server: {config.server}; {peers}",
         server_section(results["server"], config.server_n),
         sequential_section(results["sequential"], config.seq_n),
         concurrent_section(results["concurrent"], config.conc_n, config.conc_c, ideal),

@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import promptfoo_client
 import workload
 from measure import Server, Usage, median, run_child
 
@@ -31,8 +32,10 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 SERVERS = {"bench": BENCH / "server.py", "tests": ROOT / "tests" / "openai_server.py"}
 SERVER_ARGS = {"bench": (), "tests": ("--no-record",)}
-# "runner" gets one spec file per request; "runner-cases" one spec with a case per request.
-CLIENTS = ("raw", "groq", "openai", "runner", "runner-cases")
+# "runner" gets one spec file per request; "runner-cases" one spec with a case per request;
+# promptfoo (the closest peer tool) joins when it is installed (see promptfoo_client.py).
+PROMPTFOO = ("promptfoo",) if promptfoo_client.installed() else ()
+CLIENTS = ("raw", "groq", "openai", "runner", "runner-cases", *PROMPTFOO)
 KEY_ENV = "BENCH_API_KEY"
 
 
@@ -144,6 +147,9 @@ class Bench:
     def client_argv(
         self, client: str, root_url: str, n: int, c: int, structured: bool
     ) -> list[str]:
+        if client == "promptfoo":
+            script = str(BENCH / "promptfoo_client.py")
+            return [self.python, script, "--base-url", root_url, "--n", str(n), "-c", str(c)]
         if client in ("runner", "runner-cases"):
             return self.runner_argv(root_url, n, c, structured, cases=client == "runner-cases")
         argv = [self.python, str(BENCH / "clients.py"), client, "--base-url", root_url]
