@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import click
 
 from runner import __version__
-from runner.errors import RenderError, RunnerError, SpecError, UsageError
+from runner.errors import RenderError, RunInterrupted, RunnerError, SpecError, UsageError
 
 if TYPE_CHECKING:
     from runner.cases import Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def reports_errors(command: F) -> F:
@@ -41,6 +41,9 @@ def reports_errors(command: F) -> F:
         except UsageError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USAGE)
+        except RunInterrupted as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(EXIT_INTERRUPTED)
         except RunnerError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_FAILED)
@@ -453,4 +456,8 @@ def schema() -> None:
 
 def main() -> None:
     """Console entry point."""
-    cli()
+    try:
+        cli()
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)

@@ -57,3 +57,14 @@ class RenderError(RunnerError):
 
 class ProviderError(UsageError):
     """The provider configuration is unusable (e.g. the API key variable is not set): exit 2."""
+
+
+class RunInterrupted(RunnerError):
+    """The user interrupted a run (Ctrl-C); what was answered is saved (exit code 130)."""
+
+    def __init__(self, run_dir: str, saved: int):
+        self.run_dir = run_dir
+        super().__init__(
+            f"interrupted: {saved} answer(s) saved in {run_dir}; finish the run with: "
+            f"runner run --resume {run_dir}"
+        )

@@ -22,7 +22,7 @@ from runner.cache import CachedResponse, CacheMode, ResponseCache, cache_path_fo
 from runner.cases import Selection, count_requests, expand, record_id
 from runner.cassette import Cassette
 from runner.check import MalformedResponse, check_response
-from runner.errors import RenderError, UsageError
+from runner.errors import RenderError, RunInterrupted, UsageError
 from runner.explain_http import explain_http_error
 from runner.providers import Endpoint, ProviderOverride, resolve_endpoint
 from runner.ratelimit import RateLimiter
@@ -393,14 +393,19 @@ def _execute(
                 progress(record, summary.total, max(total, summary.total))
 
     writer = RecordWriter(store, depth=settings.concurrency * 2)
+    interrupted = False
     try:
         _run_pool(jobs, sender, finish, settings.concurrency)
+    except KeyboardInterrupt:
+        interrupted = True  # requests in flight were finished and saved; the rest can resume
     finally:
         sender.close()
         writer.close()
         store.close()
         summary.seconds = time.monotonic() - started
         _finish_manifest(store, _record_ids(specs, settings.selection))
+    if interrupted:
+        raise RunInterrupted(str(store.root), summary.total)
     return summary
 
 
@@ -415,7 +420,7 @@ def _finish_manifest(store: RunStore, record_ids: Iterable[str]) -> None:
     counts = store.rewrite_results(record_ids)
     manifest = store.read_manifest()
     manifest.update(
-        status="complete" if counts["failed"] == 0 else "incomplete",
+        status="complete" if counts["failed"] == counts["not_sent"] == 0 else "incomplete",
         finished_at=utc_now(),
         counts=counts,
     )
@@ -430,16 +435,23 @@ def _run_pool(
 
     def done(future: Future[None]) -> None:
         slots.release()
+        if future.cancelled():
+            return
         error = future.exception()
         if error is not None:
             errors.append(error)
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="runner") as pool:
-        for job in jobs:
-            slots.acquire()
-            if errors:
-                break
-            pool.submit(_send_and_finish, sender, job, finish).add_done_callback(done)
+        try:
+            for job in jobs:
+                slots.acquire()
+                if errors:
+                    break
+                pool.submit(_send_and_finish, sender, job, finish).add_done_callback(done)
+        except KeyboardInterrupt:
+            # Drop what has not started; leaving the block waits for what is in flight.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     if errors:
         raise errors[0]
 

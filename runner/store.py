@@ -180,11 +180,12 @@ class RunStore:
         """Rebuild results.jsonl from the record files, one line per record, in the order of
         ``record_ids`` (the run's plan: spec, case, combination); count the statuses.
 
-        Ids without a record file (not answered yet) are left out. The ids are a generator and
-        records stream through one at a time, so a run of any size rebuilds in fixed memory.
+        Ids without a record file (not sent yet) are left out and counted as ``not_sent``. The
+        ids are a generator and records stream through one at a time, so a run of any size
+        rebuilds in fixed memory.
         """
         fd, temp = tempfile.mkstemp(dir=self.root, prefix=f".{RESULTS}.", suffix=".tmp")
-        counts = {"total": 0, "ok": 0, "failed": 0, "invalid_output": 0}
+        counts = {"total": 0, "ok": 0, "failed": 0, "invalid_output": 0, "not_sent": 0}
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             for record_id in record_ids:
                 try:
@@ -192,6 +193,7 @@ class RunStore:
                         text = record_file.read()
                     status = json.loads(text)["status"]
                 except (OSError, ValueError, KeyError):
+                    counts["not_sent"] += 1
                     continue
                 handle.write(text if text.endswith("\n") else text + "\n")
                 counts["total"] += 1

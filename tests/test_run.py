@@ -89,7 +89,13 @@ def test_results_jsonl_and_manifest_describe_the_run(project, run_against):
     assert [r["id"] for r in lines] == ["a", "b", "c"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete"
-    assert manifest["counts"] == {"total": 3, "ok": 3, "failed": 0, "invalid_output": 0}
+    assert manifest["counts"] == {
+        "total": 3,
+        "ok": 3,
+        "failed": 0,
+        "invalid_output": 0,
+        "not_sent": 0,
+    }
     assert [s["path"] for s in manifest["specs"]] == [f"specs/{n}.yaml" for n in "abc"]
     assert manifest["runner_version"] and manifest["python"]
 
@@ -469,3 +475,47 @@ def test_dropped_connections_are_explained_in_a_sentence(
     message = records["alpha"]["error"]["message"]
     assert words in message, message
     assert "Error(" not in message
+
+
+def test_ctrl_c_saves_what_was_answered_and_says_how_to_resume(project, openai_server):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for i in range(40):
+        write_spec(project, f"s{i:02}")
+    openai_server.latency = 0.05
+    command = [sys.executable, "-m", "runner", *run_args(openai_server.base_url), "-c", "2"]
+    env = {**os.environ, KEY_ENV: KEY}
+    process = subprocess.Popen(command, cwd=project, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while openai_server.count < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    run_dir = latest_run(project)
+    assert f"runner run --resume {run_dir.relative_to(project)}" in stderr
+    saved = read_records(run_dir)
+    assert 0 < len(saved) < 40
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "incomplete"
+    assert manifest["counts"]["not_sent"] == 40 - len(saved)
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "runner", "run", "--resume", str(run_dir)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(read_records(run_dir)) == 40
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["counts"]["not_sent"] == 0

@@ -40,7 +40,7 @@ def test_results_rewritten_in_plan_order_without_duplicates(tmp_path):
     counts = store.rewrite_results(iter(["b", "a", "not-answered"]))
     records = [json.loads(line) for line in (store.root / "results.jsonl").read_text().splitlines()]
     assert records == [{"id": "b", "status": "ok"}, {"id": "a", "status": "ok"}]
-    assert counts == {"total": 2, "ok": 2, "failed": 0, "invalid_output": 0}
+    assert counts == {"total": 2, "ok": 2, "failed": 0, "invalid_output": 0, "not_sent": 1}
 
 
 def test_completed_ids_skip_failures(tmp_path):
