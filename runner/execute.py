@@ -21,11 +21,10 @@ from runner import offline
 from runner.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
 from runner.cases import Selection, count_requests, expand, record_id
 from runner.cassette import Cassette
-from runner.check import MalformedResponse, check_response
 from runner.errors import RenderError, RunInterrupted, UsageError
-from runner.explain_http import explain_http_error
 from runner.providers import Endpoint, ProviderOverride, resolve_endpoint
 from runner.ratelimit import RateLimiter
+from runner.record import Attempt, build_record, not_sent_record
 from runner.render import Request, render_request
 from runner.spec import Spec
 from runner.store import RecordWriter, RunStore, environment_info, git_info, utc_now
@@ -500,8 +499,13 @@ class _Sender:
             result = self.client.post_chat(job.endpoint, payload)
             self.limiter.observe(result.headers)
         latency_ms = round((time.perf_counter() - clock) * 1000.0, 3)
-        record = _base_record(job, started_at, latency_ms, result, cached=stored is not None)
-        _fill_outcome(record, job, result, response)
+        record = build_record(
+            job.record_id,
+            job.request,
+            job.endpoint,
+            Attempt(result, started_at, latency_ms, cached=stored is not None),
+            response,
+        )
         if finish is not None:
             finish(record)
         if key and self.answers is not None and stored is None and record["output"] is not None:
@@ -511,9 +515,7 @@ class _Sender:
     def _not_sent(
         self, job: Job, reason: str, finish: Callable[[dict[str, Any]], None] | None
     ) -> dict[str, Any]:
-        record = _base_record(job, utc_now(), 0.0, HttpResult(None, {}, None, 0))
-        record["request"] = None
-        record["error"] = {"kind": "render", "message": reason}
+        record = not_sent_record(job.record_id, job.request, job.endpoint, reason)
         if finish is not None:
             finish(record)
         return record
@@ -538,86 +540,3 @@ def _stored_answer(
 def _token_estimate(body: dict[str, Any], payload_bytes: int) -> int:
     limit = body.get("max_completion_tokens") or body.get("max_tokens") or 0
     return payload_bytes // 4 + int(limit)
-
-
-def _base_record(
-    job: Job, started_at: str, latency_ms: float, result: HttpResult, cached: bool = False
-) -> dict[str, Any]:
-    spec = job.request.spec
-    return {
-        "id": job.record_id,
-        "spec": {"path": spec.display, "name": spec.name, "sha256": spec.sha256},
-        "case": _case_json(job.request),
-        "matrix": dict(job.request.combination.fields) or None,
-        "vars": job.request.vars,
-        "provider": job.endpoint.describe(),
-        "offline": job.endpoint.offline,
-        "cached": cached,
-        "request": job.request.body,
-        "status": "failed",
-        "http_status": result.status,
-        "response": None,
-        "output": None,
-        "usage": None,
-        "error": None,
-        "attempts": result.attempts,
-        "latency_ms": latency_ms,
-        "started_at": started_at,
-        "finished_at": utc_now(),
-    }
-
-
-def _case_json(request: Request) -> dict[str, Any] | None:
-    case = request.case
-    if not case.id:
-        return None
-    return {
-        "id": case.id,
-        "row": case.row,
-        "source": request.spec.cases.display if request.spec.cases else None,
-    }
-
-
-def _fill_outcome(record: dict[str, Any], job: Job, result: HttpResult, response: Any) -> None:
-    spec = job.request.spec
-    if response is None:
-        if result.status is None:
-            record["error"] = {"kind": "connection", "message": result.error}
-            return
-        try:
-            response = result.json()
-        except ValueError:
-            record["response_text"] = (result.text or "")[:10_000]
-            kind = result.headers.get("content-type", "unknown")
-            message = (
-                explain_http_error(
-                    result.status, None, job.endpoint, spec, result.headers.get("location")
-                )
-                if (result.status != 200)
-                else f"the provider's answer is not JSON ({kind})"
-            )
-            record["error"] = {
-                "kind": "malformed" if result.status == 200 else "http",
-                "message": message,
-            }
-            return
-    record["response"] = response
-    if result.status != 200 or (isinstance(response, dict) and "error" in response):
-        record["error"] = {
-            "kind": "http" if result.status != 200 else "provider",
-            "message": explain_http_error(
-                result.status, response, job.endpoint, spec, result.headers.get("location")
-            ),
-        }
-        return
-    try:
-        output = check_response(spec, response)
-    except MalformedResponse as exc:
-        record["error"] = {
-            "kind": "malformed",
-            "message": f"the provider's answer is not a chat completion: {exc}",
-        }
-        return
-    record["output"] = output.to_json()
-    record["usage"] = response.get("usage")
-    record["status"] = "ok" if output.valid else "invalid_output"
