@@ -98,6 +98,12 @@ def _parse(env: jinja2.Environment, source: str) -> jinja2.nodes.Template:
     return env.parse(source)
 
 
+@lru_cache(maxsize=512)
+def _undeclared(env: jinja2.Environment, source: str) -> frozenset[str]:
+    """The variables a template reads; specs often share prompts, so this is cached too."""
+    return frozenset(jinja2.meta.find_undeclared_variables(_parse(env, source)))
+
+
 @lru_cache(maxsize=64)
 def _field_validator(key: str) -> Draft202012Validator:
     """A validator for one request field's value, as the spec schema defines it."""
@@ -295,7 +301,7 @@ class _SpecChecker:
         reported: set[str] = set()
         for path, source in self._template_sources():
             try:
-                used = jinja2.meta.find_undeclared_variables(_parse(self.env, source))
+                used = _undeclared(self.env, source)
             except jinja2.TemplateSyntaxError:
                 continue
             missing = used - defaults.keys()
