@@ -355,6 +355,9 @@ def main() -> None:
     config = Config.quick(args.server) if args.quick else Config(server=args.server)
     if args.rounds:
         config = Config(**{**asdict(config), "rounds": args.rounds})
+    # Byte-compile runner as a regular pip install does for every package; otherwise, with
+    # PYTHONDONTWRITEBYTECODE set (as on our machines), each runner process compiles it again.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "runner")], check=True)
     with tempfile.TemporaryDirectory(prefix="runner-bench-") as work:
         results = run_all(Bench(config, Path(work)))
     from report import render

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner import offline
 from runner.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
 from runner.cases import Selection, count_requests, expand, record_id
 from runner.cassette import Cassette
@@ -489,6 +488,8 @@ class _Sender:
             result = HttpResult(stored.status, {}, stored.text, 0)
         elif job.endpoint.offline:
             result = HttpResult(200, {}, None, 1)
+            from runner import offline  # only runs that use it pay for importing it
+
             response = offline.complete(body)
         elif self.client is None:
             result = HttpResult(None, {}, None, 0, "the replay cassette has no answer for it")

@@ -405,7 +405,10 @@ def test_the_rpm_limit_paces_requests(project, openai_server, run_against):
     assert result.exit_code == 0
     times = sorted(r.at for r in openai_server.received)
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.09  # 600 per minute is one every 0.1 s
+    # 600 per minute is one every 0.1 s: three intervals take 0.3 s, and no two requests go
+    # together (a thread may reach the server a little late after its slot, hence the slack).
+    assert times[-1] - times[0] >= 0.28
+    assert min(gaps) >= 0.05
 
 
 def test_a_server_budget_is_respected_without_failures(project, openai_server, run_against):
