@@ -274,7 +274,7 @@ def run(
     cache = _cache_mode(no_cache, refresh, replay_file, dry_run, resume_dir)
     show = _progress_printer(quiet or as_json)
     if resume_dir is not None:
-        if selection != type(selection)():
+        if selection.case_ids or selection.limit or selection.sample:
             raise UsageError("--resume runs the cases of the run it resumes; drop the selection")
         summary = resume_run(resume_dir, load_spec, show)
     else:

@@ -91,7 +91,6 @@ class RunStore:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self.records_dir.mkdir(parents=True, exist_ok=True)
-        self._records_folder = str(self.records_dir)
         self._results: Any = None  # results.jsonl, opened for appending on the first record
 
     @property
@@ -139,8 +138,7 @@ class RunStore:
         the path of every request.
         """
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        name = safe_file_name(record["id"]) + ".json"
-        write_text_atomic(Path(os.path.join(self._records_folder, name)), line)
+        write_text_atomic(self.record_path(record["id"]), line)
         with self._lock:
             if self._results is None:
                 self._results = open(self.root / RESULTS, "a", encoding="utf-8")  # noqa: SIM115
@@ -155,20 +153,12 @@ class RunStore:
                 self._results = None
 
     def records(self) -> Iterator[dict[str, Any]]:
-        """Every record saved so far (unreadable leftovers are skipped)."""
-        for _, record in self._record_texts():
-            yield record
-
-    def _record_texts(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(text, record) of every readable record file, in file-name order."""
-        folder = self.records_dir
+        """Every record saved so far, in file-name order (unreadable leftovers are skipped)."""
         # Plain names, not Path objects: a 100,000-record run sorts them in a few MB.
-        names = sorted(e.name for e in os.scandir(folder) if _is_record_name(e.name))
+        names = sorted(e.name for e in os.scandir(self.records_dir) if _is_record_name(e.name))
         for name in names:
             try:
-                with open(folder / name, encoding="utf-8") as handle:
-                    text = handle.read()
-                yield text, json.loads(text)
+                yield json.loads((self.records_dir / name).read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError):
                 continue
 
