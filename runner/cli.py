@@ -385,25 +385,6 @@ def _progress_printer(quiet: bool) -> Callable[[dict[str, Any], int, int], None]
 
 
 @cli.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--output",
-    "-o",
-    "out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The cassette file to write (JSON Lines).",
-)
-@reports_errors
-def export(run_dir: Path, out: Path) -> None:
-    """Save the answers of RUN_DIR as a cassette for runner run --replay (no secrets)."""
-    from runner.cassette import export_run
-
-    result = export_run(run_dir, out)
-    click.echo(result.describe(), err=True)
-
-
-@cli.command()
 @click.argument("run_a", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("run_b", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
@@ -452,6 +433,11 @@ def schema() -> None:
     from runner.validate import spec_schema_text
 
     click.echo(spec_schema_text(), nl=False)
+
+
+from runner import cli_report  # noqa: E402  (its commands use reports_errors above)
+
+cli_report.register(cli)
 
 
 def main() -> None:

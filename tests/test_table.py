@@ -1,0 +1,163 @@
+"""The table export: `runner export --format csv|jsonl`, one flat row per record."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from helpers import KEY, KEY_ENV, SENTIMENT, WEATHER_TOOL, latest_run, run_args, write_spec
+
+from runner.table import expectation_columns, order_columns, record_row
+
+HARD_TEXT = 'Zoë said "hi, there",\nthen left: 日本語 — ok\r\nend'
+
+
+@pytest.fixture
+def server_run(project, openai_server, run_cli, monkeypatch):
+    """A test-server run of four specs: plain text with a hard answer, JSON, tools, a matrix."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(project, "hard", "Say something hard (hard).", vars={"who": 'Zoë, "the" tester'})
+    write_spec(project, "json", "Answer in JSON (json).", response_format=SENTIMENT)
+    write_spec(project, "tools", tools=[WEATHER_TOOL], tool_choice="auto")
+    write_spec(
+        project,
+        "grid",
+        "Pick one ({{ topic }}).",
+        matrix={"model": ["m-small", "m-large"], "temperature": [0, 1]},
+        cases=[{"id": "a", "topic": "cats"}, {"id": "b", "topic": "dogs"}],
+    )
+    openai_server.plan("reply:" + json.dumps({"content": HARD_TEXT}), marker="(hard)")
+    result = run_cli(*run_args(openai_server.base_url), "--quiet")
+    assert result.exit_code == 0, result.stderr
+    return latest_run(project)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_csv_has_one_row_per_record_and_keeps_hard_text_intact(server_run, run_cli, project):
+    result = run_cli("export", server_run, "--format", "csv", "-o", "out/table.csv")
+    assert result.exit_code == 0, result.stderr
+    assert "11 row(s)" in result.stderr
+    rows = {row["id"]: row for row in read_csv(project / "out" / "table.csv")}
+    assert len(rows) == 11
+    hard = rows["hard"]
+    assert hard["text"] == HARD_TEXT
+    assert hard["var.who"] == 'Zoë, "the" tester'
+    assert hard["status"] == "ok"
+    assert hard["json.label"] == ""  # a column of another spec stays empty here
+    structured = rows["json"]
+    assert structured["json.label"] in {"positive", "negative"}
+    assert 0 <= float(structured["json.score"]) <= 1
+    tools = rows["tools"]
+    assert tools["tool.names"] == "get_weather"
+    assert isinstance(json.loads(tools["tool.arguments"])[0]["city"], str)
+    assert int(tools["total_tokens"]) == int(tools["prompt_tokens"]) + int(
+        tools["completion_tokens"]
+    )
+    grid = [row for row in rows.values() if row["spec"] == "grid"]
+    assert sorted((r["case"], r["matrix.model"], r["matrix.temperature"]) for r in grid) == [
+        (case, model, temperature)
+        for case in ("a", "b")
+        for model in ("m-large", "m-small")
+        for temperature in ("0", "1")
+    ]
+    assert all(r["model"] == r["matrix.model"] for r in grid)
+
+
+def test_csv_header_puts_groups_in_reading_order(server_run, run_cli, project):
+    run_cli("export", server_run, "--format", "csv", "-o", "table.csv")
+    with open(project / "table.csv", encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle))
+    position = {name: i for i, name in enumerate(header)}
+    assert header[:3] == ["id", "spec", "case"]
+    assert position["var.who"] < position["matrix.model"] < position["model"]
+    assert position["text"] < position["json.label"] < position["tool.names"]
+    assert position["latency_ms"] < position["expect.passed"]
+
+
+def test_jsonl_keeps_native_values(server_run, run_cli, project):
+    result = run_cli("export", server_run, "--format", "jsonl", "-o", "table.jsonl")
+    assert result.exit_code == 0, result.stderr
+    lines = (project / "table.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = {row["id"]: row for row in map(json.loads, lines)}
+    assert len(rows) == 11
+    assert rows["hard"]["text"] == HARD_TEXT
+    assert isinstance(rows["json"]["json.score"], (int, float))
+    assert rows["tools"]["tool.arguments"][0]["city"]
+    assert rows["hard"]["expect.passed"] is None
+
+
+def test_cassette_stays_the_default_export(server_run, run_cli, project):
+    result = run_cli("export", server_run, "-o", "cassette.jsonl")
+    assert result.exit_code == 0, result.stderr
+    first = json.loads((project / "cassette.jsonl").read_text().splitlines()[0])
+    assert set(first) == {"id", "key", "request", "response"}
+
+
+def test_export_of_a_folder_that_is_not_a_run_is_a_usage_error(project, run_cli):
+    (project / "empty").mkdir()
+    result = run_cli("export", "empty", "--format", "csv", "-o", "t.csv")
+    assert result.exit_code == 2
+    assert "is not a run directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_expectation_columns_follow_the_shared_shape():
+    expectations = {
+        "passed": False,
+        "total": 2,
+        "failed": 1,
+        "checks": [
+            {"check": "equals", "target": "label", "expected": "a", "actual": "a", "passed": True},
+            {
+                "check": "regex",
+                "target": "text",
+                "expected": "^x",
+                "actual": "y",
+                "passed": False,
+                "message": "text does not match ^x",
+            },
+        ],
+    }
+    assert expectation_columns(expectations) == {
+        "expect.passed": False,
+        "expect.total": 2,
+        "expect.failed": 1,
+        "expect.failures": "text does not match ^x",
+    }
+    assert set(expectation_columns(None).values()) == {None}
+
+
+def test_a_failed_record_has_its_error_and_no_answer():
+    row = record_row(
+        {
+            "id": "x",
+            "spec": {"name": "s"},
+            "status": "failed",
+            "error": {"kind": "http", "message": "the provider answered 500"},
+            "stream": {"ttft_ms": 12.5},
+        }
+    )
+    assert row["status"] == "failed"
+    assert row["error"] == "the provider answered 500"
+    assert row["text"] is None and row["model"] is None
+    assert row["ttft_ms"] == 12.5
+
+
+def test_order_columns_keeps_first_seen_order_within_groups():
+    names = ["json.b", "id", "var.z", "status", "json.a", "var.a", "new_column", "spec"]
+    assert order_columns(names) == [
+        "id",
+        "spec",
+        "var.z",
+        "var.a",
+        "status",
+        "json.b",
+        "json.a",
+        "new_column",
+    ]
