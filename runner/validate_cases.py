@@ -1,0 +1,100 @@
+"""Cases and matrix: inline rows and data files that give the templates their variables, and
+request fields the matrix sweeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from runner.cases import DATA_SUFFIXES, CaseSource, check_cases
+from runner.errors import Problem, SpecError
+from runner.load import PathKey
+from runner.project import display_path, resolve_inside
+from runner.spec import RUNNER_KEYS
+from runner.validate_context import SpecFile
+from runner.validate_schema import field_validator, spec_properties
+
+
+def build_cases(file: SpecFile, needed: set[str], problems: list[Problem]) -> CaseSource | None:
+    """The spec's cases, each row checked to give every variable in ``needed``."""
+    value = file.data.get("cases")
+    if value is None:
+        return None
+    doc = file.doc
+    pos = doc.position(("cases",))
+    if isinstance(value, list):
+        source = CaseSource(doc.file_of(pos), inline=tuple(value))
+
+        def row_problem(number: int | None, message: str, hint: str | None) -> Problem:
+            where: PathKey = ("cases", number - 1) if number else ("cases",)
+            return doc.problem(where, message.replace("row", "case", 1), hint)
+
+    else:
+        data_file = _data_file(file, str(value), problems)
+        if data_file is None:
+            return None
+        source = CaseSource(display_path(data_file), file=data_file)
+
+        def row_problem(number: int | None, message: str, hint: str | None) -> Problem:
+            return Problem(source.display, message, number, None, hint)
+
+    try:
+        return check_cases(source, needed, row_problem)
+    except SpecError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _data_file(file: SpecFile, reference: str, problems: list[Problem]) -> Path | None:
+    target = resolve_inside(file.root, file.folder_of(("cases",)), reference)
+    if target is None:
+        problems.append(
+            file.problem(
+                ("cases",),
+                f"the data file '{reference}' is outside the project folder {file.root}",
+                "keep data files inside the project, e.g. in a data/ folder beside the spec",
+            )
+        )
+    elif target.suffix.lower() not in DATA_SUFFIXES:
+        problems.append(
+            file.problem(
+                ("cases",),
+                f"'{reference}' is not a data file this runner reads",
+                "use .csv, .jsonl, .json, .yaml or .yml",
+            )
+        )
+    elif not target.is_file():
+        problems.append(
+            file.problem(
+                ("cases",),
+                f"data file not found: {reference}",
+                "the path is relative to the folder of the spec file",
+            )
+        )
+    else:
+        return target
+    return None
+
+
+def build_matrix(file: SpecFile, problems: list[Problem]) -> dict[str, tuple[Any, ...]]:
+    """The matrix, each key a request field and each value valid for that field."""
+    matrix = file.data.get("matrix") or {}
+    for key, values in matrix.items():
+        if key in RUNNER_KEYS or key == "messages" or key not in spec_properties():
+            problems.append(
+                file.problem(
+                    ("matrix", key),
+                    f"the matrix cannot vary '{key}'",
+                    "vary request fields such as model, temperature or top_p; "
+                    "vary variables with 'cases'",
+                    key=True,
+                )
+            )
+            continue
+        validator = field_validator(key)
+        for i, value in enumerate(values):
+            for error in validator.iter_errors(value):
+                problems.append(
+                    file.problem(("matrix", key, i), f"matrix {key}[{i}]: {error.message}")
+                )
+    return {key: tuple(values) for key, values in matrix.items()}

@@ -1,0 +1,70 @@
+"""What every check of one spec file sees: the file being checked, and the shape of a check.
+
+``runner/validate.py`` builds a ``SpecFile`` for each schema-valid spec, builds the ``Spec`` from
+it (collecting problems), then runs every function in ``validate.CHECKS`` on the pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from runner.errors import Problem
+from runner.load import Document, PathKey
+from runner.project import find_project_root
+from runner.render import template_environment
+from runner.spec import Spec
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    """One schema-valid spec file: its YAML document (data and positions), the base specs merged
+    into it, its project folder and the template environment renders will use."""
+
+    doc: Document
+    display: str
+    bases: tuple[Document, ...]
+    root: Path
+    env: jinja2.Environment
+
+    @classmethod
+    def of(cls, doc: Document, display: str, bases: tuple[Document, ...] = ()) -> SpecFile:
+        root = find_project_root(doc.path)
+        return cls(doc, display, bases, root, template_environment(root))
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The spec's (schema-valid) data, with its bases merged in."""
+        return self.doc.data
+
+    def problem(
+        self, path: PathKey, message: str, hint: str | None = None, *, key: bool = False
+    ) -> Problem:
+        """A Problem at ``path`` (``("tools", 0, "function")``), in whichever file holds it."""
+        return self.doc.problem(path, message, hint, key=key)
+
+    def folder_of(self, path: PathKey) -> Path:
+        """The folder of the file holding ``path``: relative references start there."""
+        return self.doc.source_of(self.doc.position(path))[0].resolve().parent
+
+    def template_sources(self) -> Iterator[tuple[PathKey, str]]:
+        """Every message text that is a template, with its path."""
+        for i, message in enumerate(self.data["messages"]):
+            content = message.get("content")
+            if isinstance(content, str):
+                yield ("messages", i, "content"), content
+            elif isinstance(content, list):
+                for j, part in enumerate(content):
+                    if isinstance(part, dict) and isinstance(part.get("text"), str):
+                        yield ("messages", i, "content", j, "text"), part["text"]
+
+
+# A check looks at a spec file and the Spec built from it and returns what is wrong (an empty
+# iterable when nothing is). It never raises for a user's mistake and never changes the Spec.
+Check = Callable[[SpecFile, Spec], Iterable[Problem]]
+
+__all__ = ["Check", "SpecFile"]

@@ -1,0 +1,102 @@
+"""JSON Schemas inside a spec (response_format and tool parameters): ``$ref`` files inlined and
+each schema checked against the JSON Schema 2020-12 metaschema."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from runner.errors import Problem, SpecError
+from runner.load import PathKey, read_text
+from runner.project import display_path, resolve_inside
+from runner.validate_context import SpecFile
+
+
+def resolve_schema(
+    file: SpecFile, path: PathKey, value: Any, problems: list[Problem]
+) -> dict[str, Any] | None:
+    """A JSON Schema given inline or as ``{$ref: file}``, with file refs inlined; None (and a
+    problem) when a ref cannot be followed or the result is not a valid schema."""
+    try:
+        schema = _inline_refs(value, file.folder_of(path), file.root, frozenset())
+    except _RefProblem as exc:
+        where = (*path, "$ref") if "$ref" in value else path
+        problems.append(file.problem(where, exc.message, exc.hint))
+        return None
+    error = _schema_error(json.dumps(schema, sort_keys=True))
+    if error is not None:
+        problems.append(
+            file.problem(path, error, "see https://json-schema.org/understanding-json-schema/")
+        )
+        return None
+    return schema
+
+
+@lru_cache(maxsize=256)
+def _schema_error(schema_json: str) -> str | None:
+    """Why a JSON Schema (as canonical JSON) is not valid, or None; checked once per schema.
+
+    Checking against the 2020-12 metaschema costs milliseconds, and a folder of specs often
+    shares one response schema.
+    """
+    try:
+        Draft202012Validator.check_schema(json.loads(schema_json))
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"not a valid JSON Schema: {exc.message}" + (f" (at {where})" if where else "")
+    return None
+
+
+class _RefProblem(Exception):
+    def __init__(self, message: str, hint: str | None = None):
+        self.message = message
+        self.hint = hint
+
+
+def _inline_refs(value: Any, folder: Path, root: Path, seen: frozenset[Path]) -> Any:
+    """``value`` with every ``$ref`` to another file replaced by that file's schema."""
+    if isinstance(value, list):
+        return [_inline_refs(v, folder, root, seen) for v in value]
+    if not isinstance(value, dict):
+        return value
+    ref = value.get("$ref")
+    if isinstance(ref, str) and not ref.startswith("#"):
+        target = _load_ref(ref, folder, root, seen)
+        return _inline_refs(target[0], target[1].parent, root, seen | {target[1]})
+    return {k: _inline_refs(v, folder, root, seen) for k, v in value.items()}
+
+
+def _load_ref(ref: str, folder: Path, root: Path, seen: frozenset[Path]) -> tuple[Any, Path]:
+    if "://" in ref:
+        raise _RefProblem(f"$ref '{ref}' points at a URL", "refer to a file in the project")
+    file_part, _, pointer = ref.partition("#")
+    target = resolve_inside(root, folder, file_part)
+    if target is None:
+        raise _RefProblem(
+            f"$ref '{ref}' points outside the project folder {root}",
+            "keep schema files inside the project, e.g. under schemas/",
+        )
+    if target in seen:
+        raise _RefProblem(f"$ref '{ref}' refers back to itself through other files")
+    if not target.is_file():
+        raise _RefProblem(
+            f"$ref file not found: {ref}", "the path is relative to the folder of the spec file"
+        )
+    try:
+        document = json.loads(read_text(target, display_path(target)))
+    except json.JSONDecodeError as exc:
+        raise _RefProblem(
+            f"$ref file {ref} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except SpecError as exc:
+        raise _RefProblem(f"$ref file {ref}: {exc.problems[0].message}") from None
+    for part in (p for p in pointer.split("/") if p):
+        if not isinstance(document, dict) or part not in document:
+            raise _RefProblem(f"$ref '{ref}': the file has no '{pointer}'")
+        document = document[part]
+    return document, target
