@@ -436,8 +436,10 @@ def schema() -> None:
 
 
 from runner import cli_report  # noqa: E402  (its commands use reports_errors above)
+from runner.cli_batch import batch  # noqa: E402
 
 cli_report.register(cli)
+cli.add_command(batch)
 
 
 def main() -> None:

@@ -41,8 +41,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import contextlib
+
+from batch_server import BatchBackend
 
 from runner import offline
 
@@ -95,6 +98,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.statuses: Counter[int] = Counter()
         self.budget: Budget | None = None
         self._plans: list[Plan] = []
+        self.batches = BatchBackend()  # /files and /batches (tests/batch_server.py)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -176,6 +180,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        if self.server.batches.handle(self):
+            return
         if self.path == "/stats":
             with self.server._lock:
                 counts = {str(k): v for k, v in self.server.statuses.items()}
@@ -188,6 +194,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(404, _error("Unknown request URL", "invalid_request_error", None))
 
     def do_POST(self) -> None:
+        if self.server.batches.handle(self):
+            return
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
             body = json.loads(raw)
