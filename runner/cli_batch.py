@@ -20,7 +20,6 @@ from runner.cli import (
     _echo_json,
     _run_settings,
     _valid_specs,
-    existing_paths,
     reports_errors,
     selection_options,
 )
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from runner.batch import BatchResult
     from runner.cases import Selection
 
+existing_paths = click.Path(exists=True, path_type=Path)
 run_dir_argument = click.argument(
     "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path)
 )
