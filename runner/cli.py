@@ -244,6 +244,11 @@ def render(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Answer every request from this cassette (see runner export); no network.",
 )
+@click.option(
+    "--fail-on-expect",
+    is_flag=True,
+    help="Exit 1 when any answer fails its spec's expect: checks (for CI).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @selection_options
@@ -256,6 +261,7 @@ def run(
     refresh: bool,
     dry_run: bool,
     replay_file: Path | None,
+    fail_on_expect: bool,
     quiet: bool,
     as_json: bool,
     selection: Selection,
@@ -264,7 +270,8 @@ def run(
     """Validate specs, send their requests and save the results in a new run directory.
 
     Exit code 0 when every request succeeded with valid output, 1 when any failed or
-    returned invalid output, 2 for usage errors.
+    returned invalid output (or, with --fail-on-expect, failed an expectation), 2 for usage
+    errors.
     """
     from runner.execute import plan_run, resume_run, start_run
     from runner.validate import load_spec
@@ -292,7 +299,8 @@ def run(
         _echo_json(summary.to_json())
     elif not quiet:
         click.echo(summary.describe(), err=True)
-    sys.exit(EXIT_OK if summary.succeeded else EXIT_FAILED)
+    passed = summary.succeeded and not (fail_on_expect and summary.expectations_failed)
+    sys.exit(EXIT_OK if passed else EXIT_FAILED)
 
 
 def _valid_specs(paths: tuple[Path, ...]) -> list[Any]:

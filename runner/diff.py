@@ -1,8 +1,9 @@
 """Compare two runs record by record: what changed in the answers, and which records came or went.
 
 Records are paired by ``id``. A pair differs when its status, HTTP status, error kind, output
-text, parsed JSON, tool calls, validity or finish reason differ. Token counts and latency are
-shown as information only: they never make two runs different.
+text, parsed JSON, tool calls, validity, finish reason or expectation results differ (an
+expectation that passed in A and fails in B is shown as ``PASS -> FAIL`` with the reason).
+Token counts and latency are shown as information only: they never make two runs different.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from runner.store import RunStore
 
 MAX_DIFF_LINES = 40
+PASS, FAIL, NO_CHECKS = "PASS", "FAIL", "no checks"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class Change:
             return ["content:", *(f"  {line}" for line in self.detail)]
         if self.field == "parsed" and self.detail:
             return [f"parsed: keys changed: {', '.join(self.detail)}"]
+        if self.field == "expectations":
+            return [f"expectations: {self.before} -> {self.after}", *self.detail]
         return [f"{self.field}: {_short(self.before)} -> {_short(self.after)}"]
 
     def to_json(self) -> dict[str, Any]:
@@ -83,6 +87,15 @@ class RunDiff:
     def identical(self) -> bool:
         return not (self.added or self.missing or self.changed)
 
+    def turned(self, before: str, after: str) -> int:
+        """How many records' expectations went from ``before`` to ``after`` (PASS, FAIL)."""
+        return sum(
+            1
+            for record in self.records
+            for c in record.changes
+            if c.field == "expectations" and (c.before, c.after) == (before, after)
+        )
+
     def describe(self) -> str:
         """The comparison as a person reads it."""
         lines = [f"comparing {self.run_a} (A) with {self.run_b} (B)"]
@@ -99,6 +112,9 @@ class RunDiff:
             f"{len(self.added)} added, {len(self.missing)} missing"
             + ("; the runs give the same answers" if self.identical else "")
         )
+        broke, fixed = self.turned(PASS, FAIL), self.turned(FAIL, PASS)
+        if broke or fixed:
+            lines.append(f"expectations: {broke} turned PASS -> FAIL, {fixed} FAIL -> PASS")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -112,6 +128,10 @@ class RunDiff:
                 "unchanged": self.unchanged,
                 "added": len(self.added),
                 "missing": len(self.missing),
+            },
+            "expectations": {
+                "pass_to_fail": self.turned(PASS, FAIL),
+                "fail_to_pass": self.turned(FAIL, PASS),
             },
             "added": list(self.added),
             "missing": list(self.missing),
@@ -170,6 +190,9 @@ def diff_records(a: dict[str, Any], b: dict[str, Any]) -> RecordDiff:
     for name in ("valid", "finish_reason"):
         if out_a.get(name) != out_b.get(name):
             changes.append(Change(name, out_a.get(name), out_b.get(name)))
+    expectations = _expectation_change(a, b)
+    if expectations is not None:
+        changes.append(expectations)
     info: list[Change] = []
     tokens_a, tokens_b = _tokens(a), _tokens(b)
     if tokens_a != tokens_b:
@@ -177,6 +200,39 @@ def diff_records(a: dict[str, Any], b: dict[str, Any]) -> RecordDiff:
     if changes or info:
         info.append(Change("latency_ms", a.get("latency_ms"), b.get("latency_ms")))
     return RecordDiff(a["id"], tuple(changes), tuple(info))
+
+
+def _verdict(record: dict[str, Any]) -> str:
+    results = record.get("expectations")
+    if not isinstance(results, dict):
+        return NO_CHECKS
+    return PASS if results.get("passed") else FAIL
+
+
+def _checks(record: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    results = record.get("expectations")
+    checks = results.get("checks") if isinstance(results, dict) else None
+    return {
+        (str(c.get("check")), str(c.get("target"))): c for c in checks or [] if isinstance(c, dict)
+    }
+
+
+def _expectation_change(a: dict[str, Any], b: dict[str, Any]) -> Change | None:
+    """PASS -> FAIL (or back, or a different set of failing checks), with each check that
+    turned and why it fails now."""
+    before, after = _checks(a), _checks(b)
+    detail = []
+    for key in list(before) + [k for k in after if k not in before]:
+        was, now = before.get(key), after.get(key)
+        was_word = "absent" if was is None else PASS if was.get("passed") else FAIL
+        now_word = "absent" if now is None else PASS if now.get("passed") else FAIL
+        if was_word != now_word:
+            why = f" ({now.get('message')})" if now is not None and now_word == FAIL else ""
+            detail.append(f"  {key[0]} {key[1]}: {was_word} -> {now_word}{why}")
+    verdict_a, verdict_b = _verdict(a), _verdict(b)
+    if verdict_a == verdict_b and not detail:
+        return None
+    return Change("expectations", verdict_a, verdict_b, tuple(detail))
 
 
 def _error_kind(record: dict[str, Any]) -> str | None:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner import expect
 from runner.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
 from runner.cases import Selection, count_requests, expand, record_id
 from runner.cassette import Cassette
@@ -86,10 +87,16 @@ class RunSummary:
     completion_tokens: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
+    # Records with expectations, passed and failed, over the whole run (resumed ones too).
+    expectations: dict[str, int] = field(default_factory=expect.empty_counts)
 
     @property
     def succeeded(self) -> bool:
         return self.failed == 0 and self.invalid_output == 0
+
+    @property
+    def expectations_failed(self) -> bool:
+        return self.expectations["failed"] > 0
 
     def add(self, record: dict[str, Any]) -> None:
         self.total += 1
@@ -118,6 +125,7 @@ class RunSummary:
             + (f", {self.cached} from cache" if self.cached else "")
             + (f" ({self.resumed} already done before resuming)" if self.resumed else ""),
             f"tokens: {self.prompt_tokens} prompt, {self.completion_tokens} completion",
+            *expect.describe_counts(self.expectations),
             f"saved in {self.run_dir}",
         ]
         lines.extend(f"  {failure}" for failure in self.failures)
@@ -401,7 +409,8 @@ def _execute(
         writer.close()
         store.close()
         summary.seconds = time.monotonic() - started
-        _finish_manifest(store, _record_ids(specs, settings.selection))
+        counts = _finish_manifest(store, _record_ids(specs, settings.selection), specs)
+        summary.expectations = counts["expectations"]
     if interrupted:
         raise RunInterrupted(str(store.root), summary.total)
     return summary
@@ -414,8 +423,13 @@ def _record_ids(specs: list[Spec], selection: Selection) -> Iterator[str]:
             yield record_id(spec.name, case, combination)
 
 
-def _finish_manifest(store: RunStore, record_ids: Iterable[str]) -> None:
-    counts = store.rewrite_results(record_ids)
+def _finish_manifest(
+    store: RunStore, record_ids: Iterable[str], specs: list[Spec]
+) -> dict[str, Any]:
+    counts: dict[str, Any] = dict(store.rewrite_results(record_ids))
+    # One more pass over the records only when some spec has expectations to count.
+    scored = any(spec.expect for spec in specs)
+    counts["expectations"] = expect.count(store.records()) if scored else expect.empty_counts()
     manifest = store.read_manifest()
     manifest.update(
         status="complete" if counts["failed"] == counts["not_sent"] == 0 else "incomplete",
@@ -423,6 +437,7 @@ def _finish_manifest(store: RunStore, record_ids: Iterable[str]) -> None:
         counts=counts,
     )
     store.write_manifest(manifest)
+    return counts
 
 
 def _run_pool(

@@ -15,6 +15,7 @@ from runner.check import MalformedResponse, check_response
 from runner.explain_http import explain_http_error
 from runner.providers import Endpoint
 from runner.render import Request
+from runner.score import score_record
 from runner.store import utc_now
 from runner.transport import HttpResult
 
@@ -36,6 +37,7 @@ def build_record(
     did not come over HTTP (the offline provider); otherwise it is read from the result."""
     record = _base_record(record_id, request, endpoint, attempt)
     _fill_outcome(record, request, endpoint, attempt.result, response)
+    record["expectations"] = score_record(request.spec, record, request.vars)
     return record
 
 
@@ -47,6 +49,7 @@ def not_sent_record(
     record = _base_record(record_id, request, endpoint, attempt)
     record["request"] = None
     record["error"] = {"kind": "render", "message": reason}
+    record["expectations"] = score_record(request.spec, record, request.vars)
     return record
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.cases import CaseSource
+from runner.expect import Check
 
 # Keys of a spec that belong to the runner; every other top-level key is a request field.
 RUNNER_KEYS = frozenset(
@@ -27,6 +28,7 @@ RUNNER_KEYS = frozenset(
         "extends",
         "cases",
         "matrix",
+        "expect",
     }
 )
 
@@ -105,3 +107,4 @@ class Spec:
     cases: CaseSource | None = None
     matrix: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     bases: tuple[str, ...] = ()
+    expect: tuple[Check, ...] = ()  # what a correct answer is (see runner/expect.py)

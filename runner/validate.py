@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.errors import Problem, SpecError
+from runner.expect import parse_checks
 from runner.extends import with_bases
 from runner.load import load_yaml
 from runner.project import display_path
 from runner.spec import RUNNER_KEYS, Spec
 from runner.validate_cases import build_cases, build_matrix
 from runner.validate_context import Check, SpecFile
+from runner.validate_expect import check_expectations
 from runner.validate_request import (
     build_output_schema,
     build_provider,
@@ -50,6 +52,7 @@ CHECKS: list[Check] = [
     check_token_limits,
     check_json_mode_mentions_json,
     check_provider_label,
+    check_expectations,
 ]
 
 
@@ -167,6 +170,7 @@ def _build(file: SpecFile, problems: list[Problem]) -> Spec:
         cases=cases,
         matrix=matrix,
         bases=tuple(base.display for base in file.bases),
+        expect=parse_checks(data.get("expect") or ()),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 import jinja2
@@ -16,6 +17,7 @@ import jinja2.nodes
 import jinja2.sandbox
 
 from runner.errors import Problem
+from runner.expect import expect_templates
 from runner.load import PathKey
 from runner.spec import Message, TextTemplate
 from runner.validate_context import SpecFile
@@ -93,7 +95,7 @@ def variables_without_value(file: SpecFile, problems: list[Problem]) -> set[str]
     defaults = file.data.get("vars") or {}
     has_cases = "cases" in file.data
     reported: set[str] = set()
-    for path, source in file.template_sources():
+    for path, source in chain(file.template_sources(), expect_templates(file.data)):
         try:
             used = _undeclared(file.env, source)
         except jinja2.TemplateSyntaxError:

@@ -95,6 +95,7 @@ def test_results_jsonl_and_manifest_describe_the_run(project, run_against):
         "failed": 0,
         "invalid_output": 0,
         "not_sent": 0,
+        "expectations": {"records": 0, "passed": 0, "failed": 0},
     }
     assert [s["path"] for s in manifest["specs"]] == [f"specs/{n}.yaml" for n in "abc"]
     assert manifest["runner_version"] and manifest["python"]

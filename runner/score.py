@@ -1,0 +1,25 @@
+"""Score one record against its spec's expectations, the same way during a run and after it.
+
+``runner run`` scores each answer as its record is made; ``runner score`` (runner/rescore.py)
+scores the saved answers of a finished run again with the same function, sending nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from runner.expect import evaluate
+from runner.project import find_project_root
+from runner.render import template_environment
+from runner.spec import Spec
+
+
+def score_record(
+    spec: Spec, record: Mapping[str, Any], variables: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """``record["expectations"]`` for ``record``: None when ``spec`` has no checks."""
+    if not spec.expect:
+        return None
+    env = template_environment(find_project_root(spec.path))
+    return evaluate(spec.expect, record, variables, env)

@@ -1,0 +1,224 @@
+"""Validation of a spec's ``expect:`` checks, beyond what the JSON Schema sees.
+
+Each problem is reported at the line and column of the value at fault: a check naming no kind
+or two, options that do not belong to its kind, a ``path:`` that is not a path or that names a
+field the response schema does not have, a tool the spec does not define, a regular expression
+that does not compile. Template variables of expected values are checked with the messages'
+(``variables_without_value`` reads ``expect_templates`` too), so a data-file row lacking an
+expected-value column is reported like one lacking a message variable. Hooked into validation
+as one entry of ``validate.CHECKS``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import jinja2
+
+from runner.errors import Problem
+from runner.expect import (
+    ANSWER_KINDS,
+    KINDS,
+    TOOL_KIND,
+    PathPart,
+    PathSyntaxError,
+    expect_templates,
+    parse_path,
+)
+from runner.spec import OutputSchema, Spec, Tool
+from runner.validate_context import SpecFile
+from runner.validate_templates import parse_template
+
+MAX_SCHEMA_HOPS = 64
+
+
+def check_expectations(file: SpecFile, spec: Spec) -> Iterator[Problem]:
+    """Every problem of the spec's ``expect:`` checks, at the value at fault."""
+    for i, item in enumerate(file.data.get("expect") or []):
+        yield from _check_item(file, i, item, spec.output, spec.tools)
+    for path, source in expect_templates(file.data):
+        try:
+            parse_template(file.env, source)
+        except jinja2.TemplateSyntaxError as exc:
+            yield file.problem(path, f"template syntax error: {exc.message}")
+
+
+def _check_item(
+    file: SpecFile,
+    i: int,
+    item: dict[str, Any],
+    output: OutputSchema | None,
+    tools: tuple[Tool, ...],
+) -> Iterator[Problem]:
+    kinds = [k for k in KINDS if k in item]
+    if len(kinds) != 1:
+        names = " and ".join(f"'{k}'" for k in kinds) if kinds else "no kind"
+        yield file.problem(
+            ("expect", i),
+            f"expect[{i}] names {names}; a check names exactly one kind",
+            f"one of: {', '.join(KINDS)}",
+        )
+        return
+    kind = kinds[0]
+    if "path" in item and kind not in ANSWER_KINDS:
+        yield file.problem(("expect", i, "path"), f"'path' does not go with '{kind}'", _PATH_HINT)
+    if "ignore_case" in item and kind not in ANSWER_KINDS:
+        yield file.problem(("expect", i, "ignore_case"), f"'ignore_case' does not go with '{kind}'")
+    if "arguments" in item and kind != TOOL_KIND:
+        yield file.problem(
+            ("expect", i, "arguments"),
+            "'arguments' goes with 'tool_call'",
+            "e.g. - tool_call: get_weather\n    arguments: {city: Paris}",
+        )
+    if kind in ANSWER_KINDS and "path" in item:
+        yield from _check_path(file, i, str(item["path"]), output)
+    if kind == TOOL_KIND:
+        yield from _check_tool(file, i, item[kind], tools)
+    if kind == "regex" and not _is_template(item[kind]):
+        try:
+            re.compile(str(item[kind]))
+        except re.error as exc:
+            yield file.problem(
+                ("expect", i, "regex"),
+                f"regex {item[kind]!r} is not a valid regular expression: {exc}",
+                "Python's re syntax; quote the pattern with single quotes in YAML",
+            )
+
+
+_PATH_HINT = "a path reads a field of the JSON answer, for equals, one_of, contains and regex"
+
+
+def _check_path(
+    file: SpecFile, i: int, text: str, output: OutputSchema | None
+) -> Iterator[Problem]:
+    try:
+        path = parse_path(text)
+    except PathSyntaxError as exc:
+        hint = "fields are joined by '.', list items are [0]"
+        yield file.problem(("expect", i, "path"), str(exc), hint)
+        return
+    if output is None or output.schema is None:
+        return
+    missing = missing_field(output.schema, path)
+    if missing is not None:
+        yield file.problem(("expect", i, "path"), *missing)
+
+
+def _check_tool(file: SpecFile, i: int, name: Any, tools: tuple[Tool, ...]) -> Iterator[Problem]:
+    if _is_template(name):
+        return
+    names = [t.name for t in tools]
+    if name not in names:
+        yield file.problem(
+            ("expect", i, TOOL_KIND),
+            f"tool_call expects the tool '{name}', which the spec does not define",
+            f"defined tools: {', '.join(names)}" if names else "add it under 'tools:'",
+        )
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+# ---- paths into a response schema
+
+
+def missing_field(
+    schema: Mapping[str, Any], path: tuple[PathPart, ...]
+) -> tuple[str, str | None] | None:
+    """Why ``path`` cannot exist in JSON satisfying ``schema``, with a hint; None when it can
+    (or when the schema leaves that part open, so nothing can be said)."""
+    nodes: list[Any] = [schema]
+    for depth, part in enumerate(path):
+        found: list[Any] = []
+        known: list[str] = []
+        for node in _branches(nodes, schema):
+            step = _step(node, part)
+            if step is _OPEN:
+                return None
+            if step is not None:
+                found.append(step)
+            properties = node.get("properties")
+            if isinstance(properties, dict):
+                known.extend(k for k in properties if k not in known)
+        if not found:
+            where = _path_text(path[:depth])
+            at = f" in '{where}'" if where else ""
+            if isinstance(part, int):
+                return f"the response schema has no list{at} to take item [{part}] from", None
+            hint = f"fields here: {', '.join(known)}" if known else None
+            return f"the response schema has no field '{part}'{at}", hint
+        nodes = found
+    return None
+
+
+_OPEN = object()
+
+
+def _step(node: Mapping[str, Any], part: PathPart) -> Any:
+    """The schema of ``part`` inside ``node``; _OPEN when the node allows anything there."""
+    types = node.get("type")
+    type_list = types if isinstance(types, list) else [types] if types else []
+    if isinstance(part, str):
+        properties = node.get("properties")
+        if isinstance(properties, dict) and part in properties:
+            return properties[part]
+        extra = node.get("additionalProperties")
+        if node.get("patternProperties") or (extra is not None and extra is not False):
+            return _OPEN
+        if properties is None and (not type_list or "object" in type_list):
+            return _OPEN
+        return None
+    prefix = node.get("prefixItems")
+    if isinstance(prefix, list) and part < len(prefix):
+        return prefix[part]
+    items = node.get("items")
+    if isinstance(items, dict):
+        return items
+    if items is None and prefix is None and (not type_list or "array" in type_list):
+        return _OPEN
+    return None
+
+
+def _branches(nodes: list[Any], root: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """The nodes with local $refs followed and anyOf/oneOf/allOf branches spread out."""
+    pending = list(nodes)
+    hops = 0
+    while pending and hops < MAX_SCHEMA_HOPS:
+        hops += 1
+        node = pending.pop(0)
+        if node is True:
+            node = {}
+        if not isinstance(node, dict):
+            continue
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#"):
+            pending.append(_pointer(root, ref))
+            continue
+        combined = [b for key in ("anyOf", "oneOf", "allOf") for b in node.get(key) or []]
+        if combined:
+            pending.extend(combined)
+            rest = {k: v for k, v in node.items() if k not in ("anyOf", "oneOf", "allOf")}
+            if set(rest) - {"description", "title", "$defs", "definitions", "type"}:
+                yield rest
+            continue
+        yield node
+
+
+def _pointer(root: Mapping[str, Any], ref: str) -> Any:
+    node: Any = root
+    for part in (p for p in ref[1:].split("/") if p):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or part not in node:
+            return {}
+        node = node[part]
+    return node
+
+
+def _path_text(path: tuple[PathPart, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text

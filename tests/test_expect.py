@@ -1,0 +1,416 @@
+"""Expectations (runner/expect.py): every kind passes and fails against real runs, validation
+points at the place, runner diff shows PASS -> FAIL, and --fail-on-expect sets the exit code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers import KEY, KEY_ENV, SENTIMENT, WEATHER_TOOL, latest_run, read_records, run_args
+
+from runner.expect import KINDS
+
+
+def spec_file(project: Path, name: str, expect: list[dict[str, Any]], **fields: Any) -> Path:
+    """specs/NAME.yaml whose message carries the marker (NAME), so the server can aim at it."""
+    spec = {
+        "version": 1,
+        "name": name,
+        "model": "llama-3.3-70b-versatile",
+        "messages": [{"role": "user", "content": f"Answer ({name})."}],
+        "expect": expect,
+        **fields,
+    }
+    path = project / "specs" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def records_by_id(run_dir: Path) -> dict[str, dict[str, Any]]:
+    return {r["id"]: r for r in read_records(run_dir).values()}
+
+
+def reply(content: Any = None, **message: Any) -> str:
+    """The test server fault that answers with this assistant message."""
+    if content is not None:
+        message["content"] = content if isinstance(content, str) else json.dumps(content)
+    return "reply:" + json.dumps(message)
+
+
+def call(name: str, **arguments: Any) -> dict[str, Any]:
+    return {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(arguments)},
+    }
+
+
+SENTIMENT_FIELDS = {"response_format": SENTIMENT, "vars": {"expected_label": "positive"}}
+WEATHER_FIELDS = {"tools": [WEATHER_TOOL], "vars": {"city": "Paris"}}
+
+# kind -> (spec fields, check that passes, its answer, check that fails, its answer)
+KIND_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str, dict[str, Any], str]] = {
+    "equals": (
+        SENTIMENT_FIELDS,
+        {"equals": "{{ expected_label }}", "path": "label"},
+        reply({"label": "positive", "score": 0.9}),
+        {"equals": "{{ expected_label }}", "path": "label"},
+        reply({"label": "negative", "score": 0.9}),
+    ),
+    "one_of": (
+        {},
+        {"one_of": ["billing", "docs"], "ignore_case": True},
+        reply("Billing\n"),
+        {"one_of": ["billing", "docs"]},
+        reply("platform"),
+    ),
+    "contains": (
+        {},
+        {"contains": "refund"},
+        reply("We will refund you today."),
+        {"contains": "refund"},
+        reply("No money back."),
+    ),
+    "regex": (
+        {},
+        {"regex": r"^T-\d+$"},
+        reply("T-42"),
+        {"regex": r"^T-\d+$"},
+        reply("ticket 42"),
+    ),
+    "tool_call": (
+        WEATHER_FIELDS,
+        {"tool_call": "get_weather", "arguments": {"city": "{{ city }}"}},
+        reply(tool_calls=[call("get_weather", city="Paris", unit="c")]),
+        {"tool_call": "get_weather", "arguments": {"city": "{{ city }}"}},
+        reply(tool_calls=[call("get_weather", city="Lyon")]),
+    ),
+    "max_latency_ms": (
+        {},
+        {"max_latency_ms": 60_000},
+        reply("hi"),
+        {"max_latency_ms": 0},
+        reply("hi"),
+    ),
+    "max_tokens": ({}, {"max_tokens": 100_000}, reply("hi"), {"max_tokens": 0}, reply("hi")),
+    "max_total_tokens": (
+        {},
+        {"max_total_tokens": 100_000},
+        reply("hi"),
+        {"max_total_tokens": 1},
+        reply("hi"),
+    ),
+}
+
+
+@pytest.fixture
+def run_server(run_cli, openai_server, project, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+
+    def run(*extra: str):
+        result = run_cli(*run_args(openai_server.base_url), "--no-cache", *extra)
+        return result, read_records(latest_run(project))
+
+    return run
+
+
+def test_every_kind_has_a_passing_and_a_failing_case(project, openai_server, run_server):
+    assert set(KIND_CASES) == set(KINDS)
+    for kind, (fields, good, good_answer, bad, bad_answer) in KIND_CASES.items():
+        spec_file(project, f"{kind}-pass", [good], **fields)
+        spec_file(project, f"{kind}-fail", [bad], **fields)
+        openai_server.plan(good_answer, marker=f"({kind}-pass)")
+        openai_server.plan(bad_answer, marker=f"({kind}-fail)")
+
+    result, records = run_server("--json")
+
+    assert result.exit_code == 0, result.output  # failed expectations keep exit 0
+    for kind in KINDS:
+        for verdict in ("pass", "fail"):
+            record = records[f"{kind}-{verdict}"]
+            assert record["status"] == "ok", record
+            results = record["expectations"]
+            (check,) = results["checks"]
+            assert check["check"] == kind
+            assert check["passed"] is (verdict == "pass"), (kind, check)
+            assert results == {
+                "passed": verdict == "pass",
+                "total": 1,
+                "failed": int(verdict == "fail"),
+                "checks": [check],
+            }
+    summary = json.loads(result.stdout)
+    assert summary["expectations"] == {"records": 16, "passed": 8, "failed": 8}
+    manifest = json.loads((latest_run(project) / "manifest.json").read_text())
+    assert manifest["counts"]["expectations"] == {"records": 16, "passed": 8, "failed": 8}
+
+
+def test_results_say_what_was_expected_and_what_came(project, openai_server, run_server):
+    spec_file(
+        project,
+        "weather",
+        [
+            {"tool_call": "get_weather", "arguments": {"city": "{{ city }}"}},
+            {"max_tokens": 100_000},
+        ],
+        **WEATHER_FIELDS,
+    )
+    spec_file(
+        project,
+        "label",
+        [{"equals": "{{ expected_label }}", "path": "label"}, {"contains": "pos"}],
+        **SENTIMENT_FIELDS,
+    )
+    openai_server.plan(reply(tool_calls=[call("get_weather", city="Lyon")]), marker="(weather)")
+    openai_server.plan(reply({"label": "negative", "score": 0.2}), marker="(label)")
+
+    _, records = run_server()
+
+    tool, tokens = records["weather"]["expectations"]["checks"]
+    assert tool == {
+        "check": "tool_call",
+        "target": "get_weather",
+        "expected": {"name": "get_weather", "arguments": {"city": "Paris"}},
+        "actual": [{"name": "get_weather", "arguments": {"city": "Lyon"}}],
+        "passed": False,
+        "message": '\'get_weather\' was called, but not with {"city": "Paris"}',
+    }
+    assert tokens["target"] == "completion_tokens" and tokens["passed"] is True
+    assert records["weather"]["expectations"]["failed"] == 1
+    label, text = records["label"]["expectations"]["checks"]
+    assert (label["target"], label["expected"], label["actual"]) == (
+        "label",
+        "positive",
+        "negative",
+    )
+    assert label["message"] == '\'label\' is "negative", not "positive"'
+    assert text["target"] == "text" and text["passed"] is False
+
+
+def test_a_failed_request_fails_its_checks(project, openai_server, run_server):
+    spec_file(project, "down", [{"contains": "x"}, {"max_latency_ms": 60_000}])
+    openai_server.plan("400", marker="(down)")
+
+    result, records = run_server()
+
+    assert result.exit_code == 1
+    checks = records["down"]["expectations"]["checks"]
+    assert [c["passed"] for c in checks] == [False, False]
+    assert checks[0]["message"] == "no answer to check (the request failed)"
+
+
+def test_a_spec_without_checks_saves_null(project, openai_server, run_server):
+    spec_file(project, "plain", [])
+    path = project / "specs" / "plain.yaml"
+    data = yaml.safe_load(path.read_text())
+    del data["expect"]
+    path.write_text(yaml.safe_dump(data))
+
+    _, records = run_server()
+
+    assert records["plain"]["expectations"] is None
+
+
+# ---- the offline provider, cases from a data file
+
+
+def test_expected_values_come_from_a_data_file_on_the_offline_provider(project, run_cli):
+    (project / "specs" / "data").mkdir(parents=True)
+    # Same review twice: the offline answer is the same, so exactly one expected label is right.
+    (project / "specs" / "data" / "reviews.csv").write_text(
+        "id,review,expected_label\nsays-pos,Great.,positive\nsays-neg,Great.,negative\n"
+    )
+    spec_file(
+        project,
+        "reviews",
+        [
+            {"equals": "{{ expected_label }}", "path": "label"},
+            {"one_of": ["positive", "negative"], "path": "label"},
+            {"max_tokens": 0},
+        ],
+        response_format=SENTIMENT,
+        cases="data/reviews.csv",
+    )
+
+    result = run_cli("run", "specs", "--provider", "offline", "--out", "runs", "--json")
+
+    assert result.exit_code == 0, result.output
+    records = records_by_id(latest_run(project))
+    pos, neg = records["reviews/says-pos"], records["reviews/says-neg"]
+    label = pos["output"]["parsed"]["label"]
+    assert neg["output"]["parsed"]["label"] == label
+    right, wrong = (pos, neg) if label == "positive" else (neg, pos)
+    assert [c["passed"] for c in right["expectations"]["checks"]] == [True, True, False]
+    assert [c["passed"] for c in wrong["expectations"]["checks"]] == [False, True, False]
+    assert json.loads(result.stdout)["expectations"] == {"records": 2, "passed": 0, "failed": 2}
+
+
+# ---- the exit code for CI
+
+
+def test_fail_on_expect_makes_a_failed_check_exit_1(project, run_cli):
+    spec_file(project, "short", [{"max_tokens": 0}])
+    args = ("run", "specs", "--provider", "offline", "--out", "runs")
+
+    assert run_cli(*args).exit_code == 0
+    failing = run_cli(*args, "--fail-on-expect")
+    assert failing.exit_code == 1
+    assert "expectations: 0 of 1 record(s) passed (0%), 1 failed" in failing.stderr
+
+    spec_file(project, "short", [{"max_tokens": 100_000}])
+    assert run_cli(*args, "--fail-on-expect").exit_code == 0
+
+
+# ---- validation at file:line:column
+
+VALID = """\
+version: 1
+name: v
+model: m
+response_format:
+  type: json_schema
+  json_schema:
+    name: x
+    strict: true
+    schema:
+      type: object
+      properties:
+        label: {type: string}
+        items:
+          type: array
+          items:
+            type: object
+            properties: {name: {type: string}}
+            required: [name]
+            additionalProperties: false
+      required: [label, items]
+      additionalProperties: false
+tools:
+  - type: function
+    function: {name: lookup}
+vars:
+  expected: a
+messages:
+  - role: user
+    content: Classify.
+expect:
+  - equals: "{{ expected }}"
+    path: label
+"""
+
+EXPECT_MISTAKES = {
+    "unknown check": (
+        "  - equals:",
+        "  - equal:",
+        "spec.yaml:31:5: unknown key 'equal' in 'expect[0]' (did you mean 'equals'?)",
+    ),
+    "field not in the response schema": (
+        "    path: label",
+        "    path: lable",
+        "spec.yaml:32:11: the response schema has no field 'lable' (fields here: label, items)",
+    ),
+    "nested field not in the response schema": (
+        "    path: label",
+        "    path: items[0].nme",
+        "spec.yaml:32:11: the response schema has no field 'nme' in 'items[0]' (fields here: name)",
+    ),
+    "variable with no value": (
+        '"{{ expected }}"',
+        '"{{ expectd }}"',
+        "spec.yaml:31:13: template uses the variable 'expectd', which has no value "
+        "(add it under 'vars:' (e.g. vars: {expectd: ...}) or pass --var expectd=... "
+        "when running)",
+    ),
+    "tool not defined": (
+        '  - equals: "{{ expected }}"\n    path: label\n',
+        "  - tool_call: search\n",
+        "spec.yaml:31:16: tool_call expects the tool 'search', which the spec does not define "
+        "(defined tools: lookup)",
+    ),
+    "bad regex": (
+        '  - equals: "{{ expected }}"\n    path: label\n',
+        "  - regex: '[a-'\n",
+        "spec.yaml:31:12: regex '[a-' is not a valid regular expression: unterminated "
+        "character set at position 0 (Python's re syntax; quote the pattern with single "
+        "quotes in YAML)",
+    ),
+    "two kinds in one check": (
+        "    path: label",
+        "    path: label\n    max_tokens: 5",
+        "spec.yaml:31:5: expect[0] names 'equals' and 'max_tokens'; a check names exactly one "
+        "kind (one of: equals, one_of, contains, regex, tool_call, max_latency_ms, max_tokens, "
+        "max_total_tokens)",
+    ),
+    "path that is not a path": (
+        "    path: label",
+        "    path: items[x]",
+        "spec.yaml:32:11: 'items[x]' is not a path like label, items[0].name or scores.overall "
+        "(fields are joined by '.', list items are [0])",
+    ),
+    "path on a ceiling": (
+        '  - equals: "{{ expected }}"\n',
+        "  - max_latency_ms: 100\n",
+        "spec.yaml:32:11: 'path' does not go with 'max_latency_ms' (a path reads a field of "
+        "the JSON answer, for equals, one_of, contains and regex)",
+    ),
+}
+
+
+def test_the_valid_example_is_valid(project, run_cli):
+    (project / "spec.yaml").write_text(VALID)
+    result = run_cli("validate", "spec.yaml")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("name", EXPECT_MISTAKES)
+def test_expectation_mistakes_are_reported_at_their_place(project, run_cli, name):
+    old, new, expected = EXPECT_MISTAKES[name]
+    assert old in VALID
+    (project / "spec.yaml").write_text(VALID.replace(old, new, 1))
+
+    result = run_cli("validate", "spec.yaml")
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [expected]
+
+
+def test_a_data_file_row_without_the_expected_column_is_reported(project, run_cli):
+    (project / "specs" / "data").mkdir(parents=True)
+    (project / "specs" / "data" / "rows.csv").write_text("id,text\na,hello\n")
+    spec_file(project, "rows", [{"equals": "{{ expected_label }}"}], cases="data/rows.csv")
+
+    result = run_cli("validate", "specs")
+
+    assert result.exit_code == 1
+    assert "specs/data/rows.csv:2: " in result.stdout
+    assert "expected_label" in result.stdout
+
+
+# ---- runner diff
+
+
+def test_diff_shows_a_check_that_turned_from_pass_to_fail(project, run_cli):
+    spec_file(project, "short", [{"max_tokens": 100_000}, {"contains": ""}])
+    args = ("run", "specs", "--provider", "offline", "--quiet", "--out")
+    run_cli(*args, "before")
+    spec_file(project, "short", [{"max_tokens": 0}, {"contains": ""}])
+    run_cli(*args, "after")
+    (before,), (after,) = (list((project / d).iterdir()) for d in ("before", "after"))
+
+    result = run_cli("diff", before, after)
+
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert "changed short" in lines
+    assert "  expectations: PASS -> FAIL" in lines
+    assert any(
+        line.startswith("    max_tokens completion_tokens: PASS -> FAIL (completion_tokens ")
+        for line in lines
+    )
+    assert lines[-1] == "expectations: 1 turned PASS -> FAIL, 0 FAIL -> PASS"
+    data = json.loads(run_cli("diff", before, after, "--json").stdout)
+    assert data["expectations"] == {"pass_to_fail": 1, "fail_to_pass": 0}
