@@ -637,7 +637,8 @@ def _result(
     waiting: int | None = None,
 ) -> BatchResult:
     """Rebuild results.jsonl and the manifest, and say where the run stands."""
-    _finish_manifest(store, _record_ids(specs, settings.selection))
+    counts = _finish_manifest(store, _record_ids(specs, settings.selection), specs)
+    summary.expectations = counts["expectations"]
     manifest = store.read_manifest()
     manifest["batch"] = {
         "state": f"{BATCH_DIR}/{STATE}",
