@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -278,7 +278,7 @@ def _open_answers(
     specs: list[Spec],
     endpoints: dict[Any, Endpoint],
     settings: RunSettings,
-    done: frozenset[str] | set[str] = frozenset(),
+    done: Container[str] = frozenset(),
 ) -> AnswerSource | None:
     """The cache or cassette answering this run, checked before anything is sent."""
     if settings.replay:

@@ -43,9 +43,18 @@ def latest_run(project: Path) -> Path:
 
 
 def read_records(run_dir: Path) -> dict[str, dict]:
-    if not (run_dir / "records").is_dir():
-        return {}
-    return {p.stem: json.loads(p.read_text()) for p in sorted((run_dir / "records").glob("*.json"))}
+    """Every whole record line of RUN_DIR/results.jsonl by id, read without runner's own
+    reader (a later line for an id wins; a torn last line is left out)."""
+    path = run_dir / "results.jsonl"
+    lines = path.read_bytes().split(b"\n")[:-1] if path.is_file() else []
+    records = (json.loads(line) for line in lines)
+    return {r["id"]: r for r in records}
+
+
+def saved_count(project: Path) -> int:
+    """How many whole record lines the runs of PROJECT hold so far (while a run goes)."""
+    paths = project.glob("runs/*/results.jsonl")
+    return sum(p.read_bytes().count(b"\n") for p in paths)
 
 
 SENTIMENT = {

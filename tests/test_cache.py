@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import KEY, KEY_ENV, run_args, write_spec
+from helpers import KEY, KEY_ENV, read_records, run_args, saved_count, write_spec
 
 from runner.cache import request_key
 
 
 def records_of(run_dir: Path) -> dict[str, dict]:
-    records = (json.loads(p.read_text()) for p in (run_dir / "records").glob("*.json"))
-    return {r["id"]: r for r in records}
+    return read_records(run_dir)
 
 
 @pytest.fixture
@@ -279,11 +278,11 @@ def test_a_cache_left_by_a_killed_run_is_readable_and_the_rerun_is_right(
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and len(list(project.glob("runs/*/records/*.json"))) < 3:
+    while time.monotonic() < deadline and saved_count(project) < 3:
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
-    assert len(list(project.glob("runs/*/records/*.json"))) < len(names), "killed too late"
+    assert saved_count(project) < len(names), "killed too late"
 
     database = sqlite3.connect(cache_file(project))
     assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import read_records
 
 KEY_ENV = "RUNNER_TEST_KEY"
 KEY = "sk-test-crash-39281706"
@@ -92,13 +93,8 @@ def run_dir_of(project: Path) -> Path | None:
 
 
 def saved_records(run_dir: Path) -> dict[str, dict]:
-    """Every record file, each of which must be whole JSON, by id."""
-    records = {}
-    for path in (run_dir / "records").glob("*.json"):
-        record = json.loads(path.read_text())
-        assert path.stem == record["id"]
-        records[record["id"]] = record
-    return records
+    """Every record line by id: each line but a torn last one must be whole JSON."""
+    return read_records(run_dir)
 
 
 def sent_count(server, name: str) -> int:
@@ -142,7 +138,7 @@ def assert_finished(project: Path, run_dir: Path, names: list[str]) -> dict[str,
     lines = (run_dir / "results.jsonl").read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == names
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["status"] == "complete"
+    assert manifest["status"] == "complete" and manifest["results"] == "final"
     assert manifest["counts"]["total"] == len(names) == manifest["counts"]["ok"]
     assert not [p for p in run_dir.rglob("*.tmp")], "temporary files left behind"
     return records
@@ -177,7 +173,7 @@ def start_and_kill(trial: Trial) -> None:
     trial.run_dir = run_dir_of(trial.folder)
     assert trial.run_dir is not None
     settle(trial.server)
-    trial.before = saved_records(trial.run_dir)  # every record file there is whole JSON
+    trial.before = saved_records(trial.run_dir)  # every whole line there is whole JSON
     trial.sent_before = {name: sent_count(trial.server, name) for name in trial.names}
     assert all(trial.sent_before[name] >= 1 for name in trial.before)
     trial.resumed = resume(trial.folder, trial.run_dir)
@@ -274,7 +270,7 @@ def test_resuming_a_complete_run_sends_nothing(project, latent_server):
 
 
 def test_resume_removes_temporary_files_a_kill_left_behind(project, latent_server):
-    """A kill during a write leaves a hidden .tmp file; resuming deletes it (found by seed 12)."""
+    """A kill during a rewrite leaves a hidden .tmp file; resuming deletes it (found by seed 12)."""
     names = write_specs(project, 3)
     process = start_run(project, latent_server.base_url)
     assert process.wait(timeout=30) == 0
@@ -282,9 +278,8 @@ def test_resume_removes_temporary_files_a_kill_left_behind(project, latent_serve
     process.stderr.close()  # type: ignore[union-attr]
     run_dir = run_dir_of(project)
     assert run_dir is not None
-    half = run_dir / "records" / ".s01.json.k1ll3d.tmp"
-    half.write_text('{"id": "s01", "sta')
     (run_dir / ".results.jsonl.k1ll3d.tmp").write_text('{"id"')
+    (run_dir / ".manifest.json.k1ll3d.tmp").write_text('{"run_id"')
 
     result = resume(project, run_dir)
 

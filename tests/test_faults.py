@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import run_args
+from helpers import read_records, run_args
 from helpers import write_json_spec as write_spec
 
 KEY_ENV = "RUNNER_TEST_KEY"
@@ -94,7 +94,7 @@ def test_thirty_specs_with_every_fault_kind_end_with_one_record_each(
     assert "Traceback" not in result.output, result.output[-3000:]
     assert result.exit_code == 1, result.output
     (run_dir,) = (project / "runs").iterdir()
-    records = {p.stem: json.loads(p.read_text()) for p in (run_dir / "records").glob("*.json")}
+    records = read_records(run_dir)
     assert set(records) == set(CASES)
     for name, (faults, status, words) in CASES.items():
         record = records[name]
@@ -150,7 +150,7 @@ def test_a_429_storm_on_every_request_of_a_run_recovers(
 
     assert result.exit_code == 0, result.output
     (run_dir,) = (project / "runs").iterdir()
-    records = [json.loads(p.read_text()) for p in (run_dir / "records").glob("*.json")]
+    records = list(read_records(run_dir).values())
     assert sorted(r["id"] for r in records) == names
     assert all(r["status"] == "ok" and r["attempts"] == 3 for r in records)
     assert openai_server.statuses[429] == 60 and openai_server.statuses[200] == 30

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import read_records
 
-from runner.store import RunStore, safe_file_name
+from runner.store import RunStore
 
 # Looks like a secret; lives outside the project, so it must never be printed.
 OUTSIDE_SECRET = "OUTSIDE-SECRET-7f3a9c1e"
@@ -299,8 +300,9 @@ def test_names_that_are_paths_never_leave_the_records_folder(hostile_project, ru
     result = run_cli("run", "spec.yaml", "--provider", "offline", "--out", "runs")
     assert result.exit_code == 0, result.output
     (run_dir,) = (hostile_project / "runs").iterdir()
-    (record,) = (run_dir / "records").iterdir()
-    assert json.loads(record.read_text())["id"] == name
+    assert sorted(p.name for p in run_dir.iterdir()) == ["manifest.json", "results.jsonl"]
+    (record,) = read_records(run_dir).values()
+    assert record["id"] == name
     outside = [p for p in hostile_project.rglob("*") if p.is_file() and "runs" not in p.parts]
     assert sorted(p.name for p in outside) == ["ok.j2", "pyproject.toml", "spec.yaml"]
 
@@ -316,22 +318,16 @@ def test_a_name_ending_in_a_newline_is_refused(hostile_project, run_cli):
 @pytest.mark.parametrize(
     "record_id", [*BAD_NAMES, "a/../../b", "../" * 50 + "x", "x" * 400, "\u202e", "a\tb"]
 )
-def test_any_record_id_is_saved_inside_the_records_folder(tmp_path, record_id):
+def test_any_record_id_is_data_in_results_jsonl_never_a_file_name(tmp_path, record_id):
     store = RunStore.create(tmp_path / "runs")
 
-    path = store.record_path(record_id)
     store.save_record({"id": record_id, "status": "ok"})
+    store.save_record({"id": "next", "status": "ok"})
+    store.close()
 
-    assert path.parent == store.records_dir
-    assert path.resolve().parent == store.records_dir.resolve()
-    assert path.is_file() and len(path.name) < 255
     files = {p for p in (tmp_path / "runs").rglob("*") if p.is_file()}
-    assert files == {path, store.root / "results.jsonl"}
-
-
-def test_ids_that_clean_up_alike_get_their_own_files():
-    names = ["a/b", "a-b", "a\\b", "a b", "a.", "a", "a-", "-a"]
-    assert len({safe_file_name(n) for n in names}) == len(names)
+    assert files == {store.root / "results.jsonl"}
+    assert [r["id"] for r in store.records()] == [record_id, "next"]
 
 
 def test_a_spec_file_name_that_is_not_a_safe_name_runs_inside_the_run_dir(hostile_project, run_cli):
@@ -347,7 +343,7 @@ def test_a_spec_file_name_that_is_not_a_safe_name_runs_inside_the_run_dir(hostil
 
     assert result.exit_code == 0, result.output
     (run_dir,) = (hostile_project / "runs").iterdir()
-    records = [json.loads(p.read_text()) for p in (run_dir / "records").iterdir()]
+    records = list(read_records(run_dir).values())
     assert sorted(r["id"] for r in records) == sorted(["a b", "a-b", "x..y", "日本"])
     written = [p for p in hostile_project.rglob("*") if p.is_file() and "specs" not in p.parts]
     assert all(run_dir in p.parents for p in written if p.name not in KEPT)

@@ -8,15 +8,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import KEY, KEY_ENV, SENTIMENT, WEATHER_TOOL, run_args, write_spec
+from helpers import KEY, KEY_ENV, SENTIMENT, WEATHER_TOOL, read_records, run_args, write_spec
 
 # Fields that belong to one run, not to the answer: they may differ between a run and its replay.
 RUN_SPECIFIC = {"started_at", "finished_at", "latency_ms", "attempts", "cached"}
 
 
 def records_of(run_dir: Path) -> dict[str, dict]:
-    records = (json.loads(p.read_text()) for p in (run_dir / "records").glob("*.json"))
-    return {r["id"]: r for r in records}
+    return read_records(run_dir)
 
 
 def comparable(record: dict) -> dict:

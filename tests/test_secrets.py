@@ -83,8 +83,8 @@ def test_the_key_is_in_no_file_and_no_output(
     result = run(run_cli, openai_server.base_url, *extra, *([output] if output != "human" else []))
 
     assert openai_server.received[0].headers["authorization"] == f"Bearer {KEY}"
-    assert assert_key_nowhere(keyed, result.stdout, result.stderr) >= 3
-    record = next((keyed / "runs").rglob("records/*.json")).read_text()
+    assert assert_key_nowhere(keyed, result.stdout, result.stderr) == 2  # manifest, results
+    record = next((keyed / "runs").rglob("results.jsonl")).read_text()
     assert f'"status": "{status}"' in record
 
 
@@ -95,7 +95,7 @@ def test_connection_refused_does_not_show_the_key(keyed, run_cli):
 
     assert result.exit_code == 1
     assert "connection refused" in result.stderr
-    assert assert_key_nowhere(keyed, result.stdout, result.stderr) >= 3
+    assert assert_key_nowhere(keyed, result.stdout, result.stderr) == 2  # manifest, results
 
 
 def test_a_subprocess_run_prints_no_key_even_in_library_warnings(keyed, openai_server):
@@ -110,7 +110,7 @@ def test_a_subprocess_run_prints_no_key_even_in_library_warnings(keyed, openai_s
 
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
-    assert assert_key_nowhere(keyed, done.stdout, done.stderr) >= 3
+    assert assert_key_nowhere(keyed, done.stdout, done.stderr) == 2  # manifest, results
 
 
 def test_a_key_given_on_the_command_line_is_refused_not_echoed(keyed, run_cli, openai_server):

@@ -1,25 +1,27 @@
-"""The run directory: atomic writes, safe names, results.jsonl rebuilt without duplicates."""
+"""The run directory: one line per record in results.jsonl, torn lines dropped, superseded lines
+replaced, plan order when a run ends, and runs of the older one-file-per-record layout."""
 
+import hashlib
 import json
+import re
 
 import pytest
+from helpers import read_records
 
-from runner.errors import RunnerError
-from runner.store import RecordWriter, RunStore, safe_file_name, write_json_atomic
+from runner.errors import RunnerError, UsageError
+from runner.store import RecordWriter, RunStore, write_json_atomic
 
-
-def test_safe_file_name_cannot_escape():
-    assert safe_file_name("../../etc/passwd").startswith("etc-passwd-")
-    assert safe_file_name("a/b\\c").startswith("a-b-c-")
-    assert safe_file_name("..").startswith("record-")
-    assert "/" not in safe_file_name("/abs/path")
-    assert safe_file_name("plain-name_1.2") == "plain-name_1.2"
+RUN_FILES = ["manifest.json", "results.jsonl"]
 
 
-def test_ids_that_clean_up_alike_get_different_files():
-    names = {safe_file_name(i) for i in ("a/b", "a-b", "a b", "a\\b", "a" * 200, "a" * 201)}
-    assert len(names) == 6
-    assert all(len(n) <= 151 for n in names)
+def new_run(tmp_path, manifest=None):
+    store = RunStore.create(tmp_path)
+    store.write_manifest(manifest or {"run_id": store.run_id, "status": "running"})
+    return store
+
+
+def lines_of(store):
+    return [json.loads(line) for line in store.results_path.read_text().splitlines()]
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path):
@@ -30,30 +32,133 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
 
 
-def test_results_rewritten_in_plan_order_without_duplicates(tmp_path):
-    store = RunStore.create(tmp_path)
+def test_records_are_appended_once_and_rewritten_in_plan_order(tmp_path):
+    store = new_run(tmp_path)
     store.save_record({"id": "b", "status": "failed"})
     store.save_record({"id": "a", "status": "ok"})
     store.save_record({"id": "b", "status": "ok"})
-    lines = (store.root / "results.jsonl").read_text().splitlines()
-    assert len(lines) == 3
+    store.close()
+    assert [r["id"] for r in lines_of(store)] == ["b", "a", "b"]
+    # While appending, readers see each id once, its latest line, in completion order.
+    assert list(RunStore.open(store.root).records()) == [
+        {"id": "a", "status": "ok"},
+        {"id": "b", "status": "ok"},
+    ]
+
     counts = store.rewrite_results(iter(["b", "a", "not-answered"]))
-    records = [json.loads(line) for line in (store.root / "results.jsonl").read_text().splitlines()]
-    assert records == [{"id": "b", "status": "ok"}, {"id": "a", "status": "ok"}]
+
+    assert lines_of(store) == [{"id": "b", "status": "ok"}, {"id": "a", "status": "ok"}]
     assert counts == {"total": 2, "ok": 2, "failed": 0, "invalid_output": 0, "not_sent": 1}
+    assert store.read_manifest()["results"] == "final"
+    assert sorted(p.name for p in store.root.iterdir()) == RUN_FILES
 
 
-def test_completed_ids_skip_failures(tmp_path):
-    store = RunStore.create(tmp_path)
+def test_completed_ids_skip_failures_and_superseded_lines(tmp_path):
+    store = new_run(tmp_path)
     store.save_record({"id": "done", "status": "ok"})
     store.save_record({"id": "bad-json", "status": "invalid_output"})
     store.save_record({"id": "retry-me", "status": "failed"})
-    (store.records_dir / "half.json").write_text('{"id": "half", "sta')
-    assert store.completed_ids() == {"done", "bad-json"}
+    store.save_record({"id": "fixed", "status": "failed"})
+    store.save_record({"id": "fixed", "status": "ok"})
+    store.close()
+
+    done = RunStore.open(store.root).completed_ids()
+
+    assert len(done) == 3
+    assert "done" in done and "bad-json" in done and "fixed" in done
+    assert "retry-me" not in done and "never-sent" not in done
+    assert sorted(done) == ["bad-json", "done", "fixed"]
+
+
+def test_a_torn_last_line_is_dropped_and_cut_off_before_appending(tmp_path):
+    store = new_run(tmp_path)
+    store.save_record({"id": "a", "status": "ok"})
+    store.close()
+    with open(store.results_path, "ab") as handle:
+        handle.write(b'{"id": "b", "status": "o')  # a kill in the middle of a write
+
+    resumed = RunStore.open(store.root)
+    assert [r["id"] for r in resumed.records()] == ["a"]
+    assert "b" not in resumed.completed_ids()
+    resumed.save_record({"id": "b", "status": "ok"})
+    resumed.close()
+
+    assert lines_of(resumed) == [{"id": "a", "status": "ok"}, {"id": "b", "status": "ok"}]
+    assert not resumed.is_final()
+
+
+def test_a_line_that_is_not_json_is_skipped_by_readers_and_dropped_at_the_end(tmp_path):
+    store = new_run(tmp_path)
+    store.save_record({"id": "a", "status": "ok"})
+    store.close()
+    with open(store.results_path, "ab") as handle:
+        handle.write(b"\x00\x00\x00 garbage from a power cut\n")
+
+    reopened = RunStore.open(store.root)
+    reopened.save_record({"id": "b", "status": "ok"})
+    assert [r["id"] for r in reopened.records()] == ["a", "b"]
+    reopened.rewrite_results(iter(["a", "b"]))
+
+    assert [r["id"] for r in lines_of(reopened)] == ["a", "b"]
+
+
+def test_resume_after_the_end_appends_and_the_end_puts_plan_order_back(tmp_path):
+    store = new_run(tmp_path)
+    for record_id, status in (("a", "ok"), ("b", "failed"), ("c", "ok")):
+        store.save_record({"id": record_id, "status": status})
+    store.rewrite_results(iter("abc"))
+    assert store.is_final()
+
+    resumed = RunStore.open(store.root)
+    assert len(resumed.completed_ids()) == 2
+    resumed.save_record({"id": "b", "status": "ok"})
+    assert not resumed.is_final()
+    resumed.close()
+    counts = resumed.rewrite_results(iter("abc"))
+
+    assert [(r["id"], r["status"]) for r in lines_of(resumed)] == [
+        ("a", "ok"),
+        ("b", "ok"),
+        ("c", "ok"),
+    ]
+    assert counts["ok"] == 3 and counts["failed"] == 0
+    assert resumed.count() == 3
+
+
+def test_rewrite_records_changes_every_record_in_place(tmp_path):
+    store = new_run(tmp_path)
+    for record_id in "cab":
+        store.save_record({"id": record_id, "status": "ok"})
+    store.rewrite_results(iter("abc"))
+
+    changed = RunStore.open(store.root).rewrite_records(lambda r: {**r, "expectations": None})
+
+    assert changed == 3
+    assert lines_of(store) == [{"id": i, "status": "ok", "expectations": None} for i in "abc"]
+    assert sorted(p.name for p in store.root.iterdir()) == RUN_FILES
+
+
+def test_a_failing_rewrite_leaves_the_records_as_they_were(tmp_path):
+    store = new_run(tmp_path)
+    for record_id in "ab":
+        store.save_record({"id": record_id, "status": "ok"})
+    store.rewrite_results(iter("ab"))
+    before = store.results_path.read_bytes()
+
+    def transform(record):
+        if record["id"] == "b":
+            raise ValueError("no")
+        return {**record, "x": 1}
+
+    with pytest.raises(ValueError):
+        store.rewrite_records(transform)
+
+    assert store.results_path.read_bytes() == before
+    assert sorted(p.name for p in store.root.iterdir()) == RUN_FILES
 
 
 def test_the_record_writer_saves_everything_handed_over(tmp_path):
-    store = RunStore.create(tmp_path)
+    store = new_run(tmp_path)
     writer = RecordWriter(store, depth=2)
     for i in range(50):
         writer.put({"id": f"r{i:02}", "status": "ok"})
@@ -64,11 +169,78 @@ def test_the_record_writer_saves_everything_handed_over(tmp_path):
 
 
 def test_a_record_that_cannot_be_saved_stops_the_run_with_a_clear_error(tmp_path):
-    store = RunStore.create(tmp_path)
-    store.records_dir.rmdir()
-    store.records_dir.write_text("not a folder")
+    store = new_run(tmp_path)
+    store.results_path.mkdir()  # results.jsonl cannot be opened as a file
     writer = RecordWriter(store)
     writer.put({"id": "a", "status": "ok"})
 
     with pytest.raises(RunnerError, match=r"cannot save records in .*: "):
         writer.close()
+
+
+def legacy_name(record_id):
+    """How the older layout named record files (kept here as an independent oracle)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", record_id).strip(".-") or "record"
+    if name == record_id and len(name) <= 150:
+        return name
+    return f"{name[:140]}-{hashlib.sha256(record_id.encode()).hexdigest()[:10]}"
+
+
+def legacy_run(tmp_path, files, lines):
+    """A run directory as the older runner left it: records/<name>.json and results.jsonl."""
+    root = tmp_path / "runs" / "20261101T000000Z-abcdef"
+    (root / "records").mkdir(parents=True)
+    (root / "manifest.json").write_text(json.dumps({"run_id": root.name, "status": "complete"}))
+    for record in files:
+        path = root / "records" / f"{legacy_name(record['id'])}.json"
+        path.write_text(json.dumps(record) + "\n")
+    (root / "records" / ".x.json.k1ll3d.tmp").write_text('{"id": "x", "sta')
+    (root / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return root
+
+
+def test_a_finished_run_of_the_older_layout_opens_in_its_order_and_loses_its_folder(tmp_path):
+    records = [{"id": i, "status": "ok"} for i in ("s/b", "s/a", "../c")]
+    root = legacy_run(tmp_path, records, records)
+
+    store = RunStore.open(root)
+
+    assert list(store.records()) == records
+    assert sorted(p.name for p in root.iterdir()) == ["manifest.json", "results.jsonl"]
+    assert store.read_manifest()["results"] == "final"
+    assert list(RunStore.open(root).records()) == records
+
+
+def test_a_killed_run_of_the_older_layout_keeps_every_record_file(tmp_path):
+    """The old writer saved the file, then the line: files win, and files without a line
+    (killed in between) are kept; superseded lines go."""
+    files = [{"id": "a", "status": "ok"}, {"id": "b", "status": "ok"}, {"id": "c", "status": "ok"}]
+    lines = [{"id": "b", "status": "failed"}, {"id": "a", "status": "ok"}]
+    root = legacy_run(tmp_path, files, lines)
+
+    store = RunStore.open(root)
+
+    assert list(store.records()) == files[1:2] + files[:1] + files[2:]
+    assert not (root / "records").exists()
+    assert len(store.completed_ids()) == 3
+
+
+def test_a_legacy_run_that_cannot_be_converted_is_refused_with_what_to_do(tmp_path):
+    root = legacy_run(tmp_path, [{"id": "a", "status": "ok"}], [])
+    (root / "results.jsonl").unlink()
+    (root / "results.jsonl").mkdir()  # stands for a folder that cannot be written
+
+    with pytest.raises(UsageError, match=r"older runner.*copy it"):
+        RunStore.open(root)
+
+
+def test_readers_see_the_same_records_as_an_independent_reader(tmp_path):
+    store = new_run(tmp_path)
+    for i in range(300):
+        store.save_record({"id": f"r{i}", "status": "failed" if i % 7 else "ok", "n": i})
+    for i in range(0, 300, 7):
+        store.save_record({"id": f"r{i}", "status": "ok", "n": -i})
+    store.close()
+
+    assert {r["id"]: r for r in RunStore.open(store.root).records()} == read_records(store.root)
+    assert RunStore.open(store.root).count() == 300
