@@ -25,7 +25,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -276,7 +276,7 @@ def _submit(
     state: BatchState,
     endpoints: dict[Any, Endpoint],
     answers: Any,
-    done: frozenset[str] | set[str],
+    done: Collection[str],
 ) -> BatchResult:
     summary = RunSummary(store.root, resumed=len(done))
     sender = _Sender(settings, answers)
