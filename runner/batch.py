@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from runner.batch_api import LINE_URL, BatchClient
+from runner.batch_api import LINE_URL, BatchApiError, BatchClient
 from runner.cache import ResponseCache, request_key
 from runner.errors import UsageError
 from runner.execute import (
@@ -256,8 +256,9 @@ def resume_batch(run_dir: Path, load: Callable[[Path], Spec]) -> BatchResult:
     specs = [_reload(entry, load) for entry in store.read_manifest()["specs"]]
     endpoints = _endpoints(specs, settings)
     if any(p.batch_id is None for p in state.parts):
-        _create_batches(store, state, settings)  # a submit stopped before every batch existed
-        return _result(store, specs, settings, state, RunSummary(store.root))
+        # A submit stopped before every batch existed: create the rest.
+        summary = RunSummary(store.root, resumed=len(store.completed_ids()))
+        return _create_and_result(store, specs, settings, state, summary)
     running = [p for p in state.parts if not (p.terminal and p.fetched)]
     if running:
         names = ", ".join(f"part {p.index} ({p.batch_id}: {p.status})" for p in running)
@@ -283,7 +284,6 @@ def _submit(
     writer = RecordWriter(store)
     parts = _PartWriter(store.root / BATCH_DIR, state)
     index = BatchIndex(store.root / BATCH_DIR / INDEX)
-    first_new = len(state.parts)
 
     def finish(record: dict[str, Any]) -> None:
         writer.put(record)
@@ -307,9 +307,22 @@ def _submit(
         store.close()
     state.parts.extend(parts.new_parts)
     state.save(store)
-    if first_new < len(state.parts):
+    return _create_and_result(store, specs, settings, state, summary)
+
+
+def _create_and_result(
+    store: RunStore,
+    specs: list[Spec],
+    settings: RunSettings,
+    state: BatchState,
+    summary: RunSummary,
+) -> BatchResult:
+    """Create the batches not created yet; the manifest is brought up to date either way."""
+    try:
         _create_batches(store, state, settings)
-    return _result(store, specs, settings, state, summary)
+    finally:
+        result = _result(store, specs, settings, state, summary)
+    return result
 
 
 class _PartWriter:
@@ -387,6 +400,11 @@ def _create_batches(store: RunStore, state: BatchState, settings: RunSettings) -
             )
             part.batch_id, part.batch = str(created["id"]), created
             state.save(store)
+    except BatchApiError as exc:
+        raise BatchApiError(
+            f"{exc}; what is done so far is saved: finish with "
+            f"runner batch submit --resume {store.root}"
+        ) from None
     finally:
         client.close()
 

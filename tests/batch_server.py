@@ -121,6 +121,7 @@ class BatchBackend:
         self.uploads: list[int] = []  # sizes of the files uploaded, in order
         self.calls: list[tuple[str, str]] = []  # (method, path) of every call, in order
         self.created: list[dict[str, Any]] = []  # the bodies of POST /batches
+        self.fail_creates = 0  # answer this many coming POST /batches with a 500
         self._lock = threading.RLock()
         self._ids = 0
 
@@ -203,6 +204,10 @@ class BatchBackend:
     def _create(self, handler: Any) -> None:
         body = json.loads(handler.rfile.read(int(handler.headers.get("Content-Length") or 0)))
         self.created.append(body)
+        if self.fail_creates > 0:
+            self.fail_creates -= 1
+            handler._send_json(500, _error("The server had an error", "server_error"))
+            return
         problem = None
         if body.get("input_file_id") not in self.files:
             problem = f"no file {body.get('input_file_id')!r}"
