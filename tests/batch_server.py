@@ -195,11 +195,14 @@ class BatchBackend:
             return
         handler._send_head(200, "application/octet-stream", len(found.data), {})
         step = self.content_chunk
-        for start in range(0, len(found.data), step):
-            if self.content_delay:
-                time.sleep(self.content_delay)
-            handler.wfile.write(found.data[start : start + step])
-            handler.wfile.flush()
+        try:
+            for start in range(0, len(found.data), step):
+                if self.content_delay:
+                    time.sleep(self.content_delay)
+                handler.wfile.write(found.data[start : start + step])
+                handler.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True  # the client was killed mid-download
 
     def _create(self, handler: Any) -> None:
         body = json.loads(handler.rfile.read(int(handler.headers.get("Content-Length") or 0)))
