@@ -1,9 +1,10 @@
 """Cases and matrix: turn one spec into many requests.
 
-A spec's ``cases`` are sets of template variables, listed inline or read from a data file next
-to the spec (CSV, JSONL, JSON or YAML); a ``matrix`` sweeps request fields (model, temperature,
-...) over lists of values. Every case x combination is one request, with a record id that stays
-the same when rows are added or reordered: a case's id is its ``id`` column when it has one,
+A spec's ``cases`` are sets of template variables, listed inline, read from a data file next
+to the spec (CSV, JSONL, JSON or YAML), or one per file matching a pattern (images, say); a
+``matrix`` sweeps request fields (model, temperature, ...) over lists of values. Every case x
+combination is one request, with a record id that stays the same when rows are added or
+reordered: a case's id is its ``id`` column when it has one (a file's name, for files),
 otherwise a hash of its content.
 
 Data files are read lazily, one row at a time, so a large CSV or JSONL file runs in bounded
@@ -41,14 +42,25 @@ class Case:
 
 
 @dataclass(frozen=True)
+class FilePattern:
+    """Cases from files: one per file matching ``pattern`` under ``folder`` (the spec's) that
+    stays inside the project folder ``root``."""
+
+    pattern: str
+    folder: Path
+    root: Path
+
+
+@dataclass(frozen=True)
 class CaseSource:
-    """Where a spec's cases come from: a list in the spec, or a data file."""
+    """Where a spec's cases come from: a list in the spec, a data file, or files."""
 
     display: str
     inline: tuple[Mapping[str, Any], ...] | None = None
     file: Path | None = None
     count: int = 0
     sha256: str | None = None
+    files: FilePattern | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,9 @@ def read_rows(source: CaseSource) -> Iterator[tuple[int, Any]]:
     if source.inline is not None:
         yield from enumerate(source.inline, start=1)
         return
+    if source.files is not None:
+        yield from enumerate(file_rows(source.files), start=1)
+        return
     assert source.file is not None
     suffix = source.file.suffix.lower()
     if suffix == ".csv":
@@ -106,6 +121,18 @@ def read_rows(source: CaseSource) -> Iterator[tuple[int, Any]]:
         yield from _jsonl_rows(source.file, source.display)
     else:
         yield from enumerate(_document_rows(source.file, source.display), start=1)
+
+
+def file_rows(files: FilePattern) -> Iterator[dict[str, str]]:
+    """One row per matching file, in path order: its name is the case id; ``path`` (relative
+    to the spec's folder), ``name`` and ``stem`` are its variables."""
+    matches = sorted(files.folder.glob(files.pattern))
+    for match in matches:
+        target = match.resolve()
+        if not match.is_file() or (files.root not in target.parents):
+            continue
+        relative = match.relative_to(files.folder).as_posix()
+        yield {ID_COLUMN: match.name, "path": relative, "name": match.name, "stem": match.stem}
 
 
 def _csv_rows(path: Path, display: str) -> Iterator[tuple[int, Any]]:
@@ -220,7 +247,9 @@ def check_cases(source: CaseSource, needed: Iterable[str], row_problem: Any) -> 
     if problems:
         problems.sort(key=lambda p: p.line or 0)
         raise SpecError(problems[:MAX_REPORTED_ROWS])
-    return CaseSource(source.display, source.inline, source.file, count, _file_hash(source.file))
+    return CaseSource(
+        source.display, source.inline, source.file, count, _file_hash(source.file), source.files
+    )
 
 
 def _row_problem(row: Any, needed: list[str], number: int, row_problem: Any) -> Problem | None:

@@ -5,8 +5,11 @@ git::
 
     {"id": "...", "key": "<sha256>", "request": {"url": "...", "body": {...}}, "response": {...}}
 
-It holds the completions URL (never a key) and the body as sent. ``runner run --replay FILE``
-answers every request from it by key, without building an HTTP client at all.
+It holds the completions URL (never a key) and the body as sent, except that a local image is
+kept as a reference to its file (path, size, sha256), as in the run's records; its ``key`` is
+that of the body as sent, base64 and all, so replay finds it while the image is unchanged.
+``runner run --replay FILE`` answers every request from it by key, without building an HTTP
+client at all.
 """
 
 from __future__ import annotations
@@ -120,7 +123,8 @@ def record_entry(record: dict[str, Any]) -> CassetteEntry | None:
         return None
     url = Endpoint(provider.get("name") or "", provider["base_url"]).completions_url
     body = record["request"]
-    return CassetteEntry(record["id"], request_key(url, body), url, body, record["response"])
+    key = record.get("request_key") or request_key(url, body)
+    return CassetteEntry(record["id"], key, url, body, record["response"])
 
 
 def export_run(run_dir: Path, out: Path) -> ExportResult:

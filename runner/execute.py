@@ -209,7 +209,7 @@ class RunPlan:
 def plan_run(specs: list[Spec], settings: RunSettings) -> RunPlan:
     """Render every request and say whether it would be sent or answered from the cache."""
     endpoints = _endpoints(specs, settings)
-    jobs = list(_plan(specs, settings, endpoints))
+    jobs = _plan(specs, settings, endpoints)  # rendered one at a time: images are not kept
     path = cache_path_for(specs[0].path) if specs and settings.cache == "use" else None
     answers: AnswerSource | None = None
     if settings.replay:

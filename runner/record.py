@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from runner.cache import request_key
 from runner.check import MalformedResponse, check_response
 from runner.explain_http import explain_http_error
 from runner.providers import Endpoint
@@ -36,6 +37,10 @@ def build_record(
     """The record of one answered (or failed) request. ``response`` is given when the answer
     did not come over HTTP (the offline provider); otherwise it is read from the result."""
     record = _base_record(record_id, request, endpoint, attempt)
+    if request.images:
+        # The request holds references to its image files, not their base64 text; the key of
+        # the body as sent lets a cassette made from this record still be replayed.
+        record["request_key"] = request_key(endpoint.completions_url, request.body)
     _fill_outcome(record, request, endpoint, attempt.result, response)
     record["expectations"] = score_record(request.spec, record, request.vars)
     return record
@@ -66,7 +71,7 @@ def _base_record(
         "provider": endpoint.describe(),
         "offline": endpoint.offline,
         "cached": attempt.cached,
-        "request": request.body,
+        "request": request.recorded_body,
         "status": "failed",
         "http_status": attempt.result.status,
         "response": None,

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 from jinja2.sandbox import SecurityError
@@ -27,26 +27,36 @@ from runner.cases import (
     record_id,
 )
 from runner.errors import Problem, RenderError
+from runner.images import ImageUse, recorded_body, render_image_part, wire_part
 from runner.project import find_project_root
 from runner.sandbox import TemplateSandbox, work_budget
-from runner.spec import Message, Spec, TextTemplate
+from runner.spec import ImagePart, Message, Spec, TextTemplate
 
 TEMPLATES_FOLDER = "templates"
 
 
 @dataclass(frozen=True)
 class Request:
-    """One request ready to send: the spec it came from, its variables and its JSON body."""
+    """One request ready to send: the spec it came from, its variables and its JSON body.
+
+    ``images`` are the local images whose data URLs the body holds, by position.
+    """
 
     spec: Spec
     vars: Mapping[str, Any]
     body: dict[str, Any]
     case: Case = NO_CASE
     combination: Combination = NO_COMBINATION
+    images: tuple[ImageUse, ...] = ()
 
     @property
     def record_id(self) -> str:
         return record_id(self.spec.name, self.case, self.combination)
+
+    @property
+    def recorded_body(self) -> dict[str, Any]:
+        """The body as records keep it: each local image a reference, not base64 text."""
+        return recorded_body(self.body, self.images)
 
 
 # A template may build at most this many characters or items with '*', and create ranges of at
@@ -88,22 +98,29 @@ def render_request(
     variables: Mapping[str, Any] | None = None,
     case: Case = NO_CASE,
     combination: Combination = NO_COMBINATION,
+    images: Literal["embed", "placeholder"] = "embed",
 ) -> Request:
     """The request for one case and matrix combination of ``spec``.
 
     Variables: the spec's ``vars``, then the case's, then ``variables`` (from the command
-    line) win. Request fields: the spec's, then the combination's.
+    line) win. Request fields: the spec's, then the combination's. Local images are read and
+    embedded as data URLs; with ``images="placeholder"`` their URLs are left empty and no
+    image file is read (to measure a request before sending it).
     """
     merged = {**spec.vars, **case.vars, **(variables or {})}
     env = template_environment(find_project_root(spec.path))
-    messages = [_render_message(env, message, merged) for message in spec.messages]
+    used: list[ImageUse] = []
+    messages = [
+        _render_message(env, message, merged, (i, used, images))
+        for i, message in enumerate(spec.messages)
+    ]
     body: dict[str, Any] = {
         "model": spec.model,
         "messages": messages,
         **spec.params,
         **combination.fields,
     }
-    return Request(spec, merged, body, case, combination)
+    return Request(spec, merged, body, case, combination, tuple(used))
 
 
 def render_requests(
@@ -122,24 +139,43 @@ def requests_json(requests: list[Request]) -> str:
     return json.dumps(listed, indent=2, ensure_ascii=False)
 
 
+# Where a message's local images go: its index, the request's list of images, and the mode.
+_ImageSink = tuple[int, list[ImageUse], str]
+
+
 def _render_message(
-    env: jinja2.Environment, message: Message, variables: Mapping[str, Any]
+    env: jinja2.Environment, message: Message, variables: Mapping[str, Any], sink: _ImageSink
 ) -> dict[str, Any]:
     rendered: dict[str, Any] = {"role": message.role}
     content = message.content
     if isinstance(content, TextTemplate):
         rendered["content"] = render_text(env, content, variables)
     elif isinstance(content, tuple):
-        rendered["content"] = [_render_part(env, part, variables) for part in content]
+        rendered["content"] = [
+            _render_part(env, part, variables, sink, p) for p, part in enumerate(content)
+        ]
     elif message.role != "assistant" or not message.fields.get("tool_calls"):
         rendered["content"] = content
     rendered.update(message.fields)
     return rendered
 
 
-def _render_part(env: jinja2.Environment, part: Any, variables: Mapping[str, Any]) -> Any:
+def _render_part(
+    env: jinja2.Environment,
+    part: Any,
+    variables: Mapping[str, Any],
+    sink: _ImageSink,
+    index: int,
+) -> Any:
     if isinstance(part, TextTemplate):
         return {"type": "text", "text": render_text(env, part, variables)}
+    if isinstance(part, ImagePart):
+        message_index, used, mode = sink
+        if mode == "placeholder":
+            return wire_part("", part.detail)
+        wire, image = render_image_part(env, part, variables)
+        used.append((message_index, index, image))
+        return wire
     return dict(part)
 
 

@@ -53,16 +53,30 @@ class TextTemplate:
 
 
 @dataclass(frozen=True)
+class ImagePart:
+    """An ``image_url`` content part naming a local file (see ``runner/images.py``).
+
+    ``path`` is a template over the case's variables, relative to ``folder`` (the folder of
+    the file holding the part); ``detail`` goes on the wire as given.
+    """
+
+    path: TextTemplate
+    folder: Path
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
 class Message:
     """One chat message before rendering.
 
-    ``content`` is a template, a list of content parts (whose ``text`` entries are templates),
-    or None (an assistant message that only calls tools). ``fields`` holds the other message
-    fields (``name``, ``tool_call_id``, ``tool_calls``) as they go on the wire.
+    ``content`` is a template, a list of content parts (whose ``text`` entries are templates,
+    and whose local images are ``ImagePart``), or None (an assistant message that only calls
+    tools). ``fields`` holds the other message fields (``name``, ``tool_call_id``,
+    ``tool_calls``) as they go on the wire.
     """
 
     role: str
-    content: TextTemplate | tuple[dict[str, Any] | TextTemplate, ...] | None
+    content: TextTemplate | tuple[dict[str, Any] | TextTemplate | ImagePart, ...] | None
     fields: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -30,6 +30,7 @@ from runner.spec import RUNNER_KEYS, Spec
 from runner.validate_cases import build_cases, build_matrix
 from runner.validate_context import Check, SpecFile
 from runner.validate_expect import check_expectations
+from runner.validate_images import check_images
 from runner.validate_request import (
     build_output_schema,
     build_provider,
@@ -53,6 +54,7 @@ CHECKS: list[Check] = [
     check_json_mode_mentions_json,
     check_provider_label,
     check_expectations,
+    check_images,
 ]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runner.cases import DATA_SUFFIXES, CaseSource, check_cases
+from runner.cases import DATA_SUFFIXES, CaseSource, FilePattern, check_cases
 from runner.errors import Problem, SpecError
 from runner.load import PathKey
 from runner.project import display_path, resolve_inside
@@ -29,6 +29,18 @@ def build_cases(file: SpecFile, needed: set[str], problems: list[Problem]) -> Ca
             where: PathKey = ("cases", number - 1) if number else ("cases",)
             return doc.problem(where, message.replace("row", "case", 1), hint)
 
+    elif isinstance(value, dict):
+        pattern = _file_pattern(file, value["files"], problems)
+        if pattern is None:
+            return None
+        source = CaseSource(f"files {pattern.pattern}", files=pattern)
+
+        def row_problem(number: int | None, message: str, hint: str | None) -> Problem:
+            if number is None:
+                message = f"no file matches '{value['files']}'"
+                hint = "the pattern is relative to the folder of the spec file"
+            return doc.problem(("cases", "files"), message.replace("row", "file", 1), hint)
+
     else:
         data_file = _data_file(file, str(value), problems)
         if data_file is None:
@@ -43,6 +55,20 @@ def build_cases(file: SpecFile, needed: set[str], problems: list[Problem]) -> Ca
     except SpecError as exc:
         problems.extend(exc.problems)
         return None
+
+
+def _file_pattern(file: SpecFile, pattern: str, problems: list[Problem]) -> FilePattern | None:
+    """One case per file matching ``pattern``, which may not leave the spec's folder."""
+    if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+        problems.append(
+            file.problem(
+                ("cases", "files"),
+                f"the pattern '{pattern}' may not leave the spec's folder",
+                "give a pattern relative to the spec file, e.g. images/*.png",
+            )
+        )
+        return None
+    return FilePattern(pattern, file.folder_of(("cases",)), file.root)
 
 
 def _data_file(file: SpecFile, reference: str, problems: list[Problem]) -> Path | None:

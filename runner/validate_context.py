@@ -52,7 +52,7 @@ class SpecFile:
         return self.doc.source_of(self.doc.position(path))[0].resolve().parent
 
     def template_sources(self) -> Iterator[tuple[PathKey, str]]:
-        """Every message text that is a template, with its path."""
+        """Every message text that is a template, with its path (local image paths too)."""
         for i, message in enumerate(self.data["messages"]):
             content = message.get("content")
             if isinstance(content, str):
@@ -61,6 +61,9 @@ class SpecFile:
                 for j, part in enumerate(content):
                     if isinstance(part, dict) and isinstance(part.get("text"), str):
                         yield ("messages", i, "content", j, "text"), part["text"]
+                    image = part.get("image_url") if isinstance(part, dict) else None
+                    if isinstance(image, dict) and isinstance(image.get("path"), str):
+                        yield ("messages", i, "content", j, "image_url", "path"), image["path"]
 
 
 # A check looks at a spec file and the Spec built from it and returns what is wrong (an empty

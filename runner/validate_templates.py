@@ -19,7 +19,7 @@ import jinja2.sandbox
 from runner.errors import Problem
 from runner.expect import expect_templates
 from runner.load import PathKey
-from runner.spec import Message, TextTemplate
+from runner.spec import ImagePart, Message, TextTemplate
 from runner.validate_context import SpecFile
 
 
@@ -56,9 +56,13 @@ def _message(file: SpecFile, index: int, raw: dict[str, Any], problems: list[Pro
 
 def _part(
     file: SpecFile, path: PathKey, part: dict[str, Any], problems: list[Problem]
-) -> dict[str, Any] | TextTemplate:
+) -> dict[str, Any] | TextTemplate | ImagePart:
     if part.get("type") == "text" and isinstance(part.get("text"), str):
         return _template(file, (*path, "text"), part["text"], problems)
+    image = part.get("image_url")
+    if isinstance(image, dict) and isinstance(image.get("path"), str):
+        template = _template(file, (*path, "image_url", "path"), image["path"], problems)
+        return ImagePart(template, file.folder_of(path), image.get("detail"))
     return part
 
 

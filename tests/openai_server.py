@@ -222,6 +222,10 @@ class Handler(BaseHTTPRequestHandler):
                 401, _error("Invalid API Key", "invalid_request_error", "invalid_api_key")
             )
             return
+        image_problem = _image_problem(body)
+        if image_problem:
+            self._send_json(400, _error(image_problem, "invalid_request_error", "invalid_image"))
+            return
         over, limit_headers = server.over_budget()
         if over:
             self._send_json(429, _rate_limited(), limit_headers)
@@ -341,6 +345,39 @@ class Handler(BaseHTTPRequestHandler):
 
 def _error(message: str, kind: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "code": code}}
+
+
+def _image_problem(body: Any) -> str | None:
+    """Why an image part of the request is unusable (as a provider would refuse it), or None:
+    a data: URL must be base64 of a PNG, JPEG, WebP or GIF that its media type names."""
+    import base64
+    import binascii
+
+    magic = {
+        "image/png": b"\x89PNG",
+        "image/jpeg": b"\xff\xd8\xff",
+        "image/gif": b"GIF8",
+        "image/webp": b"RIFF",
+    }
+    messages = body.get("messages") if isinstance(body, dict) else None
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else []:
+            if not isinstance(part, dict) or part.get("type") != "image_url":
+                continue
+            url = (part.get("image_url") or {}).get("url")
+            if not isinstance(url, str) or not url.startswith(("data:", "https://", "http://")):
+                return "image_url.url must be an https URL or a data: URL"
+            if not url.startswith("data:"):
+                continue
+            media_type, _, data = url[len("data:") :].partition(";base64,")
+            try:
+                raw = base64.b64decode(data, validate=True)
+            except (binascii.Error, ValueError):
+                return "the image's data: URL is not valid base64"
+            if media_type not in magic or not raw.startswith(magic[media_type]):
+                return f"the image data is not the {media_type} its data: URL names"
+    return None
 
 
 def _rate_limited() -> dict[str, Any]:
