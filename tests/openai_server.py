@@ -365,7 +365,8 @@ def _image_problem(body: Any) -> str | None:
         for part in content if isinstance(content, list) else []:
             if not isinstance(part, dict) or part.get("type") != "image_url":
                 continue
-            url = (part.get("image_url") or {}).get("url")
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else None
             if not isinstance(url, str) or not url.startswith(("data:", "https://", "http://")):
                 return "image_url.url must be an https URL or a data: URL"
             if not url.startswith("data:"):
