@@ -10,14 +10,18 @@ import struct
 import zlib
 
 
-def png(width: int = 4, height: int = 3, shade: int = 0, pad_to: int = 0) -> bytes:
-    """A greyscale PNG, every pixel ``shade``; ``pad_to`` adds a private chunk up to that size."""
+def png(
+    width: int = 4, height: int = 3, shade: int = 0, pad_to: int = 0, pixels: bytes = b""
+) -> bytes:
+    """A greyscale PNG, every pixel ``shade`` (or the grey levels ``pixels``, row by row);
+    ``pad_to`` adds a private chunk up to that size."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-    raw = b"".join(b"\x00" + bytes([shade % 256]) * width for _ in range(height))
+    grey = pixels or bytes([shade % 256]) * (width * height)
+    raw = b"".join(b"\x00" + grey[row * width : (row + 1) * width] for row in range(height))
     head = b"\x89PNG\r\n\x1a\n" + chunk(
         b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     )
