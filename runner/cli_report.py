@@ -46,3 +46,45 @@ def export(run_dir: Path, out: Path, fmt: str) -> None:
 def register(group: click.Group) -> None:
     """Add this module's commands to the ``runner`` command group."""
     group.add_command(export)
+    group.add_command(report)
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=run_dirs, metavar="RUN_DIR [RUN_DIR]")
+@click.option(
+    "--output",
+    "-o",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The file to write (default: report.html in the run directory; Markdown: stdout).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained page; md: the overview tables, for CI summaries.",
+)
+@click.option(
+    "--max-rows",
+    type=click.IntRange(min=0),
+    default=2000,
+    show_default=True,
+    help="Records shown as rows (the overview always counts every record).",
+)
+@reports_errors
+def report(run_dirs: tuple[Path, ...], out: Path | None, fmt: str, max_rows: int) -> None:
+    """Write a report of RUN_DIR, or compare two runs (A before, B after).
+
+    The HTML page needs no network: open it from disk or as a CI artifact.
+    """
+    from runner.report import write_report
+
+    if out is None and fmt == "html":
+        out = run_dirs[-1] / "report.html"
+    written = write_report(run_dirs, out, fmt, max_rows)  # type: ignore[arg-type]
+    if written.text is not None:
+        click.echo(written.text, nl=False)
+    else:
+        click.echo(written.describe(), err=True)

@@ -1,0 +1,217 @@
+"""`runner report`: the HTML page opened in headless Chromium, and the Markdown overview.
+
+The browser is Debian's /usr/bin/chromium driven by playwright (never a downloaded browser),
+started once for the module. Screenshots go to $RUNNER_TEST_ARTIFACTS when it is set (CI keeps
+that folder), else to pytest's temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from helpers import KEY, KEY_ENV, SENTIMENT, latest_run, run_args, write_spec
+
+from runner.report import Sample, build_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+HOSTILE = "<script>alert(1)</script> and </td></tr></table> and {{ x }} & done"
+GRID = {"model": ["m-small", "m-large"]}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_report(browser, tmp_path):
+    """Open a report file; every request the page makes is recorded (and any not for the
+    file itself is refused), and any dialog is recorded and dismissed."""
+    pages = []
+
+    def open_(path: Path):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.requests = []  # type: ignore[attr-defined]
+        page.dialogs = []  # type: ignore[attr-defined]
+        page.on("request", lambda request: page.requests.append(request.url))
+        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        page.route(
+            "**/*",
+            lambda route: (
+                route.continue_() if route.request.url == path.as_uri() else route.abort()
+            ),
+        )
+        page.goto(path.as_uri())
+        pages.append(page)
+        return page
+
+    yield open_
+    for page in pages:
+        page.close()
+
+
+def screenshot(page, name: str, tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("RUNNER_TEST_ARTIFACTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def visible_ids(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "#record-table tbody tr:not([hidden])", "rows => rows.map(r => r.dataset.id)"
+    )
+
+
+def count_cell(page, label: str, name: str, run: int = 0) -> str:
+    selector = f'.run-overview[data-run="{run}"] tr[data-label="{label}"] td[data-count="{name}"]'
+    return page.inner_text(selector).strip()
+
+
+def test_offline_report_shows_counts_filters_and_the_matrix(
+    project, run_cli, open_report, tmp_path
+):
+    write_spec(project, "grid", "Pick one ({{ topic }}).", matrix=GRID, cases=_cases(3))
+    write_spec(project, "json", "Answer in JSON (json).", response_format=SENTIMENT)
+    assert run_cli("run", "specs", "--provider", "offline", "--out", "runs", "-q").exit_code == 0
+    run = latest_run(project)
+    result = run_cli("report", run, "-o", "report.html")
+    assert result.exit_code == 0, result.stderr
+    assert "7 of 7 record(s)" in result.stderr
+
+    page = open_report(project / "report.html")
+    assert count_cell(page, "all", "requests") == "7"
+    assert count_cell(page, "all", "ok") == "7"
+    assert count_cell(page, "grid", "requests") == "6"
+    assert count_cell(page, "json", "failed") == "0"
+    assert page.inner_text("#shown") == "7"
+
+    page.select_option('select[data-filter="model"]', "m-large")
+    assert sorted(visible_ids(page)) == [f"grid/c{i}/model=m-large" for i in range(3)]
+    assert page.inner_text("#shown") == "3"
+    page.select_option('select[data-filter="model"]', "")
+    page.fill("#search", "topic-1")
+    assert sorted(visible_ids(page)) == ["grid/c1/model=m-large", "grid/c1/model=m-small"]
+    page.fill("#search", "")
+
+    header = page.eval_on_selector_all(
+        'table.matrix[data-spec="grid"] thead th', "cells => cells.map(c => c.textContent)"
+    )
+    assert header[0] == "case"
+    assert sorted(header[1:]) == ["model=m-large", "model=m-small"]  # in the store's order
+    cells = page.eval_on_selector_all(
+        'table.matrix[data-spec="grid"] tbody tr',
+        "rows => rows.map(r => Array.from(r.cells).map(c => c.innerText.split('\\n')[0]))",
+    )
+    assert [row[0] for row in cells] == ["c0", "c1", "c2"]
+    assert all(len(row) == 3 and "ok" in row[1] and "ok" in row[2] for row in cells)
+
+    page.click('#record-table th[data-sort="latency"]')
+    page.click('#record-table th[data-sort="latency"]')
+    latencies = page.eval_on_selector_all(
+        "#record-table tbody tr", "rows => rows.map(r => parseFloat(r.dataset.latency))"
+    )
+    assert latencies == sorted(latencies, reverse=True)
+    assert page.requests == [(project / "report.html").as_uri()]
+    screenshot(page, "report-offline", tmp_path)
+
+
+def test_hostile_answers_show_as_text_and_two_runs_are_compared(
+    project, run_cli, openai_server, open_report, monkeypatch, tmp_path
+):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(project, "hostile", "Say it (hostile).")
+    write_spec(project, "steady", "Say it (steady).")
+    write_spec(project, "grid", "Pick one ({{ topic }}).", matrix=GRID, cases=_cases(2))
+    for out, reply in (("a", "before"), ("b", HOSTILE)):
+        openai_server.plan("reply:" + json.dumps({"content": reply}), marker="(hostile)")
+        run = run_cli(*run_args(openai_server.base_url), "--no-cache", "--out", out, "-q")
+        assert run.exit_code == 0, run.stderr
+    run_a, run_b = (next((project / out).iterdir()) for out in ("a", "b"))
+
+    result = run_cli("report", run_a, run_b, "-o", "compare.html")
+    assert result.exit_code == 0, result.stderr
+    page = open_report(project / "compare.html")
+
+    assert page.dialogs == []
+    assert page.eval_on_selector_all("script", "s => s.length") == 1
+    page.click('#record-table tr[data-id="hostile"] summary')
+    answer = page.inner_text('#record-table tr[data-id="hostile"] pre.text')
+    assert answer == HOSTILE
+    assert page.dialogs == []
+
+    assert page.inner_text("#comparison-counts").startswith(
+        "6 record(s) paired by id: 1 changed (1 answer(s));"
+    )
+    changed = page.eval_on_selector_all(
+        "#pairs tbody tr.changed-answer", "rows => rows.map(r => r.dataset.id)"
+    )
+    assert changed == ["hostile"]
+    assert page.inner_text('#pairs tr[data-id="hostile"] td.before pre') == "before"
+    assert page.inner_text('#pairs tr[data-id="hostile"] td.after pre') == HOSTILE
+    assert count_cell(page, "all", "requests", run=0) == "6"
+    assert count_cell(page, "all", "requests", run=1) == "6"
+    assert page.requests == [(project / "compare.html").as_uri()]
+    screenshot(page, "report-compare", tmp_path)
+
+
+def test_markdown_overview_escapes_table_breakers(project, run_cli, openai_server, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(project, "plain", "Say it (plain).", matrix={"model": ["x|y <b>", "z"]})
+    assert run_cli(*run_args(openai_server.base_url), "-q").exit_code == 0
+    result = run_cli("report", latest_run(project), "--format", "md")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "| spec | requests | ok | failed | invalid output |" in result.stdout
+    assert "| **all** | 2 | 2 | 0 | 0 |" in result.stdout
+    model_line = next(line for line in lines if line.startswith("| x"))
+    assert model_line.startswith("| x\\|y &lt;b&gt; | 1 | 1 | 0 | 0 |")
+
+
+def test_a_row_cap_keeps_every_record_in_the_overview(project, run_cli):
+    write_spec(project, "many", "Say ({{ topic }}).", cases=_cases(30))
+    assert run_cli("run", "specs", "--provider", "offline", "--out", "runs", "-q").exit_code == 0
+    report = build_report((latest_run(project),), max_rows=10)
+    assert len(report.rows) == 10 and report.records == 30 and report.truncated
+    assert report.runs[0].total.requests == 30
+    result = run_cli("report", latest_run(project), "--max-rows", "10", "-o", "r.html")
+    html = (project / "r.html").read_text()
+    assert 'id="row-cap"' in html and "runner export" in html
+    assert html.count("<tr data-id=") == 10
+    assert "10 of 30 record(s)" in result.stderr
+
+
+def test_report_of_a_folder_that_is_not_a_run_is_a_usage_error(project, run_cli):
+    (project / "nothing").mkdir()
+    result = run_cli("report", "nothing")
+    assert result.exit_code == 2
+    assert "is not a run directory" in result.stderr
+
+
+def test_sample_percentiles_are_exact_below_the_sample_size_and_close_above():
+    small = Sample(size=1000)
+    for value in range(1, 101):
+        small.add(float(value))
+    assert (small.percentile(50), small.percentile(95)) == (50.0, 95.0)
+    large = Sample(size=1000)
+    for value in range(100_000):
+        large.add(float(value))
+    assert len(large.values) == 1000
+    assert abs((large.percentile(50) or 0) - 50_000) < 5_000
+    assert Sample().percentile(50) is None
+
+
+def _cases(n: int) -> list[dict[str, str]]:
+    return [{"id": f"c{i}", "topic": f"topic-{i}"} for i in range(n)]
