@@ -7,6 +7,7 @@ that folder), else to pytest's temporary folder.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -71,7 +72,7 @@ def screenshot(page, name: str, tmp_path: Path) -> Path:
 
 def visible_ids(page) -> list[str]:
     return page.eval_on_selector_all(
-        "#record-table tbody tr:not([hidden])", "rows => rows.map(r => r.dataset.id)"
+        "#record-table > tbody > tr:not([hidden])", "rows => rows.map(r => r.dataset.id)"
     )
 
 
@@ -121,7 +122,7 @@ def test_offline_report_shows_counts_filters_and_the_matrix(
     page.click('#record-table th[data-sort="latency"]')
     page.click('#record-table th[data-sort="latency"]')
     latencies = page.eval_on_selector_all(
-        "#record-table tbody tr", "rows => rows.map(r => parseFloat(r.dataset.latency))"
+        "#record-table > tbody > tr", "rows => rows.map(r => parseFloat(r.dataset.latency))"
     )
     assert latencies == sorted(latencies, reverse=True)
     assert page.requests == [(project / "report.html").as_uri()]
@@ -215,3 +216,60 @@ def test_sample_percentiles_are_exact_below_the_sample_size_and_close_above():
 
 def _cases(n: int) -> list[dict[str, str]]:
     return [{"id": f"c{i}", "topic": f"topic-{i}"} for i in range(n)]
+
+
+def _label_reply(label: str) -> str:
+    return "reply:" + json.dumps({"content": json.dumps({"label": label, "score": 0.9})})
+
+
+def test_expectations_show_as_pass_rates_filters_and_turned_verdicts(
+    project, run_cli, openai_server, open_report, monkeypatch, tmp_path
+):
+    """Real `expect:` checks end to end: run twice against the test server (case b's answer
+    turns from right to wrong, case c's from wrong to right), then report and export."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(
+        project,
+        "labels",
+        "Classify in JSON (case-{{ id }}).",
+        response_format=SENTIMENT,
+        cases=[{"id": c, "expected": "positive"} for c in ("a", "b", "c", "d")],
+        expect=[{"equals": "{{ expected }}", "path": "label"}],
+    )
+    answers = {"a": ("positive", "positive"), "b": ("positive", "negative")}
+    answers |= {"c": ("negative", "positive"), "d": ("negative", "negative")}
+    for run_index, out in enumerate(("a", "b")):
+        for case, labels in answers.items():
+            openai_server.plan(_label_reply(labels[run_index]), marker=f"(case-{case})")
+        run = run_cli(*run_args(openai_server.base_url), "--no-cache", "--out", out, "-q")
+        assert run.exit_code == 0, run.stderr
+    run_a, run_b = (next((project / out).iterdir()) for out in ("a", "b"))
+
+    result = run_cli("report", run_a, run_b, "-o", "scored.html")
+    assert result.exit_code == 0, result.stderr
+    page = open_report(project / "scored.html")
+    assert count_cell(page, "all", "checked", run=1) == "4"
+    assert count_cell(page, "all", "pass-rate", run=0) == "50.0%"
+    assert count_cell(page, "labels", "pass-rate", run=1) == "50.0%"
+    page.select_option('select[data-filter="verdict"]', "fail")
+    assert sorted(visible_ids(page)) == ["labels/b", "labels/d"]
+    assert "1 pass → fail, 1 fail → pass" in page.inner_text("#comparison-counts")
+    turned = page.eval_on_selector_all(
+        "#pairs tbody tr.changed-verdict", "rows => rows.map(r => r.dataset.id)"
+    )
+    assert turned == ["labels/b", "labels/c"]
+    assert page.inner_text('#pairs tr[data-id="labels/b"] td.verdict') == "pass → fail"
+    assert page.requests == [(project / "scored.html").as_uri()]
+    screenshot(page, "report-expectations", tmp_path)
+
+    markdown = run_cli("report", run_b, "--format", "md").stdout
+    assert "| **all** | 4 | 4 | 0 | 0 | 50.0% (2/4) |" in markdown
+    exported = run_cli("export", run_b, "--format", "csv", "-o", "scored.csv")
+    assert exported.exit_code == 0, exported.stderr
+    with open(project / "scored.csv", encoding="utf-8", newline="") as handle:
+        rows = {row["id"]: row for row in csv.DictReader(handle)}
+    assert rows["labels/a"]["expect.passed"] == "True"
+    assert rows["labels/b"]["expect.passed"] == "False"
+    assert rows["labels/b"]["expect.failed"] == "1"
+    assert "positive" in rows["labels/b"]["expect.failures"]
+    assert rows["labels/b"]["json.label"] == "negative"
