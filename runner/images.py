@@ -236,7 +236,12 @@ def resolve_image(
 
     name = render_text(env, part.path, variables).strip()
     root = find_project_root(part.folder)
-    target = resolve_inside(root, part.folder, name) if name else None
+    try:
+        target = resolve_inside(root, part.folder, name) if name else None
+    except (ValueError, OSError) as exc:
+        raise ImageError(
+            _at(part, f"the image path {name!r} is not a usable path: {exc}")
+        ) from None
     if target is None:
         raise ImageError(
             _at(

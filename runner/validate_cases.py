@@ -39,7 +39,10 @@ def build_cases(file: SpecFile, needed: set[str], problems: list[Problem]) -> Ca
             if number is None:
                 message = f"no file matches '{value['files']}'"
                 hint = "the pattern is relative to the folder of the spec file"
-            return doc.problem(("cases", "files"), message.replace("row", "file", 1), hint)
+            elif "the same id" in message:
+                message = message.replace("row ", "file ").replace("same id", "same name")
+                hint = "a file's name is its case id: rename one, or match one folder only"
+            return doc.problem(("cases", "files"), message, hint)
 
     else:
         data_file = _data_file(file, str(value), problems)
@@ -68,7 +71,19 @@ def _file_pattern(file: SpecFile, pattern: str, problems: list[Problem]) -> File
             )
         )
         return None
-    return FilePattern(pattern, file.folder_of(("cases",)), file.root)
+    files = FilePattern(pattern, file.folder_of(("cases",)), file.root)
+    try:
+        next(files.folder.glob(pattern), None)
+    except (ValueError, OSError) as exc:
+        problems.append(
+            file.problem(
+                ("cases", "files"),
+                f"'{pattern}' is not a pattern this runner reads: {exc}",
+                "use * for any name and ** for any folders, e.g. scans/**/*.jpg",
+            )
+        )
+        return None
+    return files
 
 
 def _data_file(file: SpecFile, reference: str, problems: list[Problem]) -> Path | None:

@@ -467,3 +467,26 @@ def test_the_test_server_refuses_a_broken_data_url(project, openai_server, run_s
 
     assert summary["failed"] == 1
     assert "not the image/png" in json.dumps(summary["failures"])
+
+
+def test_two_files_of_one_name_are_reported(project, run_cli):
+    write(project / "specs" / "scans" / "a" / "same.png", imagefiles.png(2, 2))
+    write(project / "specs" / "scans" / "b" / "same.png", imagefiles.png(3, 3))
+    spec = image_spec(project, [image_part("{{ path }}")], cases={"files": "scans/**/*.png"})
+
+    assert validate(run_cli) == [
+        f"specs/vision.yaml:{line_of(spec, 'files:')}:10: file 2 has the same name as file 1 "
+        "(case id 'same.png') (a file's name is its case id: rename one, or match one folder "
+        "only)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "words"),
+    [("***/x.png", "is not a pattern this runner reads"), ("/abs/*.png", "may not leave")],
+)
+def test_unusable_patterns_and_paths_are_reported_not_raised(project, run_cli, pattern, words):
+    image_spec(project, [image_part("{{ path }}")], cases={"files": pattern})
+    assert words in validate(run_cli)[0]
+    image_spec(project, [image_part("a\x00b.png")])
+    assert "is not a usable path" in validate(run_cli)[0]
