@@ -445,9 +445,11 @@ def schema() -> None:
 
 from runner import cli_report  # noqa: E402  (its commands use reports_errors above)
 from runner.cli_batch import batch  # noqa: E402
+from runner.cli_score import score  # noqa: E402
 
 cli_report.register(cli)
 cli.add_command(batch)
+cli.add_command(score)
 
 
 def main() -> None:

@@ -414,3 +414,90 @@ def test_diff_shows_a_check_that_turned_from_pass_to_fail(project, run_cli):
     assert lines[-1] == "expectations: 1 turned PASS -> FAIL, 0 FAIL -> PASS"
     data = json.loads(run_cli("diff", before, after, "--json").stdout)
     assert data["expectations"] == {"pass_to_fail": 1, "fail_to_pass": 0}
+
+
+# ---- runner score: the saved answers scored again, nothing sent
+
+LABELS_CSV = "id,review,expected_label\nr1,Great strap.,{0}\nr2,Broke in a week.,{0}\n"
+
+
+def labelled_project(project: Path, expected: str) -> Path:
+    data = project / "specs" / "data" / "labels.csv"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text(LABELS_CSV.format(expected))
+    return spec_file(
+        project,
+        "labels",
+        [{"equals": "{{ expected_label }}", "path": "label"}],
+        response_format=SENTIMENT,
+        cases="data/labels.csv",
+    )
+
+
+def test_score_rescores_saved_answers_and_sends_nothing(
+    project, openai_server, run_server, run_cli, monkeypatch
+):
+    labelled_project(project, "negative")  # the wrong label, fixed below
+    openai_server.plan(*[reply({"label": "positive", "score": 0.8})] * 2, marker="(labels)")
+    ran, _ = run_server()
+    assert ran.exit_code == 0, ran.output
+    run_dir = latest_run(project)
+    assert json.loads((run_dir / "manifest.json").read_text())["counts"]["expectations"] == {
+        "records": 2,
+        "passed": 0,
+        "failed": 2,
+    }
+    sent = openai_server.count
+    monkeypatch.delenv(KEY_ENV)  # scoring needs no key: it never reaches a provider
+
+    labelled_project(project, "positive")
+    scored = run_cli("score", run_dir)
+
+    assert scored.exit_code == 0, scored.output
+    assert openai_server.count == sent == 2
+    assert scored.stderr.splitlines()[:3] == [
+        f"scored 2 record(s) of {run_dir} again (nothing sent)",
+        "expectations: 2 of 2 record(s) passed (100%), 0 failed",
+        "changed: 0 now fail, 2 now pass",
+    ]
+    records = records_by_id(run_dir)
+    for record in records.values():
+        assert record["expectations"]["passed"] is True
+        assert record["expectations"]["checks"][0]["expected"] == "positive"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["counts"]["expectations"] == {"records": 2, "passed": 2, "failed": 0}
+    assert manifest["scored"]["prompt_changed"] == 0
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["labels/r1", "labels/r2"]
+    assert all(json.loads(line)["expectations"]["passed"] for line in lines)
+
+
+def test_score_warns_when_the_prompt_changed_since_the_run(project, run_cli):
+    path = labelled_project(project, "positive")
+    run_cli("run", "specs", "--provider", "offline", "--out", "runs", "--quiet")
+    path.write_text(path.read_text().replace("Answer (labels).", "Answer briefly (labels)."))
+
+    result = run_cli("score", latest_run(project), "--json")
+
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["prompt_changed"] == ["labels/r1", "labels/r2"]
+    text = run_cli("score", latest_run(project)).stderr
+    assert "warning: 2 record(s) were answered to a different request" in text
+
+
+def test_score_with_another_spec_file_and_the_exit_code_flag(project, run_cli):
+    spec_file(project, "short", [{"max_tokens": 100_000}])
+    run_cli("run", "specs", "--provider", "offline", "--out", "runs", "--quiet")
+    strict = spec_file(project / "elsewhere", "short", [{"max_tokens": 0}])
+
+    assert run_cli("score", latest_run(project), "--spec", strict).exit_code == 0
+    failing = run_cli("score", latest_run(project), "--spec", strict, "--fail-on-expect")
+    assert failing.exit_code == 1
+    assert "changed: 0 now fail" in failing.stderr  # the first score had already failed it
+    assert run_cli("score", latest_run(project), "--fail-on-expect").exit_code == 0
+
+    other = spec_file(project / "elsewhere", "other", [{"max_tokens": 0}])
+    refused = run_cli("score", latest_run(project), "--spec", other)
+    assert refused.exit_code == 2
+    assert "the run has no spec named other" in refused.stderr
