@@ -27,7 +27,6 @@ from runner.cases import expand, record_id
 from runner.errors import RenderError, UsageError
 from runner.execute import RunSettings
 from runner.render import render_request
-from runner.rewrite import rewrite_records
 from runner.score import score_record
 from runner.spec import Spec
 from runner.store import RunStore, utc_now
@@ -135,7 +134,7 @@ def score_run(
         expect.add_count(result.expectations, scored)
         return scored
 
-    rewrite_records(store, rescore)
+    store.rewrite_records(rescore)
     manifest = store.read_manifest()
     manifest.setdefault("counts", {})["expectations"] = result.expectations
     manifest["scored"] = {

@@ -30,10 +30,6 @@ def spec_file(project: Path, name: str, expect: list[dict[str, Any]], **fields: 
     return path
 
 
-def records_by_id(run_dir: Path) -> dict[str, dict[str, Any]]:
-    return {r["id"]: r for r in read_records(run_dir).values()}
-
-
 def reply(content: Any = None, **message: Any) -> str:
     """The test server fault that answers with this assistant message."""
     if content is not None:
@@ -239,7 +235,7 @@ def test_expected_values_come_from_a_data_file_on_the_offline_provider(project, 
     result = run_cli("run", "specs", "--provider", "offline", "--out", "runs", "--json")
 
     assert result.exit_code == 0, result.output
-    records = records_by_id(latest_run(project))
+    records = read_records(latest_run(project))
     pos, neg = records["reviews/says-pos"], records["reviews/says-neg"]
     label = pos["output"]["parsed"]["label"]
     assert neg["output"]["parsed"]["label"] == label
@@ -460,7 +456,7 @@ def test_score_rescores_saved_answers_and_sends_nothing(
         "expectations: 2 of 2 record(s) passed (100%), 0 failed",
         "changed: 0 now fail, 2 now pass",
     ]
-    records = records_by_id(run_dir)
+    records = read_records(run_dir)
     for record in records.values():
         assert record["expectations"]["passed"] is True
         assert record["expectations"]["checks"][0]["expected"] == "positive"
