@@ -218,6 +218,18 @@ def render(
     help="Seconds to wait for an answer before retrying.",
 )
 @click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Streamed requests: seconds to wait for the next chunk of the stream.",
+)
+@click.option(
+    "--stream/--no-stream",
+    default=None,
+    help="Send every request streamed, or none; default: as each spec says.",
+)
+@click.option(
     "--var",
     "var_items",
     multiple=True,
@@ -294,7 +306,8 @@ def run(
             else:
                 click.echo(plan.describe())
             sys.exit(EXIT_OK)
-        summary = start_run(specs, settings, out_dir, show)
+        text = _text_printer(quiet or as_json)
+        summary = start_run(specs, settings, out_dir, text.around(show) if text else show, text)
     if as_json:
         _echo_json(summary.to_json())
     elif not quiet:
@@ -339,11 +352,12 @@ def _run_settings(
         rpm=options["rpm"],
         tpm=options["tpm"],
         retry=RetryPolicy(retries=options["retries"], backoff_factor=options["backoff"]),
-        timeouts=Timeouts(read=options["timeout"]),
+        timeouts=Timeouts(read=options["timeout"], idle=options["idle_timeout"]),
         variables=read_variables(options["var_items"], options["vars_file"]),
         cache=cache,  # type: ignore[arg-type]
         replay=str(replay.resolve()) if replay else None,
         selection=selection,
+        stream=options["stream"],
     )
 
 
@@ -390,6 +404,37 @@ def _progress_printer(quiet: bool) -> Callable[[dict[str, Any], int, int], None]
         )
 
     return show
+
+
+class _TextPrinter:
+    """A streamed answer's text, printed as it arrives, then a line end."""
+
+    def __init__(self) -> None:
+        self.printed = False
+
+    def __call__(self, text: str) -> None:
+        click.echo(text, nl=False)
+        self.printed = True
+
+    def end(self) -> None:
+        if self.printed:
+            click.echo()
+            self.printed = False
+
+    def around(self, progress: Callable[..., None] | None) -> Callable[..., None]:
+        """The progress display, starting on a new line after the text."""
+
+        def show(*args: Any) -> None:
+            self.end()
+            if progress is not None:
+                progress(*args)
+
+        return show
+
+
+def _text_printer(quiet: bool) -> _TextPrinter | None:
+    """Prints a single streamed request's text when stdout is a terminal."""
+    return None if quiet or not sys.stdout.isatty() else _TextPrinter()
 
 
 @cli.command()

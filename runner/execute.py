@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from runner.record import Attempt, build_record, not_sent_record
 from runner.render import Request, render_request
 from runner.spec import Spec
 from runner.store import RecordWriter, RunStore, environment_info, git_info, utc_now
+from runner.stream_send import StreamedAnswer, send_streamed, stream_offline, streaming_body
 from runner.transport import HttpClient, HttpResult, RetryPolicy, Timeouts
 
 
@@ -45,6 +46,7 @@ class RunSettings:
     cache: CacheMode = "use"
     replay: str | None = None  # a cassette file: answer everything from it, send nothing
     selection: Selection = field(default_factory=Selection)
+    stream: bool | None = None  # --stream / --no-stream; None: as each spec says
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +64,7 @@ class RunSettings:
             cache=data.get("cache", "use"),
             replay=data.get("replay"),
             selection=_selection(data.get("selection")),
+            stream=data.get("stream"),
         )
 
 
@@ -153,6 +156,9 @@ class Job:
 # Called after each saved record with (record, records done so far, records in this run).
 Progress = Callable[[dict[str, Any], int, int], None]
 
+# Called with each new piece of answer text of a run's only request, when it is streamed.
+TextSink = Callable[[str], None]
+
 # Where stored answers come from: the response cache, or a cassette when replaying.
 AnswerSource = ResponseCache | Cassette
 
@@ -239,13 +245,18 @@ def _source(answers: AnswerSource | None, job: Job, settings: RunSettings) -> st
 
 
 def start_run(
-    specs: list[Spec], settings: RunSettings, out_dir: Path, progress: Progress | None = None
+    specs: list[Spec],
+    settings: RunSettings,
+    out_dir: Path,
+    progress: Progress | None = None,
+    text: TextSink | None = None,
 ) -> RunSummary:
     """Run ``specs`` into a new run directory under ``out_dir``.
 
     Endpoints (and their keys) are resolved, and a replay cassette checked, before anything
     is sent; requests are then rendered one at a time as workers become free, so a spec with
-    100,000 cases runs in bounded memory.
+    100,000 cases runs in bounded memory. ``text`` receives the answer as it arrives when the
+    run is a single streamed request.
     """
     endpoints = _endpoints(specs, settings)
     answers = _open_answers(specs, endpoints, settings)
@@ -253,7 +264,7 @@ def start_run(
     store.write_manifest(_manifest(store, specs, settings, "running"))
     jobs = _plan(specs, settings, endpoints)
     total = _request_count(specs, settings)
-    return _execute(store, jobs, total, specs, settings, progress, answers=answers)
+    return _execute(store, jobs, total, specs, settings, progress, answers=answers, text=text)
 
 
 def resume_run(
@@ -346,6 +357,9 @@ def _plan(
         for case, combination in expand(spec.cases, spec.matrix, settings.selection):
             try:
                 request = render_request(spec, settings.variables, case, combination)
+                body = streaming_body(request.body, endpoint.name, settings.stream)
+                if body is not request.body:
+                    request = replace(request, body=body)
             except RenderError as exc:
                 request = Request(spec, {**spec.vars, **case.vars}, {}, case, combination)
                 yield Job(request.record_id, request, endpoint, str(exc.problem))
@@ -385,9 +399,10 @@ def _execute(
     progress: Progress | None,
     resumed: int = 0,
     answers: AnswerSource | None = None,
+    text: TextSink | None = None,
 ) -> RunSummary:
     started = time.monotonic()
-    sender = _Sender(settings, answers)
+    sender = _Sender(settings, answers, text if total == 1 else None)
     summary = RunSummary(store.root, resumed=resumed)
     lock = threading.Lock()
 
@@ -476,9 +491,16 @@ def _send_and_finish(sender: _Sender, job: Job, finish: Callable[[dict[str, Any]
 class _Sender:
     """Sends one job, or answers it from the cache or a cassette, and makes its record."""
 
-    def __init__(self, settings: RunSettings, answers: AnswerSource | None = None):
+    def __init__(
+        self,
+        settings: RunSettings,
+        answers: AnswerSource | None = None,
+        text: TextSink | None = None,
+    ):
+        self.settings = settings
         self.limiter = RateLimiter(settings.rpm, settings.tpm)
         self.answers = answers
+        self.text = text
         # A replay never builds an HTTP client, so it cannot reach the network.
         self.client = (
             None
@@ -499,8 +521,12 @@ class _Sender:
         key, stored = _stored_answer(self.answers, job)
         started_at, clock = utc_now(), time.perf_counter()
         response: Any = None
+        streamed: StreamedAnswer | None = None
         if stored is not None:
             result = HttpResult(stored.status, {}, stored.text, 0)
+        elif job.endpoint.offline and body.get("stream") is True:
+            streamed = stream_offline(body, self.text)
+            result, response = streamed.result, streamed.completion
         elif job.endpoint.offline:
             result = HttpResult(200, {}, None, 1)
             from runner import offline  # only runs that use it pay for importing it
@@ -510,18 +536,33 @@ class _Sender:
             result = HttpResult(None, {}, None, 0, "the replay cassette has no answer for it")
         else:
             payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            self.limiter.acquire(_token_estimate(body, len(payload)))
+            estimate = _token_estimate(body, len(payload))
+            self.limiter.acquire(estimate)
             started_at, clock = utc_now(), time.perf_counter()
-            result = self.client.post_chat(job.endpoint, payload)
+            if body.get("stream") is True:
+                streamed = send_streamed(
+                    self.client,
+                    job.endpoint,
+                    payload,
+                    self.settings.timeouts,
+                    self.settings.retry,
+                    self.text,
+                    lambda: self.limiter.acquire(estimate),
+                )
+                result, response = streamed.result, streamed.completion
+            else:
+                result = self.client.post_chat(job.endpoint, payload)
             self.limiter.observe(result.headers)
         latency_ms = round((time.perf_counter() - clock) * 1000.0, 3)
-        record = build_record(
-            job.record_id,
-            job.request,
-            job.endpoint,
-            Attempt(result, started_at, latency_ms, cached=stored is not None),
-            response,
-        )
+        attempt = Attempt(result, started_at, latency_ms, cached=stored is not None)
+        if streamed is not None:
+            attempt = replace(
+                attempt,
+                stream=streamed.timing,
+                stream_failure=streamed.failure,
+                partial_text=streamed.partial_text,
+            )
+        record = build_record(job.record_id, job.request, job.endpoint, attempt, response)
         if finish is not None:
             finish(record)
         if key and self.answers is not None and stored is None and record["output"] is not None:

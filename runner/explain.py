@@ -28,7 +28,6 @@ TYPE_WORDS = {
 }
 
 KEY_HINTS = {
-    "stream": "runner always sends non-streaming requests; remove 'stream'",
     "prompt": "put the text in a message: messages: [{role: user, content: ...}]",
     "system": "put the system prompt in a message: messages: [{role: system, content: ...}]",
     "params": "generation parameters go at the top level under their API names",

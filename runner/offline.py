@@ -34,7 +34,9 @@ def complete(body: dict) -> dict:
     """Answer a chat-completions request body locally and deterministically."""
     if not isinstance(body, dict):
         body = {}
-    digest = hashlib.sha256(_canonical(body).encode("utf-8")).hexdigest()
+    # A streamed request gets the answer its non-streamed twin gets (same id, same tool calls).
+    unstreamed = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    digest = hashlib.sha256(_canonical(unstreamed).encode("utf-8")).hexdigest()
     messages = [m for m in _as_list(body.get("messages")) if isinstance(m, dict)]
     call = _tool_call(body, messages, digest)
     if call is not None:

@@ -18,17 +18,22 @@ from runner.providers import Endpoint
 from runner.render import Request
 from runner.score import score_record
 from runner.store import utc_now
+from runner.stream import StreamFailure, StreamTiming
 from runner.transport import HttpResult
 
 
 @dataclass(frozen=True)
 class Attempt:
-    """How one request went on the wire (or in the cache): result, start time, latency."""
+    """How one request went on the wire (or in the cache): result, start time, latency, and
+    for a streamed request its timing, or the failure that cut it off and the text before."""
 
     result: HttpResult
     started_at: str
     latency_ms: float
     cached: bool = False
+    stream: StreamTiming | None = None
+    stream_failure: StreamFailure | None = None
+    partial_text: str = ""
 
 
 def build_record(
@@ -41,7 +46,13 @@ def build_record(
         # The request holds references to its image files, not their base64 text; the key of
         # the body as sent lets a cassette made from this record still be replayed.
         record["request_key"] = request_key(endpoint.completions_url, request.body)
-    _fill_outcome(record, request, endpoint, attempt.result, response)
+    failure = attempt.stream_failure
+    if failure is not None:
+        record["error"] = {"kind": failure.kind, "message": failure.message}
+        if attempt.partial_text:
+            record["response_text"] = attempt.partial_text[:10_000]
+    else:
+        _fill_outcome(record, request, endpoint, attempt.result, response)
     record["expectations"] = score_record(request.spec, record, request.vars)
     return record
 
@@ -80,6 +91,7 @@ def _base_record(
         "error": None,
         "attempts": attempt.result.attempts,
         "latency_ms": attempt.latency_ms,
+        "stream": attempt.stream.to_json() if attempt.stream is not None else None,
         "started_at": attempt.started_at,
         "finished_at": utc_now(),
     }

@@ -8,6 +8,7 @@ other 4xx errors. TLS certificates are always verified.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from urllib3.util.retry import Retry
 
 from runner import __version__
 from runner.providers import Endpoint
+from runner.stream import StreamFailure
 
 RETRY_STATUSES = frozenset({408, 429, 498, 500, 502, 503, 504})
 
@@ -34,8 +36,11 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Timeouts:
+    """Seconds: to connect, for a whole answer, and (streams) the longest wait for a chunk."""
+
     connect: float = 10.0
     read: float = 120.0
+    idle: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,9 @@ class HttpClient:
             respect_retry_after_header=True,
         )
         self._pools: dict[str, tuple[Any, str]] = {}
+        # A stream waits at most the idle timeout for each read, the headers included.
+        self._idle = min(timeouts.idle, timeouts.read)
+        self._stream_timeout = urllib3.Timeout(connect=timeouts.connect, read=self._idle)
         self._pool = urllib3.PoolManager(
             num_pools=4,
             maxsize=pool_size,
@@ -97,13 +105,7 @@ class HttpClient:
 
     def post_chat(self, endpoint: Endpoint, body: bytes) -> HttpResult:
         """POST one request body to the endpoint's /chat/completions; never raises for I/O."""
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": f"runner/{__version__}",
-        }
-        if endpoint.api_key is not None:
-            headers["Authorization"] = f"Bearer {endpoint.api_key.reveal()}"
+        headers = self._headers(endpoint, "application/json")
         try:
             # Redirects are never followed: neither the key nor the prompt goes to an address
             # the user did not name. The 3xx comes back as the answer and is explained.
@@ -125,6 +127,50 @@ class HttpClient:
             len(history) + 1,
         )
 
+    def open_stream(self, endpoint: Endpoint, body: bytes) -> StreamResponse:
+        """POST a ``stream: true`` body; on a 200 event stream, ``pieces`` yields its raw bytes
+        as they arrive, each read waiting at most the idle timeout (I/O errors while reading
+        are StreamFailures). Any other answer is read whole into ``text``. Never raises."""
+        headers = self._headers(endpoint, "text/event-stream")
+        try:
+            pool, path = self._pool_for(endpoint.completions_url)
+            response = pool.urlopen(
+                "POST",
+                path,
+                body=body,
+                headers=headers,
+                redirect=False,
+                retries=self._retry,
+                timeout=self._stream_timeout,
+                preload_content=False,
+            )
+        except MaxRetryError as exc:
+            return StreamResponse(None, {}, self._max_attempts, error=_describe_failure(exc.reason))
+        except HTTPError as exc:
+            return StreamResponse(None, {}, 1, error=_describe_failure(exc))
+        history = response.retries.history if response.retries else ()
+        found = {k.lower(): v for k, v in response.headers.items()}
+        attempts = len(history) + 1
+        if response.status == 200 and found.get("content-type", "").startswith("text/event-stream"):
+            return StreamResponse(200, found, attempts, pieces=_pieces(response, self._idle))
+        try:
+            text = response.data.decode("utf-8", errors="replace")
+        except HTTPError as exc:
+            return StreamResponse(None, found, attempts, error=_describe_failure(exc))
+        finally:
+            response.release_conn()
+        return StreamResponse(response.status, found, attempts, text=text)
+
+    def _headers(self, endpoint: Endpoint, accept: str) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": accept,
+            "User-Agent": f"runner/{__version__}",
+        }
+        if endpoint.api_key is not None:
+            headers["Authorization"] = f"Bearer {endpoint.api_key.reveal()}"
+        return headers
+
     def _pool_for(self, url: str) -> tuple[Any, str]:
         """The keep-alive pool for a URL's host, and the URL's path (looked up once per URL)."""
         found = self._pools.get(url)
@@ -135,6 +181,44 @@ class HttpClient:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+@dataclass(frozen=True)
+class StreamResponse:
+    """The start of a streamed answer: a 200 event stream's ``pieces``, or a whole ``text``."""
+
+    status: int | None
+    headers: dict[str, str]
+    attempts: int
+    pieces: Iterator[bytes] | None = None
+    text: str | None = None
+    error: str | None = None
+
+
+def _pieces(response: Any, idle: float) -> Iterator[bytes]:
+    """The body's bytes as they arrive (one HTTP chunk at a time when chunked)."""
+    broken = False
+    try:
+        if response.chunked and response.supports_chunked_reads():
+            yield from response.read_chunked(decode_content=True)
+        else:
+            while data := response.read1(65536):
+                yield data
+    except (HTTPError, OSError) as exc:
+        broken = True
+        if "timed out" in str(exc):
+            raise StreamFailure(
+                "connection", f"no chunk of the stream for {idle:g} s (the idle timeout)"
+            ) from None
+        raise StreamFailure(
+            "connection", "the stream was cut off: " + _describe_failure(exc)
+        ) from None
+    finally:
+        if broken:
+            response.close()
+        else:
+            response.drain_conn()  # what follows [DONE], so the connection can be reused
+        response.release_conn()
 
 
 def _describe_failure(reason: Exception | None) -> str:

@@ -23,6 +23,9 @@ names:
     large              200 with a completion whose content is ``large_bytes`` long
     reply:<json>       200 with this JSON object as the assistant message (content/tool_calls)
     redirect:<url>     307 to another URL
+
+A request with ``"stream": true`` is answered as an event stream, with its own faults: see
+tests/stream_server.py.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import contextlib
 
+import stream_server
 from batch_server import BatchBackend
 
 from runner import offline
@@ -94,6 +98,8 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.slow_seconds = 3.0
         self.large_bytes = 4_000_000
         self.retry_after_ms = 50
+        self.stream_delay = 0.0  # seconds between the chunks of a streamed answer
+        self.content_words: int | None = None  # streamed answers of exactly this many words
         self.received: list[Received] = []
         self.statuses: Counter[int] = Counter()
         self.budget: Budget | None = None
@@ -136,6 +142,12 @@ class FakeOpenAI(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (a timeout test) closed the connection: not a server bug.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
     # ---- used by the handler
 
@@ -235,7 +247,9 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(server.next_fault(raw), body if isinstance(body, dict) else {}, limit_headers)
 
     def _answer(self, fault: str, body: dict, headers: dict[str, str]) -> None:
-        if fault == "ok":
+        if body.get("stream") is True and stream_server.handles(fault):
+            stream_server.answer(self, fault, body, _reply(body, fault))
+        elif fault == "ok":
             self._send_json(200, offline.complete(body), headers)
         elif fault.isdigit():
             self._send_status(int(fault), headers)
@@ -278,13 +292,7 @@ class Handler(BaseHTTPRequestHandler):
             }
             self._send_json(200, answer)
         elif fault.startswith("reply:"):
-            answer = offline.complete(body)
-            message = {"role": "assistant", "content": None, **json.loads(fault[len("reply:") :])}
-            answer["choices"][0]["message"] = message
-            answer["choices"][0]["finish_reason"] = message.pop(
-                "finish_reason", "tool_calls" if message.get("tool_calls") else "stop"
-            )
-            self._send_json(200, answer)
+            self._send_json(200, _reply(body, fault))
         elif fault.startswith("redirect:"):
             self._send_bytes(307, "text/plain", b"moved", {"Location": fault[len("redirect:") :]})
         else:
@@ -343,6 +351,18 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.close()
 
 
+def _reply(body: dict, fault: str) -> dict[str, Any]:
+    """The offline answer to ``body``; for ``reply:<json>``, with that assistant message."""
+    answer = offline.complete(body)
+    if fault.startswith("reply:"):
+        message = {"role": "assistant", "content": None, **json.loads(fault[len("reply:") :])}
+        answer["choices"][0]["message"] = message
+        answer["choices"][0]["finish_reason"] = message.pop(
+            "finish_reason", "tool_calls" if message.get("tool_calls") else "stop"
+        )
+    return answer
+
+
 def _error(message: str, kind: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "code": code}}
 
@@ -394,8 +414,11 @@ def main() -> None:
     parser.add_argument("--rpm", type=int, default=None, help="requests allowed per --window")
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--no-record", action="store_true", help="do not keep received requests")
+    parser.add_argument("--stream-delay", type=float, default=0.0, help="seconds between chunks")
+    parser.add_argument("--content-words", type=int, default=None, help="streamed answer length")
     args = parser.parse_args()
     server = FakeOpenAI(args.port, args.latency, args.api_key, record=not args.no_record)
+    server.stream_delay, server.content_words = args.stream_delay, args.content_words
     if args.rpm:
         server.limit_rate(args.rpm, args.window)
     print(f"PORT {server.port}", flush=True)

@@ -212,9 +212,8 @@ MISTAKES = {
     ),
     "streaming": (
         "temperature: 0.5",
-        "stream: true",
-        "spec.yaml:4:9: 'stream' must be false: runner sends non-streaming requests and saves "
-        "whole answers",
+        "stream: maybe",
+        "spec.yaml:4:9: 'stream' must be true or false, not text ('maybe')",
     ),
     "prompt instead of messages": (
         "temperature: 0.5",
