@@ -352,12 +352,12 @@ def _run_settings(
         rpm=options["rpm"],
         tpm=options["tpm"],
         retry=RetryPolicy(retries=options["retries"], backoff_factor=options["backoff"]),
-        timeouts=Timeouts(read=options["timeout"], idle=options["idle_timeout"]),
+        timeouts=Timeouts(read=options["timeout"], idle=options.get("idle_timeout", 30.0)),
         variables=read_variables(options["var_items"], options["vars_file"]),
         cache=cache,  # type: ignore[arg-type]
         replay=str(replay.resolve()) if replay else None,
         selection=selection,
-        stream=options["stream"],
+        stream=options.get("stream"),
     )
 
 

@@ -100,6 +100,7 @@ def submit(
     else:
         cache = _cache_mode(no_cache, refresh, None, False, None)
         sending = {**options, "concurrency": 1, "rpm": None, "tpm": None, "backoff": 0.5}
+        sending["stream"] = False  # a batch answers whole: a spec's stream: true is dropped
         settings = _run_settings(sending, cache, None, False, selection)
         window, lines, size = (options[k] for k in ("completion_window", "max_lines", "max_bytes"))
         result = submit_batch(
