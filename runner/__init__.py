@@ -1,3 +1,54 @@
-"""runner: declarative YAML specs for LLM chat-completion requests."""
+"""runner: declarative YAML specs for LLM chat-completion requests.
+
+The public Python API is what ``__all__`` lists (see "Use from Python" in README.md); every
+other module of the package is private and may change without notice.
+"""
 
 __version__ = "0.1.0"
+
+from runner.api import (
+    API_VERSION,
+    Record,
+    RenderedRequest,
+    Run,
+    ToolCall,
+    diff_runs,
+    load_specs,
+    open_run,
+    record_rows,
+    render_spec,
+    resume_run,
+    run_specs,
+    validate_specs,
+)
+from runner.errors import (
+    Problem,
+    RenderError,
+    RunInterrupted,
+    RunnerError,
+    SpecError,
+    UsageError,
+)
+
+__all__ = [
+    "API_VERSION",
+    "Problem",
+    "Record",
+    "RenderError",
+    "RenderedRequest",
+    "Run",
+    "RunInterrupted",
+    "RunnerError",
+    "SpecError",
+    "ToolCall",
+    "UsageError",
+    "__version__",
+    "diff_runs",
+    "load_specs",
+    "open_run",
+    "record_rows",
+    "render_spec",
+    "resume_run",
+    "run_specs",
+    "validate_specs",
+]

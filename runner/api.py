@@ -1,0 +1,349 @@
+"""The public Python API: validate, render and run specs, and read run directories.
+
+Everything here is re-exported from ``runner`` and listed in ``runner.__all__``; the rest of the
+package is private. The CLI is a thin layer over these functions, so both stay in step. Nothing
+here prints or exits: mistakes are raised as the error types of ``runner.errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from runner.errors import SpecError, UsageError
+
+if TYPE_CHECKING:
+    from runner.cases import Selection
+    from runner.diff import RunDiff
+    from runner.execute import RunSettings, RunSummary
+    from runner.spec import Spec
+    from runner.validate import Validation
+
+# Bumped whenever a public name disappears or a public signature changes incompatibly
+# (tests/test_api.py holds the signatures of this version).
+API_VERSION = 1
+
+PathLike = str | Path
+CacheMode = Literal["use", "refresh", "off"]
+
+
+@dataclass(frozen=True)
+class RenderedRequest:
+    """One request a spec would send: its record id and the exact JSON body."""
+
+    id: str
+    body: dict[str, Any]
+    variables: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool (function) call of an answer: arguments parsed from JSON, checked against the
+    tool's parameters (``errors`` says how they fall short)."""
+
+    id: str | None
+    name: str | None
+    arguments: Any
+    valid: bool | None = None
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Record:
+    """One saved request and its outcome, as a typed view of a record in a run directory.
+
+    ``raw`` is the record exactly as stored, for fields this view does not name.
+    """
+
+    id: str
+    spec: str
+    spec_path: str
+    case_id: str | None
+    variables: Mapping[str, Any]
+    matrix: Mapping[str, Any]
+    model: str | None
+    status: str
+    text: str | None
+    parsed: Any
+    tool_calls: tuple[ToolCall, ...]
+    finish_reason: str | None
+    valid: bool | None
+    output_errors: tuple[str, ...]
+    error: Mapping[str, Any] | None
+    usage: Mapping[str, Any] | None
+    latency_ms: float | None
+    cached: bool
+    offline: bool
+    expectations: Mapping[str, Any] | None
+    stream: Mapping[str, Any] | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def passed(self) -> bool | None:
+        """Whether every expectation passed; None when the record has no expectations."""
+        if not self.expectations:
+            return None
+        return bool(self.expectations.get("passed"))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Record:
+        output = data.get("output") or {}
+        request = data.get("request") or {}
+        case = data.get("case") or {}
+        spec = data.get("spec") or {}
+        return cls(
+            id=data["id"],
+            spec=spec.get("name", ""),
+            spec_path=spec.get("path", ""),
+            case_id=case.get("id"),
+            variables=data.get("vars") or {},
+            matrix=data.get("matrix") or {},
+            model=(data.get("matrix") or {}).get("model") or request.get("model"),
+            status=data.get("status", "failed"),
+            text=output.get("content"),
+            parsed=output.get("parsed"),
+            tool_calls=tuple(_tool_call(call) for call in output.get("tool_calls") or ()),
+            finish_reason=output.get("finish_reason"),
+            valid=output.get("valid"),
+            output_errors=tuple(output.get("errors") or ()),
+            error=data.get("error"),
+            usage=data.get("usage"),
+            latency_ms=data.get("latency_ms"),
+            cached=bool(data.get("cached")),
+            offline=bool(data.get("offline")),
+            expectations=data.get("expectations"),
+            stream=data.get("stream"),
+            raw=data,
+        )
+
+
+def _tool_call(call: Mapping[str, Any]) -> ToolCall:
+    return ToolCall(
+        id=call.get("id"),
+        name=call.get("name"),
+        arguments=call.get("arguments"),
+        valid=call.get("valid"),
+        errors=tuple(call.get("errors") or ()),
+    )
+
+
+class Run:
+    """A run directory opened for reading. Records are read lazily, in plan order."""
+
+    def __init__(self, path: PathLike):
+        from runner.store import RunStore
+
+        self.path = Path(path)
+        self._store = RunStore.open(self.path)
+        self.manifest: Mapping[str, Any] = self._store.read_manifest()
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def id(self) -> str:
+        return str(self.manifest.get("run_id", self.path.name))
+
+    @property
+    def status(self) -> str:
+        return str(self.manifest.get("status", ""))
+
+    @property
+    def counts(self) -> Mapping[str, Any]:
+        return self.manifest.get("counts") or {}
+
+    def __iter__(self) -> Iterator[Record]:
+        return self.records()
+
+    def records(self) -> Iterator[Record]:
+        """Every record of the run as a typed ``Record``, one at a time."""
+        for data in self._store.records():
+            yield Record.from_json(data)
+
+    def raw_records(self) -> Iterator[dict[str, Any]]:
+        """Every record exactly as stored (plain JSON dicts), one at a time."""
+        yield from self._store.records()
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """One flat dict per record (the columns of ``runner export --format csv``)."""
+        return record_rows(self.raw_records())
+
+
+def validate_specs(*paths: PathLike) -> Validation:
+    """Check spec files or folders of them; the result holds the good specs and every problem.
+
+    Never raises for a bad spec: look at ``result.ok`` and ``result.problems`` (each with
+    ``path``, ``line``, ``column``, ``message`` and ``hint``).
+    """
+    from runner.validate import validate_paths
+
+    return validate_paths(Path(p) for p in paths)
+
+
+def load_specs(*paths: PathLike) -> list[Spec]:
+    """The specs under ``paths``, validated; raises SpecError listing every problem."""
+    result = validate_specs(*paths)
+    if not result.ok:
+        raise SpecError(result.problems)
+    if not result.specs:
+        raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
+    return result.specs
+
+
+def render_spec(
+    spec: Spec | PathLike,
+    variables: Mapping[str, Any] | None = None,
+    *,
+    cases: Sequence[str] = (),
+    limit: int | None = None,
+    sample: int | None = None,
+    sample_seed: int = 0,
+) -> list[RenderedRequest]:
+    """The request bodies ``spec`` would send, for the selected cases; sends nothing."""
+    from runner.render import render_requests
+
+    loaded = spec if not isinstance(spec, str | Path) else _load_one(Path(spec))
+    selected = select(cases, limit, sample, sample_seed)
+    return [
+        RenderedRequest(request.record_id, request.body, request.vars)
+        for request in render_requests(loaded, variables, selected)
+    ]
+
+
+def run_specs(
+    *paths: PathLike,
+    out: PathLike = "runs",
+    provider: str | None = None,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    concurrency: int = 8,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    retries: int = 5,
+    backoff: float = 0.5,
+    timeout: float = 120.0,
+    variables: Mapping[str, Any] | None = None,
+    cases: Sequence[str] = (),
+    limit: int | None = None,
+    sample: int | None = None,
+    sample_seed: int = 0,
+    cache: CacheMode = "use",
+    replay: PathLike | None = None,
+    on_record: Callable[[dict[str, Any], int, int], None] | None = None,
+) -> RunSummary:
+    """Validate and run specs into a new run directory under ``out``, as ``runner run`` does.
+
+    Returns the summary (``summary.run_dir`` is the run directory; open it with ``open_run``).
+    ``on_record(record, done, total)`` is called after each record is saved.
+    """
+    settings = run_settings(
+        provider=provider,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        rpm=rpm,
+        tpm=tpm,
+        retries=retries,
+        backoff=backoff,
+        timeout=timeout,
+        variables=dict(variables or {}),
+        selection=select(cases, limit, sample, sample_seed),
+        cache=cache,
+        replay=Path(replay) if replay is not None else None,
+    )
+    from runner.execute import start_run
+
+    return start_run(load_specs(*paths), settings, Path(out), on_record)
+
+
+def resume_run(
+    run_dir: PathLike, on_record: Callable[[dict[str, Any], int, int], None] | None = None
+) -> RunSummary:
+    """Finish an interrupted run: send only the requests without a saved answer."""
+    from runner.execute import resume_run
+
+    return resume_run(Path(run_dir), _load_one, on_record)
+
+
+def open_run(run_dir: PathLike) -> Run:
+    """Open a run directory for reading (its manifest, records and rows)."""
+    return Run(run_dir)
+
+
+def diff_runs(run_a: PathLike, run_b: PathLike) -> RunDiff:
+    """Compare two runs record by record, paired by id (``result.identical``, ``.records``)."""
+    from runner.diff import diff_runs
+
+    return diff_runs(Path(run_a), Path(run_b))
+
+
+def record_rows(records: Iterable[Mapping[str, Any] | Record]) -> Iterator[dict[str, Any]]:
+    """One flat dict per record, for ``pandas.DataFrame(record_rows(...))`` or a csv writer."""
+    from runner.table import record_row
+
+    for record in records:
+        yield record_row(dict(record.raw if isinstance(record, Record) else record))
+
+
+def select(
+    cases: Sequence[str] = (),
+    limit: int | None = None,
+    sample: int | None = None,
+    sample_seed: int = 0,
+) -> Selection:
+    """Which cases of each spec to use (all when nothing is given)."""
+    from runner.cases import Selection
+
+    if limit is not None and sample is not None:
+        raise UsageError("give limit or sample, not both")
+    return Selection(tuple(cases), limit, sample, sample_seed)
+
+
+def run_settings(
+    *,
+    provider: str | None = None,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    concurrency: int = 8,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    retries: int = 5,
+    backoff: float = 0.5,
+    timeout: float = 120.0,
+    variables: dict[str, Any] | None = None,
+    selection: Selection | None = None,
+    cache: CacheMode = "use",
+    replay: Path | None = None,
+    dry_run: bool = False,
+) -> RunSettings:
+    """How a run sends its requests, from the options ``runner run`` takes."""
+    from runner.execute import RunSettings
+    from runner.providers import ProviderOverride
+    from runner.transport import RetryPolicy, Timeouts
+
+    return RunSettings(
+        provider=ProviderOverride(
+            provider, base_url, api_key_env, require_key=not (dry_run or replay)
+        ),
+        concurrency=concurrency,
+        rpm=rpm,
+        tpm=tpm,
+        retry=RetryPolicy(retries=retries, backoff_factor=backoff),
+        timeouts=Timeouts(read=timeout),
+        variables=variables or {},
+        cache=cache,
+        replay=str(replay.resolve()) if replay else None,
+        selection=selection or select(),
+    )
+
+
+def _load_one(path: Path) -> Spec:
+    from runner.validate import load_spec
+
+    return load_spec(path)

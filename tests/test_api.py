@@ -1,0 +1,266 @@
+"""The public Python API (runner/api.py): each function against the offline provider and the
+local server, the stability of public names and signatures, and typing of code that uses it."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from helpers import KEY, KEY_ENV, SENTIMENT, WEATHER_TOOL, write_spec
+
+import runner
+
+# The public surface of each API version. A public name that disappears, or a signature that
+# changes, must come with a new API_VERSION (and a new entry here).
+API_SIGNATURES = {
+    1: {
+        "validate_specs": "(*paths: 'PathLike') -> 'Validation'",
+        "load_specs": "(*paths: 'PathLike') -> 'list[Spec]'",
+        "render_spec": (
+            "(spec: 'Spec | PathLike', variables: 'Mapping[str, Any] | None' = None, *, "
+            "cases: 'Sequence[str]' = (), limit: 'int | None' = None, "
+            "sample: 'int | None' = None, sample_seed: 'int' = 0) -> 'list[RenderedRequest]'"
+        ),
+        "run_specs": (
+            "(*paths: 'PathLike', out: 'PathLike' = 'runs', provider: 'str | None' = None, "
+            "base_url: 'str | None' = None, api_key_env: 'str | None' = None, "
+            "concurrency: 'int' = 8, rpm: 'float | None' = None, tpm: 'float | None' = None, "
+            "retries: 'int' = 5, backoff: 'float' = 0.5, timeout: 'float' = 120.0, "
+            "variables: 'Mapping[str, Any] | None' = None, cases: 'Sequence[str]' = (), "
+            "limit: 'int | None' = None, sample: 'int | None' = None, sample_seed: 'int' = 0, "
+            "cache: 'CacheMode' = 'use', replay: 'PathLike | None' = None, "
+            "on_record: 'Callable[[dict[str, Any], int, int], None] | None' = None) "
+            "-> 'RunSummary'"
+        ),
+        "resume_run": (
+            "(run_dir: 'PathLike', on_record: 'Callable[[dict[str, Any], int, int], None] "
+            "| None' = None) -> 'RunSummary'"
+        ),
+        "open_run": "(run_dir: 'PathLike') -> 'Run'",
+        "diff_runs": "(run_a: 'PathLike', run_b: 'PathLike') -> 'RunDiff'",
+        "record_rows": (
+            "(records: 'Iterable[Mapping[str, Any] | Record]') -> 'Iterator[dict[str, Any]]'"
+        ),
+        "Record": None,
+        "RenderedRequest": None,
+        "Run": None,
+        "ToolCall": None,
+        "Problem": None,
+        "RunnerError": None,
+        "SpecError": None,
+        "UsageError": None,
+        "RenderError": None,
+        "RunInterrupted": None,
+    }
+}
+
+
+def test_public_names_and_signatures_match_the_api_version():
+    expected = API_SIGNATURES[runner.API_VERSION]
+    for name, signature in expected.items():
+        assert name in runner.__all__, f"{name} left the public API without a new API_VERSION"
+        value = getattr(runner, name)
+        if signature is not None:
+            assert str(inspect.signature(value)) == signature, name
+    assert set(runner.__all__) <= {*expected, "API_VERSION", "__version__"}, (
+        "a new public name: add it to API_SIGNATURES"
+    )
+
+
+def test_record_fields_are_frozen():
+    fields = [f.name for f in runner.Record.__dataclass_fields__.values()]
+    assert fields[:8] == [
+        "id",
+        "spec",
+        "spec_path",
+        "case_id",
+        "variables",
+        "matrix",
+        "model",
+        "status",
+    ]
+    assert runner.Record.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_validate_returns_problems_as_objects(project):
+    write_spec(project, "good")
+    bad = project / "specs" / "bad.yaml"
+    bad.write_text("version: 1\nmodel: m\ntemprature: 0\nmessages: []\n")
+
+    result = runner.validate_specs(project / "specs")
+
+    assert not result.ok
+    assert [s.name for s in result.specs] == ["good"]
+    problem = next(p for p in result.problems if "temprature" in p.message)
+    assert (problem.path, problem.line, problem.column) == ("specs/bad.yaml", 3, 1)
+    assert problem.hint and "temperature" in problem.hint
+
+
+def test_load_raises_spec_error_with_every_problem(project):
+    (project / "specs").mkdir()
+    (project / "specs" / "bad.yaml").write_text("version: 1\nmodel: m\nmessages: nope\n")
+
+    with pytest.raises(runner.SpecError) as caught:
+        runner.load_specs("specs")
+
+    assert caught.value.problems and all(
+        isinstance(p, runner.Problem) for p in caught.value.problems
+    )
+    assert isinstance(caught.value, runner.RunnerError)
+
+
+def test_render_with_variables_and_case_selection(project):
+    spec = write_spec(
+        project,
+        "greet",
+        "Hello {{ who }}",
+        cases=[{"id": "a", "who": "Ada"}, {"id": "b", "who": "Bob"}],
+    )
+
+    requests = runner.render_spec(spec, cases=["b"])
+    assert [r.id for r in requests] == ["greet/b"]
+    assert requests[0].body["messages"][0]["content"] == "Hello Bob"
+
+    overridden = runner.render_spec(str(spec), {"who": "Eve"}, limit=1)
+    assert [r.body["messages"][0]["content"] for r in overridden] == ["Hello Eve"]
+
+
+def test_render_error_is_raised_as_render_error(project):
+    spec = write_spec(project, "greet", "Hello {{ who.name }}", vars={"who": {"name": "Ada"}})
+    assert runner.render_spec(spec)[0].body["messages"][0]["content"] == "Hello Ada"
+
+    with pytest.raises(runner.RenderError) as caught:
+        runner.render_spec(spec, {"who": "a plain string"})
+
+    assert caught.value.problem.path == "specs/greet.yaml"
+
+
+def test_run_offline_then_read_records_in_plan_order(project):
+    write_spec(
+        project,
+        "sentiment",
+        "Classify {{ text }} as JSON",
+        response_format=SENTIMENT,
+        cases=[{"id": f"c{i}", "text": f"review {i}"} for i in range(5)],
+        matrix={"model": ["m-small", "m-large"]},
+    )
+    seen: list[str] = []
+
+    summary = runner.run_specs(
+        "specs", provider="offline", on_record=lambda r, d, t: seen.append(r["id"])
+    )
+
+    assert summary.total == 10 and summary.ok == 10 and summary.succeeded
+    run = runner.open_run(summary.run_dir)
+    assert run.status == "complete" and run.counts["ok"] == 10
+    records = list(run.records())
+    assert sorted(seen) == sorted(r.id for r in records)
+    assert [r.case_id for r in records[:2]] == ["c0", "c0"]
+    assert [r.model for r in records[:2]] == ["m-small", "m-large"]
+    first = records[0]
+    assert isinstance(first, runner.Record) and first.ok and first.offline
+    assert first.variables["text"] == "review 0"
+    assert first.matrix == {"model": "m-small"}
+    assert first.parsed["label"] in ("positive", "negative")
+    assert first.raw["id"] == first.id
+
+
+def test_run_against_the_server_with_tools_and_a_key(project, openai_server, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(
+        project, "weather", "Weather in Paris?", tools=[WEATHER_TOOL], tool_choice="required"
+    )
+
+    summary = runner.run_specs(
+        "specs", base_url=openai_server.base_url, api_key_env=KEY_ENV, out="runs", cache="off"
+    )
+
+    assert summary.ok == 1 and openai_server.count == 1
+    (record,) = runner.open_run(summary.run_dir)
+    assert record.tool_calls and record.tool_calls[0].name == "get_weather"
+    assert isinstance(record.tool_calls[0].arguments, dict) and record.tool_calls[0].valid
+    assert record.usage and record.usage["total_tokens"] > 0
+    assert record.latency_ms is not None and not record.cached
+
+
+def test_run_without_the_key_raises_a_usage_error(project, openai_server, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    write_spec(project, "hello")
+    with pytest.raises(runner.UsageError):
+        runner.run_specs("specs", base_url=openai_server.base_url, api_key_env=KEY_ENV)
+    assert openai_server.count == 0
+
+
+def test_diff_of_two_runs(project, openai_server, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(project, "a")
+    write_spec(project, "b")
+    options = {"base_url": openai_server.base_url, "api_key_env": KEY_ENV, "cache": "off"}
+    first = runner.run_specs("specs", **options)  # type: ignore[arg-type]
+    openai_server.plan('reply:{"content": "Something else."}', marker="(b)")
+    second = runner.run_specs("specs", **options)  # type: ignore[arg-type]
+
+    result = runner.diff_runs(first.run_dir, second.run_dir)
+
+    assert not result.identical
+    assert [r.id for r in result.changed] == ["b"]
+    assert runner.diff_runs(first.run_dir, first.run_dir).identical
+
+
+def test_resume_sends_only_what_is_missing(project, openai_server, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(project, "a")
+    write_spec(project, "b")
+    openai_server.plan("400", marker="(b)")
+    options = {"base_url": openai_server.base_url, "api_key_env": KEY_ENV, "cache": "off"}
+    first = runner.run_specs("specs", **options)  # type: ignore[arg-type]
+    assert first.failed == 1
+
+    again = runner.resume_run(first.run_dir)
+
+    assert again.ok == 1 and openai_server.count == 3
+    assert {r.status for r in runner.open_run(first.run_dir)} == {"ok"}
+
+
+def test_code_using_the_api_passes_mypy_strict(tmp_path):
+    user_code = tmp_path / "analysis.py"
+    user_code.write_text(
+        textwrap.dedent(
+            """
+            import runner
+
+            result = runner.validate_specs("specs")
+            for problem in result.problems:
+                print(problem.path, problem.line, problem.column, problem.message)
+            summary = runner.run_specs("specs", provider="offline")
+            run = runner.open_run(summary.run_dir)
+            latencies: list[float] = [r.latency_ms or 0.0 for r in run.records()]
+            models: set[str | None] = {r.model for r in run}
+            try:
+                runner.load_specs("missing.yaml")
+            except runner.SpecError as exc:
+                print(len(exc.problems))
+            """
+        )
+    )
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--follow-imports=silent",
+            "--no-incremental",
+            str(user_code),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MYPYPATH": str(Path(runner.__file__).parent.parent)},
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
