@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -169,6 +170,12 @@ def test_run_offline_then_read_records_in_plan_order(project):
     assert first.parsed["label"] in ("positive", "negative")
     assert first.raw["id"] == first.id
 
+    rows = list(run.rows())
+    assert [row["id"] for row in rows] == [r.id for r in records]
+    assert rows[0]["var.text"] == "review 0" and rows[0]["matrix.model"] == "m-small"
+    assert rows[0]["json.label"] == first.parsed["label"] and rows[0]["status"] == "ok"
+    assert list(runner.record_rows(records)) == rows
+
 
 def test_run_against_the_server_with_tools_and_a_key(project, openai_server, monkeypatch):
     monkeypatch.setenv(KEY_ENV, KEY)
@@ -264,3 +271,19 @@ def test_code_using_the_api_passes_mypy_strict(tmp_path):
         env={**os.environ, "MYPYPATH": str(Path(runner.__file__).parent.parent)},
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_readme_example_runs_as_written(project, capsys):
+    readme = (Path(runner.__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Use from Python", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    root = Path(runner.__file__).parent.parent
+    for folder in ("specs", "schemas", "templates"):
+        shutil.copytree(root / folder, project / folder)
+
+    exec(compile(example, "README.md", "exec"), {})
+
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == "True"  # two offline runs of the same specs are identical
+    assert any(" ok, saved in runs/" in line or " ok, saved in runs" in line for line in printed)
+    assert len(list((project / "runs").iterdir())) == 2
