@@ -497,3 +497,32 @@ def test_score_with_another_spec_file_and_the_exit_code_flag(project, run_cli):
     refused = run_cli("score", latest_run(project), "--spec", other)
     assert refused.exit_code == 2
     assert "the run has no spec named other" in refused.stderr
+
+
+# ---- the example experiment in specs/
+
+
+def test_the_example_experiment_scores_on_the_offline_provider(run_cli, tmp_path):
+    spec = Path(__file__).parent.parent / "specs" / "ticket-triage.yaml"
+    result = run_cli("run", spec, "--provider", "offline", "--out", tmp_path, "--json")
+
+    assert result.exit_code == 0, result.output
+    (run_dir,) = tmp_path.iterdir()
+    records = read_records(run_dir)
+    assert len(records) == 12  # 6 labelled tickets x 2 models
+    assert {r["matrix"]["model"] for r in records.values()} == {
+        "openai/gpt-oss-20b",
+        "openai/gpt-oss-120b",
+    }
+    for record in records.values():
+        team, summary, tokens = record["expectations"]["checks"]
+        assert team["expected"] == record["vars"]["expected_team"]
+        assert team["actual"] == record["output"]["parsed"]["team"]
+        assert team["passed"] is (team["expected"] == team["actual"])
+        assert summary["passed"] and tokens["passed"]
+    passed = sum(r["expectations"]["passed"] for r in records.values())
+    assert json.loads(result.stdout)["expectations"] == {
+        "records": 12,
+        "passed": passed,
+        "failed": 12 - passed,
+    }
