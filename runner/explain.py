@@ -127,6 +127,9 @@ def _spec_properties() -> dict[str, Any]:
 
 
 def _required(error: ValidationError, path: PathKey, doc: Document) -> Problem:
+    custom = _custom(error)
+    if custom:
+        return doc.problem(path, custom, key=True)
     missing = str(error.message).split("'")[1] if "'" in error.message else error.message
     properties = _schema(error).get("properties") or _spec_properties()
     prop = properties.get(missing, {})

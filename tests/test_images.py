@@ -350,6 +350,31 @@ def test_a_part_with_both_url_and_path_is_refused(project, run_cli):
     lines = validate(run_cli)
 
     assert len(lines) == 1 and "either 'url'" in lines[0]
+    spec = image_spec(project, [{"type": "image_url", "image_url": {"detail": "low"}}])
+    assert validate(run_cli) == [
+        f"specs/vision.yaml:{line_of(spec, 'image_url:')}:5: 'messages[0].content[1].image_url' "
+        "needs either 'url' (an https or data: URL) or 'path' (a local image file), not both"
+    ]
+
+
+def test_validate_checks_bytes_per_image_and_per_request(project, run_cli, monkeypatch):
+    from runner.images import IMAGE_LIMITS, ImageLimits
+
+    limits = ImageLimits("openai", max_image_bytes=1000, max_total_image_bytes=1500)
+    monkeypatch.setitem(IMAGE_LIMITS, "openai", limits)
+    write(project / "specs" / "big.png", imagefiles.png(2, 2, pad_to=1200))
+    write(project / "specs" / "small.png", imagefiles.png(2, 2, pad_to=600))
+    spec = image_spec(project, [image_part("big.png"), image_part("small.png")], provider="openai")
+
+    lines = validate(run_cli)
+
+    at = f"specs/vision.yaml:{line_of(spec, 'path: big.png')}:13:"
+    assert lines == [
+        f"{at} specs/big.png is 1,200 bytes; openai takes at most 1,000 per image "
+        "(make the image smaller)",
+        f"{at} the request's images add up to 1,800 bytes; openai takes at most 1,500 "
+        "(send fewer or smaller images per request)",
+    ]
 
 
 # ---- records, cache and replay
