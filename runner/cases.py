@@ -29,16 +29,22 @@ from runner.load import load_yaml, read_text
 
 DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".yaml", ".yml")
 ID_COLUMN = "id"
+CASE_EXPECT = "expect"  # an inline case's own checks, added to the spec's
 MAX_REPORTED_ROWS = 5
 
 
 @dataclass(frozen=True)
 class Case:
-    """One set of template variables, with a stable id and where it came from."""
+    """One set of template variables, with a stable id and where it came from.
+
+    ``expect`` holds the checks an inline case adds to its spec's ``expect:`` (as written in
+    YAML; see runner/expect.py); they are not variables and not part of the case's id.
+    """
 
     id: str
     vars: Mapping[str, Any]
     row: int | None = None
+    expect: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,8 @@ def case_id(row: Mapping[str, Any]) -> str:
     given = row.get(ID_COLUMN)
     if given is not None and str(given).strip():
         return str(given).strip()
+    if isinstance(row.get(CASE_EXPECT), list):  # fixing a case's checks keeps its id
+        row = {k: v for k, v in row.items() if k != CASE_EXPECT}
     text = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
@@ -336,10 +344,9 @@ def iter_cases(source: CaseSource | None, selection: Selection | None = None) ->
         yield NO_CASE
         return
     selection = selection or Selection()
+    inline = source.inline is not None
     cases = (
-        Case(case_id(row), row, number)
-        for number, row in read_rows(source)
-        if isinstance(row, dict)
+        _case(row, number, inline) for number, row in read_rows(source) if isinstance(row, dict)
     )
     if selection.case_ids:
         wanted = set(selection.case_ids)
@@ -350,6 +357,14 @@ def iter_cases(source: CaseSource | None, selection: Selection | None = None) ->
         yield from itertools.islice(cases, selection.limit)
     else:
         yield from cases
+
+
+def _case(row: dict[str, Any], number: int, inline: bool) -> Case:
+    checks = row.get(CASE_EXPECT) if inline else None
+    if not isinstance(checks, list):
+        return Case(case_id(row), row, number)
+    variables = {k: v for k, v in row.items() if k != CASE_EXPECT}
+    return Case(case_id(row), variables, number, tuple(checks))
 
 
 def _sample(cases: Iterator[Case], size: int, seed: int) -> list[Case]:

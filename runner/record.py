@@ -53,7 +53,7 @@ def build_record(
             record["response_text"] = attempt.partial_text[:10_000]
     else:
         _fill_outcome(record, request, endpoint, attempt.result, response)
-    record["expectations"] = score_record(request.spec, record, request.vars)
+    record["expectations"] = score_record(request.spec, record, request.vars, request.case)
     return record
 
 
@@ -65,7 +65,7 @@ def not_sent_record(
     record = _base_record(record_id, request, endpoint, attempt)
     record["request"] = None
     record["error"] = {"kind": "render", "message": reason}
-    record["expectations"] = score_record(request.spec, record, request.vars)
+    record["expectations"] = score_record(request.spec, record, request.vars, request.case)
     return record
 
 

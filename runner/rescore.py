@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import expect
-from runner.cases import expand, record_id
+from runner.cases import NO_CASE, Case, expand, record_id
 from runner.errors import RenderError, UsageError
 from runner.execute import RunSettings
 from runner.render import render_request
@@ -40,6 +40,7 @@ class _Planned:
 
     vars: Mapping[str, Any]
     request: str | None
+    case: Case = NO_CASE
 
 
 @dataclass
@@ -117,16 +118,13 @@ def score_run(
             result.unknown_spec.append(record["id"])
             expect.add_count(result.expectations, record)
             return record
-        plan = planned.get(record["id"])
-        if plan is None:
+        plan = planned.get(record["id"]) or _Planned(record.get("vars") or {}, None)
+        if record["id"] not in planned:
             result.not_in_spec.append(record["id"])
-            variables = record.get("vars") or {}
-        else:
-            variables = plan.vars
-            if record.get("request") is not None and _digest(record["request"]) != plan.request:
-                result.prompt_changed.append(record["id"])
+        elif record.get("request") is not None and _digest(record["request"]) != plan.request:
+            result.prompt_changed.append(record["id"])
         before = _verdict(record)
-        scored = {**record, "expectations": score_record(spec, record, variables)}
+        scored = {**record, "expectations": score_record(spec, record, plan.vars, plan.case)}
         after = _verdict(scored)
         result.turned_failed += before is True and after is False
         result.turned_passed += before is False and after is True
@@ -180,9 +178,9 @@ def _plan(specs: dict[str, Spec], settings: RunSettings) -> dict[str, _Planned]:
                 request = render_request(spec, settings.variables, case, combination)
             except RenderError:  # the current templates fail for this case: no request to compare
                 variables = {**spec.vars, **case.vars, **settings.variables}
-                planned[record_id(spec.name, case, combination)] = _Planned(variables, None)
+                planned[record_id(spec.name, case, combination)] = _Planned(variables, None, case)
                 continue
-            planned[request.record_id] = _Planned(request.vars, _digest(request.body))
+            planned[request.record_id] = _Planned(request.vars, _digest(request.body), case)
     return planned
 
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runner.expect import evaluate
+from runner.cases import NO_CASE, Case
+from runner.expect import evaluate, parse_checks
 from runner.project import find_project_root
 from runner.render import template_environment
 from runner.spec import Spec
 
 
 def score_record(
-    spec: Spec, record: Mapping[str, Any], variables: Mapping[str, Any]
+    spec: Spec, record: Mapping[str, Any], variables: Mapping[str, Any], case: Case = NO_CASE
 ) -> dict[str, Any] | None:
-    """``record["expectations"]`` for ``record``: None when ``spec`` has no checks."""
-    if not spec.expect:
+    """``record["expectations"]`` for ``record``: the spec's checks, then the case's own; None
+    when there are none."""
+    checks = spec.expect + parse_checks(case.expect) if case.expect else spec.expect
+    if not checks:
         return None
     env = template_environment(find_project_root(spec.path))
-    return evaluate(spec.expect, record, variables, env)
+    return evaluate(checks, record, variables, env)

@@ -5,18 +5,21 @@ or two, options that do not belong to its kind, a ``path:`` that is not a path o
 field the response schema does not have, a tool the spec does not define, a regular expression
 that does not compile. Template variables of expected values are checked with the messages'
 (``variables_without_value`` reads ``expect_templates`` too), so a data-file row lacking an
-expected-value column is reported like one lacking a message variable. Hooked into validation
-as one entry of ``validate.CHECKS``.
+expected-value column is reported like one lacking a message variable. An inline case's own
+``expect:`` is checked the same way, its templates against the spec's and the case's variables.
+Hooked into validation as one entry of ``validate.CHECKS``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
+from runner.cases import CASE_EXPECT
 from runner.errors import Problem
 from runner.expect import (
     ANSWER_KINDS,
@@ -27,92 +30,144 @@ from runner.expect import (
     expect_templates,
     parse_path,
 )
+from runner.explain import explain
+from runner.load import PathKey
 from runner.spec import OutputSchema, Spec, Tool
 from runner.validate_context import SpecFile
+from runner.validate_schema import field_validator
 from runner.validate_templates import parse_template
 
 MAX_SCHEMA_HOPS = 64
 
 
 def check_expectations(file: SpecFile, spec: Spec) -> Iterator[Problem]:
-    """Every problem of the spec's ``expect:`` checks, at the value at fault."""
+    """Every problem of the spec's ``expect:`` checks and its inline cases' own, at the value
+    at fault."""
     for i, item in enumerate(file.data.get("expect") or []):
-        yield from _check_item(file, i, item, spec.output, spec.tools)
+        yield from _check_item(file, ("expect", i), item, spec)
     for path, source in expect_templates(file.data):
-        try:
-            parse_template(file.env, source)
-        except jinja2.TemplateSyntaxError as exc:
-            yield file.problem(path, f"template syntax error: {exc.message}")
+        yield from _template_syntax(file, path, source)
+    yield from _case_checks(file, spec)
 
 
-def _check_item(
-    file: SpecFile,
-    i: int,
-    item: dict[str, Any],
-    output: OutputSchema | None,
-    tools: tuple[Tool, ...],
+def _case_checks(file: SpecFile, spec: Spec) -> Iterator[Problem]:
+    """An inline case's ``expect:``: checks like the spec's, whose templates may also use the
+    case's own variables."""
+    cases = file.data.get("cases")
+    if not isinstance(cases, list):
+        return
+    for c, case in enumerate(cases):
+        if not isinstance(case, dict) or CASE_EXPECT not in case:
+            continue
+        at: PathKey = ("cases", c, CASE_EXPECT)
+        errors = list(field_validator(CASE_EXPECT).iter_errors(case[CASE_EXPECT]))
+        for error in errors:
+            error.path.extendleft(reversed(at))
+            yield explain(error, file.doc)
+        if errors:
+            continue
+        known = (file.data.get("vars") or {}).keys() | case.keys()
+        for j, item in enumerate(case[CASE_EXPECT]):
+            yield from _check_item(file, (*at, j), item, spec)
+        for path, source in expect_templates({CASE_EXPECT: case[CASE_EXPECT]}):
+            place = (*at[:2], *path)
+            yield from _template_syntax(file, place, source)
+            yield from _unknown_variables(file, place, source, known)
+
+
+def _template_syntax(file: SpecFile, path: PathKey, source: str) -> Iterator[Problem]:
+    try:
+        parse_template(file.env, source)
+    except jinja2.TemplateSyntaxError as exc:
+        yield file.problem(path, f"template syntax error: {exc.message}")
+
+
+def _unknown_variables(
+    file: SpecFile, path: PathKey, source: str, known: Iterable[str]
 ) -> Iterator[Problem]:
+    try:
+        used = jinja2.meta.find_undeclared_variables(parse_template(file.env, source))
+    except jinja2.TemplateSyntaxError:
+        return
+    for name in sorted(used - set(known)):
+        yield file.problem(
+            path,
+            f"template uses the variable '{name}', which has no value",
+            "give it a value in this case or under 'vars:'",
+        )
+
+
+def _check_item(file: SpecFile, at: PathKey, item: dict[str, Any], spec: Spec) -> Iterator[Problem]:
     kinds = [k for k in KINDS if k in item]
     if len(kinds) != 1:
         names = " and ".join(f"'{k}'" for k in kinds) if kinds else "no kind"
         yield file.problem(
-            ("expect", i),
-            f"expect[{i}] names {names}; a check names exactly one kind",
+            at,
+            f"{_label(at)} names {names}; a check names exactly one kind",
             f"one of: {', '.join(KINDS)}",
         )
         return
     kind = kinds[0]
     if "path" in item and kind not in ANSWER_KINDS:
-        yield file.problem(("expect", i, "path"), f"'path' does not go with '{kind}'", _PATH_HINT)
+        yield file.problem((*at, "path"), f"'path' does not go with '{kind}'", _PATH_HINT)
     if "ignore_case" in item and kind not in ANSWER_KINDS:
-        yield file.problem(("expect", i, "ignore_case"), f"'ignore_case' does not go with '{kind}'")
+        yield file.problem((*at, "ignore_case"), f"'ignore_case' does not go with '{kind}'")
     if "arguments" in item and kind != TOOL_KIND:
         yield file.problem(
-            ("expect", i, "arguments"),
+            (*at, "arguments"),
             "'arguments' goes with 'tool_call'",
-            "e.g. - tool_call: get_weather\n    arguments: {city: Paris}",
+            "e.g. {tool_call: get_weather, arguments: {city: Paris}}",
         )
     if kind in ANSWER_KINDS and "path" in item:
-        yield from _check_path(file, i, str(item["path"]), output)
+        yield from _check_path(file, at, str(item["path"]), spec.output)
     if kind == TOOL_KIND:
-        yield from _check_tool(file, i, item[kind], tools)
+        yield from _check_tool(file, at, item[kind], spec.tools)
     if kind == "regex" and not _is_template(item[kind]):
         try:
             re.compile(str(item[kind]))
         except re.error as exc:
             yield file.problem(
-                ("expect", i, "regex"),
+                (*at, "regex"),
                 f"regex {item[kind]!r} is not a valid regular expression: {exc}",
                 "Python's re syntax; quote the pattern with single quotes in YAML",
             )
+
+
+def _label(at: PathKey) -> str:
+    text = ""
+    for part in at:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
 _PATH_HINT = "a path reads a field of the JSON answer, for equals, one_of, contains and regex"
 
 
 def _check_path(
-    file: SpecFile, i: int, text: str, output: OutputSchema | None
+    file: SpecFile, at: PathKey, text: str, output: OutputSchema | None
 ) -> Iterator[Problem]:
     try:
         path = parse_path(text)
     except PathSyntaxError as exc:
         hint = "fields are joined by '.', list items are [0]"
-        yield file.problem(("expect", i, "path"), str(exc), hint)
+        yield file.problem((*at, "path"), str(exc), hint)
         return
     if output is None or output.schema is None:
         return
     missing = missing_field(output.schema, path)
     if missing is not None:
-        yield file.problem(("expect", i, "path"), *missing)
+        yield file.problem((*at, "path"), *missing)
 
 
-def _check_tool(file: SpecFile, i: int, name: Any, tools: tuple[Tool, ...]) -> Iterator[Problem]:
+def _check_tool(
+    file: SpecFile, at: PathKey, name: Any, tools: tuple[Tool, ...]
+) -> Iterator[Problem]:
     if _is_template(name):
         return
     names = [t.name for t in tools]
     if name not in names:
         yield file.problem(
-            ("expect", i, TOOL_KIND),
+            (*at, TOOL_KIND),
             f"tool_call expects the tool '{name}', which the spec does not define",
             f"defined tools: {', '.join(names)}" if names else "add it under 'tools:'",
         )

@@ -526,3 +526,82 @@ def test_the_example_experiment_scores_on_the_offline_provider(run_cli, tmp_path
         "passed": passed,
         "failed": 12 - passed,
     }
+
+
+# ---- an inline case's own checks
+
+CASES_SPEC = """\
+version: 1
+name: cases
+model: m
+expect:
+  - max_total_tokens: 100000
+cases:
+  - id: short
+    q: hi
+    expect:
+      - max_tokens: 0
+  - id: plain
+    q: yo
+messages:
+  - role: user
+    content: "{{ q }}"
+"""
+
+
+def test_an_inline_case_adds_its_own_checks(project, run_cli):
+    (project / "specs").mkdir()
+    (project / "specs" / "cases.yaml").write_text(CASES_SPEC)
+
+    result = run_cli("run", "specs", "--provider", "offline", "--out", "runs", "--json")
+
+    assert result.exit_code == 0, result.output
+    records = read_records(latest_run(project))
+    short, plain = records["cases/short"], records["cases/plain"]
+    assert [c["check"] for c in short["expectations"]["checks"]] == [
+        "max_total_tokens",
+        "max_tokens",
+    ]
+    assert short["expectations"]["passed"] is False
+    assert "expect" not in short["vars"]  # checks are not template variables
+    assert [c["check"] for c in plain["expectations"]["checks"]] == ["max_total_tokens"]
+    assert plain["expectations"]["passed"] is True
+
+    # Fixing a case's check keeps its id, so runner score finds it again.
+    path = project / "specs" / "cases.yaml"
+    path.write_text(CASES_SPEC.replace("max_tokens: 0", "max_tokens: 100000"))
+    scored = json.loads(run_cli("score", latest_run(project), "--json").stdout)
+    assert scored["expectations"] == {"records": 2, "passed": 2, "failed": 0}
+    assert scored["not_in_spec"] == [] and scored["prompt_changed"] == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "- max_tokens: 0",
+            "- max_token: 0",
+            "spec.yaml:10:9: unknown key 'max_token' in 'cases[0].expect[0]' "
+            "(did you mean 'max_tokens'?)",
+        ),
+        (
+            "- max_tokens: 0",
+            "- equals: '{{ answer }}'",
+            "spec.yaml:10:17: template uses the variable 'answer', which has no value "
+            "(give it a value in this case or under 'vars:')",
+        ),
+        (
+            "- max_tokens: 0",
+            "- max_tokens: 0\n        path: label",
+            "spec.yaml:11:15: 'path' does not go with 'max_tokens' (a path reads a field of "
+            "the JSON answer, for equals, one_of, contains and regex)",
+        ),
+    ],
+)
+def test_an_inline_case_check_is_validated_at_its_place(project, run_cli, old, new, expected):
+    (project / "spec.yaml").write_text(CASES_SPEC.replace(old, new))
+
+    result = run_cli("validate", "spec.yaml")
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [expected]
