@@ -1,8 +1,9 @@
 """Cases at scale: run a spec over a 10,000-row and a 100,000-row CSV on the offline provider.
 
 Measures, for each size, the whole `runner run` process (validate every row, render, answer
-offline, check, save one record per case): wall time, cases per second, CPU time and peak
-memory (the child's ru_maxrss). Bounded memory means the peak does not grow with the rows.
+offline, check, save one line per case in results.jsonl): wall time, cases per second, CPU
+time and peak memory (the child's ru_maxrss). Bounded memory means the peak does not grow
+with the rows.
 
     python bench/cases_scale.py                 # 10,000 and 100,000 rows
     python bench/cases_scale.py --rows 1000 5000
@@ -20,8 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Scratch space beside the project: on some machines /tmp is a much slower file system, and
-# a run creates one file per case.
+# Scratch space beside the project: on some machines /tmp is a much slower file system.
 WORK = Path(__file__).resolve().parent / ".work"
 
 SPEC = """\
@@ -76,7 +76,8 @@ def measure(rows: int, concurrency: int) -> Measurement:
         wall = time.perf_counter() - started
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"runner run failed for {rows} rows")
-        records = sum(1 for _ in next((folder / "runs").iterdir()).glob("records/*.json"))
+        results = next((folder / "runs").iterdir()) / "results.jsonl"
+        records = results.read_bytes().count(b"\n")
     return Measurement(
         rows, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, records
     )

@@ -15,6 +15,10 @@ client at all.
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,9 @@ from typing import Any
 from runner.cache import CachedResponse, request_key
 from runner.errors import UsageError
 from runner.providers import Endpoint
-from runner.store import RunStore
+from runner.store import RunStore, temporary_database
+
+SKIPPED_NAMED = 10  # ids named in the summary of an export
 
 
 @dataclass(frozen=True)
@@ -44,53 +50,85 @@ class CassetteEntry:
         }
 
 
-@dataclass(frozen=True)
 class Cassette:
-    """Recorded answers by request key."""
+    """Recorded answers by request key, read from the file when asked for: only the position
+    of each line is kept, in a temporary database, so a cassette of any size replays in
+    bounded memory. Safe to use from many worker threads."""
 
-    path: Path
-    entries: dict[str, CassetteEntry]
+    def __init__(self, path: Path, index: sqlite3.Connection):
+        self.path = path
+        self._index = index
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, path: Path) -> Cassette:
-        """Read a cassette file; a broken line is a usage error naming the line."""
+        """Read a cassette file once, checking every line; a broken line is a usage error
+        naming the line."""
+        index = temporary_database()
+        index.execute("CREATE TABLE entry (key TEXT PRIMARY KEY, at INTEGER, size INTEGER)")
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            with index:
+                index.executemany("INSERT OR REPLACE INTO entry VALUES (?, ?, ?)", _positions(path))
         except OSError as exc:
+            index.close()
             raise UsageError(f"cannot read the cassette {path}: {exc.strerror}") from None
-        entries: dict[str, CassetteEntry] = {}
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                entry = CassetteEntry(
-                    data["id"],
-                    data["key"],
-                    data["request"]["url"],
-                    data["request"]["body"],
-                    data["response"],
-                )
-            except (ValueError, KeyError, TypeError):
-                raise UsageError(
-                    f"{path}:{number}: not a cassette line (expected JSON with id, key, "
-                    "request and response; make cassettes with runner export)"
-                ) from None
-            entries[entry.key] = entry
-        return cls(path, entries)
+        except BaseException:
+            index.close()
+            raise
+        return cls(path, index)
+
+    def has(self, key: str) -> bool:
+        """Whether the cassette holds an answer for ``key`` (without reading it)."""
+        with self._lock:
+            return (
+                self._index.execute("SELECT 1 FROM entry WHERE key = ?", (key,)).fetchone()
+                is not None
+            )
 
     def get(self, key: str) -> CachedResponse | None:
         """The recorded answer for ``key``, as the cache would give it."""
-        entry = self.entries.get(key)
-        if entry is None:
+        with self._lock:
+            row = self._index.execute("SELECT at, size FROM entry WHERE key = ?", (key,)).fetchone()
+        if row is None:
             return None
-        return CachedResponse(key, 200, json.dumps(entry.response, ensure_ascii=False), "")
+        response = json.loads(os.pread(self._file.fileno(), row[1], row[0]))["response"]
+        return CachedResponse(key, 200, json.dumps(response, ensure_ascii=False), "")
 
     def put(self, key: str, url: str, status: int, text: str) -> None:
         """A cassette is read-only while replaying."""
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Close the file and drop the index."""
+        with self._lock:
+            self._file.close()
+            self._index.close()
+
+
+def _positions(path: Path) -> Iterator[tuple[str, int, int]]:
+    """(key, offset, length) of every line of a cassette file, each checked."""
+    offset = 0
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            size = len(line)
+            if line.strip():
+                try:
+                    data = json.loads(line)
+                    CassetteEntry(
+                        data["id"],
+                        data["key"],
+                        data["request"]["url"],
+                        data["request"]["body"],
+                        data["response"],
+                    )
+                    key = str(data["key"])
+                except (ValueError, KeyError, TypeError):
+                    raise UsageError(
+                        f"{path}:{number}: not a cassette line (expected JSON with id, key, "
+                        "request and response; make cassettes with runner export)"
+                    ) from None
+                yield key, offset, size
+            offset += size
 
 
 @dataclass(frozen=True)
@@ -99,15 +137,16 @@ class ExportResult:
 
     path: Path
     written: int
-    skipped: tuple[str, ...]
+    skipped: tuple[str, ...]  # the first SKIPPED_NAMED ids left out
+    skipped_count: int = 0
 
     def describe(self) -> str:
         text = f"{self.written} record(s) written to {self.path}"
-        if self.skipped:
+        if self.skipped_count:
             text += (
-                f"; {len(self.skipped)} left out (failed or offline, nothing to replay): "
-                + ", ".join(self.skipped[:10])
-                + (" ..." if len(self.skipped) > 10 else "")
+                f"; {self.skipped_count} left out (failed or offline, nothing to replay): "
+                + ", ".join(self.skipped)
+                + (" ..." if self.skipped_count > len(self.skipped) else "")
             )
         return text
 
@@ -128,19 +167,37 @@ def record_entry(record: dict[str, Any]) -> CassetteEntry | None:
 
 
 def export_run(run_dir: Path, out: Path) -> ExportResult:
-    """Write the cassette of a run: one line per answered record, sorted by id."""
+    """Write the cassette of a run: one line per answered record, sorted by id.
+
+    Records stream from the run; the lines are sorted in a temporary database, so a run of
+    any size exports in bounded memory. Only the first skipped ids are kept, to name them.
+    """
     store = RunStore.open(run_dir)
-    lines: list[str] = []
-    skipped: list[str] = []
-    for record in sorted(store.records(), key=lambda r: r["id"]):
-        entry = record_entry(record)
-        if entry is None:
-            skipped.append(record["id"])
-            continue
-        lines.append(json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True))
+    written, skipped, examples = 0, 0, list[str]()
+    sorter = temporary_database()
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
-    return ExportResult(out, len(lines), tuple(skipped))
+        sorter.execute("CREATE TABLE line (id TEXT, text TEXT)")
+        rows: list[tuple[str, str]] = []
+        for record in store.records():
+            entry = record_entry(record)
+            if entry is None:
+                skipped += 1
+                if len(examples) < SKIPPED_NAMED:
+                    examples.append(record["id"])
+                continue
+            rows.append((entry.id, json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True)))
+            if len(rows) >= 1024:
+                sorter.executemany("INSERT INTO line VALUES (?, ?)", rows)
+                rows.clear()
+        sorter.executemany("INSERT INTO line VALUES (?, ?)", rows)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with open(out, "w", encoding="utf-8") as handle:
+                for (text,) in sorter.execute("SELECT text FROM line ORDER BY id"):
+                    handle.write(text + "\n")
+                    written += 1
+        except OSError as exc:
+            raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    finally:
+        sorter.close()
+    return ExportResult(out, written, tuple(examples), skipped)

@@ -448,13 +448,17 @@ def diff(run_a: Path, run_b: Path, as_json: bool) -> None:
     Exit code 0 when both give the same answers, 1 when any output or status differs or
     records were added or are missing, 2 for usage errors.
     """
-    import json
+    from runner.diff import StreamedDiff
 
-    from runner.diff import diff_runs
-
-    result = diff_runs(run_a, run_b)
-    click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.describe())
-    sys.exit(EXIT_OK if result.identical else EXIT_FAILED)
+    result = StreamedDiff(run_a, run_b)
+    if as_json:
+        for chunk in result.json():
+            click.echo(chunk, nl=False)
+        click.echo()
+    else:
+        for line in result.text():
+            click.echo(line)
+    sys.exit(EXIT_OK if result.counts.identical else EXIT_FAILED)
 
 
 @cli.group()

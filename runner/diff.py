@@ -1,19 +1,26 @@
 """Compare two runs record by record: what changed in the answers, and which records came or went.
 
-Records are paired by ``id``. A pair differs when its status, HTTP status, error kind, output
-text, parsed JSON, tool calls, validity, finish reason or expectation results differ (an
-expectation that passed in A and fails in B is shown as ``PASS -> FAIL`` with the reason).
+Records are paired by ``id``, one pair at a time, so two runs of a million records each are
+compared in bounded memory (see ``compare_stores``). A pair differs when its status, HTTP
+status, error kind, output text, parsed JSON, tool calls, validity, finish reason or
+expectation results differ (an expectation that passed in A and fails in B is shown as
+``PASS -> FAIL`` with the reason).
 Token counts and latency are shown as information only: they never make two runs different.
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from runner.store import RunStore
+from runner.store import RunStore, record_line_id, temporary_database
 
 MAX_DIFF_LINES = 40
 PASS, FAIL, NO_CHECKS = "PASS", "FAIL", "no checks"
@@ -67,9 +74,85 @@ class RecordDiff:
         }
 
 
+@dataclass
+class DiffCounts:
+    """The totals of a comparison, filled in as records stream past."""
+
+    paired: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    added: int = 0
+    missing: int = 0
+    pass_to_fail: int = 0
+    fail_to_pass: int = 0
+
+    @property
+    def identical(self) -> bool:
+        return not (self.added or self.missing or self.changed)
+
+    def count(self, item: DiffItem) -> None:
+        if item.kind == "added":
+            self.added += 1
+        elif item.kind == "missing":
+            self.missing += 1
+        elif item.diff is not None:
+            self.paired += 1
+            self.changed += item.diff.differs
+            self.unchanged += not item.diff.differs
+            for change in item.diff.changes:
+                if change.field == "expectations":
+                    self.pass_to_fail += (change.before, change.after) == (PASS, FAIL)
+                    self.fail_to_pass += (change.before, change.after) == (FAIL, PASS)
+
+    def summary(self) -> list[str]:
+        lines = [
+            f"{self.paired} paired: {self.changed} changed, {self.unchanged} unchanged; "
+            f"{self.added} added, {self.missing} missing"
+            + ("; the runs give the same answers" if self.identical else "")
+        ]
+        if self.pass_to_fail or self.fail_to_pass:
+            lines.append(
+                f"expectations: {self.pass_to_fail} turned PASS -> FAIL, "
+                f"{self.fail_to_pass} FAIL -> PASS"
+            )
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "counts": {
+                "paired": self.paired,
+                "changed": self.changed,
+                "unchanged": self.unchanged,
+                "added": self.added,
+                "missing": self.missing,
+            },
+            "expectations": {
+                "pass_to_fail": self.pass_to_fail,
+                "fail_to_pass": self.fail_to_pass,
+            },
+            "identical": self.identical,
+        }
+
+
+class DiffItem(NamedTuple):
+    """One id of the comparison: in both runs (with its differences), or in one only."""
+
+    kind: str  # paired, added (only in B) or missing (only in A)
+    id: str
+    diff: RecordDiff | None = None
+
+    @property
+    def shown(self) -> bool:
+        """Listed in the output: a record that differs, or whose token counts changed."""
+        if self.diff is None:
+            return True
+        return self.diff.differs or any(c.field == "tokens" for c in self.diff.info)
+
+
 @dataclass(frozen=True)
 class RunDiff:
-    """Everything that differs between run A and run B."""
+    """Everything that differs between run A and run B, held in memory (for Python callers
+    comparing runs of moderate size; ``runner diff`` streams through ``StreamedDiff``)."""
 
     run_a: Path
     run_b: Path
@@ -96,65 +179,218 @@ class RunDiff:
             if c.field == "expectations" and (c.before, c.after) == (before, after)
         )
 
+    def items(self) -> Iterator[DiffItem]:
+        yield from (DiffItem("paired", r.id, r) for r in self.records)
+        yield from (DiffItem("added", i) for i in self.added)
+        yield from (DiffItem("missing", i) for i in self.missing)
+
+    def counts(self) -> DiffCounts:
+        counts = DiffCounts(
+            paired=self.paired,
+            changed=len(self.changed),
+            unchanged=self.unchanged,
+            added=len(self.added),
+            missing=len(self.missing),
+        )
+        counts.pass_to_fail, counts.fail_to_pass = self.turned(PASS, FAIL), self.turned(FAIL, PASS)
+        return counts
+
     def describe(self) -> str:
         """The comparison as a person reads it."""
-        lines = [f"comparing {self.run_a} (A) with {self.run_b} (B)"]
-        for record in self.records:
-            lines.append(f"{'changed' if record.differs else 'same':<8}{record.id}")
-            for change in record.changes:
-                lines.extend(f"  {line}" for line in change.describe())
-            for change in record.info:
-                lines.extend(f"  {line} (info)" for line in change.describe())
-        lines.extend(f"added   {record_id}  (only in B)" for record_id in self.added)
-        lines.extend(f"missing {record_id}  (only in A)" for record_id in self.missing)
-        lines.append(
-            f"{self.paired} paired: {len(self.changed)} changed, {self.unchanged} unchanged; "
-            f"{len(self.added)} added, {len(self.missing)} missing"
-            + ("; the runs give the same answers" if self.identical else "")
-        )
-        broke, fixed = self.turned(PASS, FAIL), self.turned(FAIL, PASS)
-        if broke or fixed:
-            lines.append(f"expectations: {broke} turned PASS -> FAIL, {fixed} FAIL -> PASS")
-        return "\n".join(lines)
+        return "\n".join(_text(self.run_a, self.run_b, self.items(), self.counts))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "run_a": str(self.run_a),
             "run_b": str(self.run_b),
-            "identical": self.identical,
-            "counts": {
-                "paired": self.paired,
-                "changed": len(self.changed),
-                "unchanged": self.unchanged,
-                "added": len(self.added),
-                "missing": len(self.missing),
-            },
-            "expectations": {
-                "pass_to_fail": self.turned(PASS, FAIL),
-                "fail_to_pass": self.turned(FAIL, PASS),
-            },
+            **self.counts().to_json(),
             "added": list(self.added),
             "missing": list(self.missing),
             "records": [r.to_json() for r in self.records],
         }
 
 
+class StreamedDiff:
+    """``runner diff`` of runs of any size: records are paired and compared one at a time,
+    and the output is produced line by line (ids only in one run wait in a temporary file)."""
+
+    def __init__(self, run_a: Path, run_b: Path):
+        self.run_a, self.run_b = run_a, run_b
+        self._stores = RunStore.open(run_a), RunStore.open(run_b)
+        self.counts = DiffCounts()
+
+    def _items(self) -> Iterator[DiffItem]:
+        for item in compare_stores(*self._stores):
+            self.counts.count(item)
+            if item.shown:
+                yield item
+
+    def text(self) -> Iterator[str]:
+        """The comparison as a person reads it; ``counts`` is complete once it is consumed."""
+        return _text(self.run_a, self.run_b, self._items(), lambda: self.counts)
+
+    def json(self) -> Iterator[str]:
+        """The same JSON as ``RunDiff.to_json``, in chunks."""
+        yield "{\n"
+        yield f'  "run_a": {json.dumps(str(self.run_a))},\n'
+        yield f'  "run_b": {json.dumps(str(self.run_b))},\n'
+        yield '  "records": ['
+        with _Spool() as added, _Spool() as missing:
+            first = True
+            for item in self._items():
+                if item.kind != "paired":
+                    (added if item.kind == "added" else missing).write(item.id)
+                    continue
+                assert item.diff is not None
+                yield ("\n    " if first else ",\n    ") + json.dumps(
+                    item.diff.to_json(), ensure_ascii=False
+                )
+                first = False
+            yield "\n  ],\n"
+            for name, spool in (("added", added), ("missing", missing)):
+                ids = ",\n    ".join(json.dumps(i, ensure_ascii=False) for i in spool.ids())
+                yield f'  "{name}": [' + (f"\n    {ids}\n  " if ids else "") + "],\n"
+        data = self.counts.to_json()
+        yield f'  "counts": {json.dumps(data["counts"])},\n'
+        yield f'  "expectations": {json.dumps(data["expectations"])},\n'
+        yield f'  "identical": {json.dumps(data["identical"])}\n}}'
+
+
+def _text(
+    run_a: Path, run_b: Path, items: Iterable[DiffItem], counts: Callable[[], DiffCounts]
+) -> Iterator[str]:
+    """The text of a comparison: shown records in A's order, then ids only in B, then ids only
+    in A, then the counts (read once ``items`` is exhausted)."""
+    yield f"comparing {run_a} (A) with {run_b} (B)"
+    with _Spool() as added, _Spool() as missing:
+        for item in items:
+            if item.kind != "paired":
+                (added if item.kind == "added" else missing).write(item.id)
+                continue
+            record = item.diff
+            assert record is not None
+            yield f"{'changed' if record.differs else 'same':<8}{record.id}"
+            for change in record.changes:
+                yield from (f"  {line}" for line in change.describe())
+            for change in record.info:
+                yield from (f"  {line} (info)" for line in change.describe())
+        yield from (f"added   {record_id}  (only in B)" for record_id in added.ids())
+        yield from (f"missing {record_id}  (only in A)" for record_id in missing.ids())
+    yield from counts().summary()
+
+
+class _Spool:
+    """Ids kept in a temporary file until they are printed, one JSON string per line."""
+
+    def __enter__(self) -> _Spool:
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def write(self, record_id: str) -> None:
+        self._file.write(json.dumps(record_id, ensure_ascii=False) + "\n")
+
+    def ids(self) -> Iterator[str]:
+        self._file.seek(0)
+        for line in self._file:
+            yield json.loads(line)
+
+
 def diff_runs(run_a: Path, run_b: Path) -> RunDiff:
-    """Compare the records of two run directories, paired by id."""
-    a = {r["id"]: r for r in RunStore.open(run_a).records()}
-    b = {r["id"]: r for r in RunStore.open(run_b).records()}
-    paired = sorted(a.keys() & b.keys())
-    records = [diff_records(a[i], b[i]) for i in paired]
-    shown = tuple(r for r in records if r.differs or any(c.field == "tokens" for c in r.info))
+    """Compare the records of two run directories, paired by id, keeping what is shown."""
+    shown: list[RecordDiff] = []
+    added: list[str] = []
+    missing: list[str] = []
+    counts = DiffCounts()
+    for item in compare_stores(RunStore.open(run_a), RunStore.open(run_b)):
+        counts.count(item)
+        if item.kind == "added":
+            added.append(item.id)
+        elif item.kind == "missing":
+            missing.append(item.id)
+        elif item.shown and item.diff is not None:
+            shown.append(item.diff)
     return RunDiff(
-        run_a,
-        run_b,
-        added=tuple(sorted(b.keys() - a.keys())),
-        missing=tuple(sorted(a.keys() - b.keys())),
-        records=shown,
-        paired=len(paired),
-        unchanged=sum(not r.differs for r in records),
+        run_a, run_b, tuple(added), tuple(missing), tuple(shown), counts.paired, counts.unchanged
     )
+
+
+def compare_stores(a: RunStore, b: RunStore) -> Iterator[DiffItem]:
+    """Every id of A in A's order (paired with B's record, or missing from B), then the ids
+    only in B in B's order. Two runs of the same plan are walked side by side; from the first
+    id where they part, B's remaining lines are indexed on disk and looked up by id."""
+    for record_id, line_a, line_b in _paired_lines(a, b):
+        if line_a is None:
+            yield DiffItem("added", record_id)
+        elif line_b is None:
+            yield DiffItem("missing", record_id)
+        elif line_a == line_b:
+            yield DiffItem("paired", record_id, RecordDiff(record_id))
+        else:
+            record_a, record_b = json.loads(line_a), json.loads(line_b)
+            yield DiffItem("paired", record_id, diff_records(record_a, record_b))
+
+
+Line = tuple[int, bytes]
+
+
+def _paired_lines(a: RunStore, b: RunStore) -> Iterator[tuple[str, bytes | None, bytes | None]]:
+    lines_a, lines_b = _with_ids(a.record_lines()), _with_ids(b.record_lines())
+    for id_a, line_a in lines_a:
+        found = next(lines_b, None)
+        if found is None:
+            yield id_a, line_a[1], None
+            yield from ((i, line, None) for i, (_, line) in lines_a)
+            return
+        if found[0] != id_a:
+            rest_a = itertools.chain([(id_a, line_a)], lines_a)
+            yield from _paired_by_index(b, rest_a, itertools.chain([found], lines_b))
+            return
+        yield id_a, line_a[1], found[1][1]
+    yield from ((i, None, line) for i, (_, line) in lines_b)
+
+
+def _with_ids(lines: Iterator[Line]) -> Iterator[tuple[str, Line]]:
+    for offset, line in lines:
+        record_id = record_line_id(line)
+        if record_id is not None:
+            yield record_id, (offset, line)
+
+
+def _paired_by_index(
+    b: RunStore, rest_a: Iterator[tuple[str, Line]], rest_b: Iterator[tuple[str, Line]]
+) -> Iterator[tuple[str, bytes | None, bytes | None]]:
+    """Pairs for runs whose ids are not in the same order, in bounded memory: B's lines are
+    indexed by id in a temporary database and read back by position."""
+    db = temporary_database()
+    try:
+        db.execute("CREATE TABLE b (id TEXT PRIMARY KEY, at INTEGER, size INTEGER) WITHOUT ROWID")
+        db.execute("CREATE TABLE a (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        with db:
+            db.executemany(
+                "INSERT OR REPLACE INTO b VALUES (?, ?, ?)",
+                ((i, offset, len(line)) for i, (offset, line) in rest_b),
+            )
+        with open(b.results_path, "rb") as source:
+            seen: list[tuple[str]] = []
+            for id_a, (_, line_a) in rest_a:
+                row = db.execute("SELECT at, size FROM b WHERE id = ?", (id_a,)).fetchone()
+                seen.append((id_a,))
+                if len(seen) >= 4096:
+                    db.executemany("INSERT OR IGNORE INTO a VALUES (?)", seen)
+                    seen.clear()
+                line_b = None if row is None else os.pread(source.fileno(), row[1], row[0])
+                yield id_a, line_a, line_b
+            db.executemany("INSERT OR IGNORE INTO a VALUES (?)", seen)
+            only_b = db.execute(
+                "SELECT id, at, size FROM b WHERE id NOT IN (SELECT id FROM a) ORDER BY at"
+            )
+            for id_b, at, size in only_b:
+                yield id_b, None, os.pread(source.fileno(), size, at)
+    finally:
+        db.close()
 
 
 def diff_records(a: dict[str, Any], b: dict[str, Any]) -> RecordDiff:

@@ -294,19 +294,25 @@ def _open_answers(
     """The cache or cassette answering this run, checked before anything is sent."""
     if settings.replay:
         cassette = Cassette.load(Path(settings.replay))
-        missing = [
+        missing = (
             job
             for job in _plan(specs, settings, endpoints)
             if job.record_id not in done
             and job.render_error is None
             and not job.endpoint.offline
-            and cassette.get(request_key(job.endpoint.completions_url, job.request.body)) is None
-        ]
-        if missing:
-            names = "; ".join(f"{j.request.spec.display} (record {j.record_id})" for j in missing)
+            and not cassette.has(request_key(job.endpoint.completions_url, job.request.body))
+        )
+        count, named = 0, list[str]()
+        for job in missing:
+            count += 1
+            if len(named) < 20:
+                named.append(f"{job.request.spec.display} (record {job.record_id})")
+        if count:
+            cassette.close()
+            more = " ..." if count > len(named) else ""
             raise UsageError(
-                f"the cassette {cassette.path} has no answer for {len(missing)} request(s): "
-                f"{names}; record them with runner run and runner export"
+                f"the cassette {cassette.path} has no answer for {count} request(s): "
+                f"{'; '.join(named)}{more}; record them with runner run and runner export"
             )
         return cassette
     if settings.cache == "off" or all(e.offline for e in endpoints.values()):

@@ -113,7 +113,7 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _temporary_db() -> sqlite3.Connection:
+def temporary_database() -> sqlite3.Connection:
     """A private on-disk SQLite database that SQLite deletes itself (even after a kill), with
     a small page cache: an index of a million lines costs a few MB of memory."""
     db = sqlite3.connect("", check_same_thread=False)
@@ -123,7 +123,7 @@ def _temporary_db() -> sqlite3.Connection:
     return db
 
 
-def _line_id(line: bytes) -> str | None:
+def record_line_id(line: bytes) -> str | None:
     """The id of one record line, read from its start without parsing the whole record."""
     text = line.decode("utf-8", "replace")
     if text.startswith(_ID_PREFIX):
@@ -171,7 +171,7 @@ class _LineIndex:
     BATCH = 512
 
     def __init__(self) -> None:
-        self.db = _temporary_db()
+        self.db = temporary_database()
         self.db.execute(
             "CREATE TABLE line (id TEXT PRIMARY KEY, offset INTEGER NOT NULL, "
             "length INTEGER NOT NULL, status TEXT) WITHOUT ROWID"
@@ -323,14 +323,14 @@ class RunStore:
             yield from _whole_lines(self.results_path)
             return
         # Completion order: a later line for an id supersedes the earlier ones.
-        index = _temporary_db()
+        index = temporary_database()
         try:
             index.execute("CREATE TABLE latest (id TEXT PRIMARY KEY, offset INTEGER) WITHOUT ROWID")
             end, lines = 0, 0
             rows: list[tuple[str, int]] = []
             for offset, line in _whole_lines(self.results_path):
                 end, lines = offset + len(line), lines + 1
-                record_id = _line_id(line)
+                record_id = record_line_id(line)
                 if record_id is not None:
                     rows.append((record_id, offset))
                 if len(rows) >= 4096:
@@ -340,7 +340,7 @@ class RunStore:
             (distinct,) = index.execute("SELECT count(*) FROM latest").fetchone()
             for offset, line in _whole_lines(self.results_path, end=end):
                 if distinct != lines:
-                    record_id = _line_id(line)
+                    record_id = record_line_id(line)
                     found = index.execute(
                         "SELECT offset FROM latest WHERE id = ?", (record_id,)
                     ).fetchone()
@@ -513,7 +513,7 @@ class RunStore:
         kill at any point leaves the folder in place, and the next open converts again.
         """
         folder = self.root / LEGACY_RECORDS
-        latest = _temporary_db()
+        latest = temporary_database()
         try:
             latest.execute("CREATE TABLE latest (id TEXT PRIMARY KEY, offset INTEGER)")
             latest.execute("CREATE TABLE written (name TEXT PRIMARY KEY)")
@@ -523,12 +523,12 @@ class RunStore:
                     (
                         (record_id, offset)
                         for offset, line in _whole_lines(self.results_path)
-                        if (record_id := _line_id(line)) is not None
+                        if (record_id := record_line_id(line)) is not None
                     ),
                 )
             with _AtomicFile(self.results_path) as out:
                 for offset, line in _whole_lines(self.results_path):
-                    record_id = _line_id(line)
+                    record_id = record_line_id(line)
                     found = latest.execute(
                         "SELECT offset FROM latest WHERE id = ?", (record_id,)
                     ).fetchone()

@@ -130,3 +130,57 @@ def test_a_folder_that_is_no_run_is_a_usage_error(project, run_specs, run_cli):
 
     assert result.exit_code == 2
     assert "empty is not a run directory" in result.stderr and "Traceback" not in result.output
+
+
+def saved_run(folder: Path, records: list[dict]) -> Path:
+    """A finished run directory holding RECORDS in this order (written through the store)."""
+    from runner.store import RunStore
+
+    store = RunStore.create(folder)
+    store.write_manifest({"run_id": store.run_id, "status": "complete"})
+    for record in records:
+        store.save_record(record)
+    store.rewrite_results(r["id"] for r in records)
+    return store.root
+
+
+def answer(record_id: str, content: str) -> dict:
+    return {"id": record_id, "status": "ok", "output": {"content": content}, "latency_ms": 1}
+
+
+@pytest.mark.parametrize("order", ["same", "shuffled"])
+def test_large_runs_pair_by_id_whatever_their_order(tmp_path, run_cli, order):
+    """Runs of the same plan are walked side by side; runs in another order (or with other ids)
+    go through an on-disk index. Both must give what a naive dict comparison gives."""
+    import random
+
+    ids = [f"s/r{i}" for i in range(400)]
+    run_a = saved_run(tmp_path / "a", [answer(i, "same") for i in ids])
+    ids_b = ids[:150] + [f"s/new{i}" for i in range(20)] + ids[160:]
+    if order == "shuffled":
+        random.Random(7).shuffle(ids_b)
+    records_b = [answer(i, "other" if i.endswith("7") else "same") for i in ids_b]
+    run_b = saved_run(tmp_path / "b", records_b)
+
+    result = run_cli("diff", run_a, run_b, "--json")
+    text = run_cli("diff", run_a, run_b)
+
+    data = json.loads(result.stdout)
+    changed = sorted(r["id"] for r in data["records"] if r["differs"])
+    assert changed == sorted(i for i in set(ids) & set(ids_b) if i.endswith("7"))
+    assert data["missing"] == ids[150:160]
+    assert sorted(data["added"]) == sorted(f"s/new{i}" for i in range(20))
+    assert data["counts"] == {
+        "paired": 390,
+        "changed": len(changed),
+        "unchanged": 390 - len(changed),
+        "added": 20,
+        "missing": 10,
+    }
+    assert data["identical"] is False and result.exit_code == text.exit_code == 1
+    assert text.stdout.splitlines()[-1] == (
+        f"390 paired: {len(changed)} changed, {390 - len(changed)} unchanged; 20 added, 10 missing"
+    )
+    from runner.diff import diff_runs
+
+    assert diff_runs(run_a, run_b).to_json() == data

@@ -211,3 +211,20 @@ def test_outside_a_repository_the_manifest_has_no_git(project, run_cli, monkeypa
 
     run_dir = Path(json.loads(result.stdout)["run_dir"])
     assert json.loads((run_dir / "manifest.json").read_text())["git"] is None
+
+
+def test_an_export_names_the_first_ids_left_out_and_counts_the_rest(tmp_path, run_cli):
+    from runner.store import RunStore
+
+    store = RunStore.create(tmp_path / "runs")
+    store.write_manifest({"run_id": store.run_id, "status": "complete"})
+    for i in range(25):
+        store.save_record({"id": f"offline/{i:02}", "status": "ok", "offline": True})
+    store.rewrite_results(f"offline/{i:02}" for i in range(25))
+
+    result = run_cli("export", store.root, "-o", tmp_path / "cassette.jsonl")
+
+    assert result.exit_code == 0, result.output
+    assert "0 record(s) written" in result.stderr and "25 left out" in result.stderr
+    assert "offline/09 ..." in result.stderr and "offline/10" not in result.stderr
+    assert (tmp_path / "cassette.jsonl").read_text() == ""

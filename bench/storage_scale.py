@@ -1,0 +1,188 @@
+"""Run directories at scale: what a run of 100,000 or 1,000,000 offline cases leaves on disk,
+and the time and peak memory of every command that reads it.
+
+For each size, one spec over a generated CSV on the offline provider:
+
+- run: ``runner run`` of all the cases: wall, cases per second, peak RSS (``ru_maxrss`` of the
+  child, from ``os.wait4``);
+- disk: bytes the run directory takes (allocated blocks) per record, against the size of
+  results.jsonl alone;
+- resume: a second ``runner run`` killed with SIGKILL once about half of its records are saved,
+  then ``runner run --resume``: wall and peak RSS of the resume, and that it ends with one line
+  per case;
+- diff: ``runner diff`` of the first run against a copy of it with every 10th answer changed;
+- export: ``runner export`` of the first run (offline answers are not replayable: it reads
+  every record and writes nothing, the worst case for reading).
+
+    python bench/storage_scale.py                       # 100,000 and 1,000,000 cases
+    python bench/storage_scale.py --rows 100000 --steps run,disk,diff
+    python bench/storage_scale.py --rows 1000000 --work /big/disk/scratch --keep
+
+``--keep`` leaves the scratch folder (``--work``) in place so a later call can run other steps
+on the same runs. Nothing here is used by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cases_scale import write_project  # the same spec and CSV as cases_scale
+
+WORK = Path(__file__).resolve().parent / ".work"
+STEPS = ("run", "disk", "resume", "diff", "export")
+
+
+@dataclass
+class Child:
+    """One finished child process: exit code, wall seconds, peak RSS in MB."""
+
+    code: int
+    wall: float
+    peak_mb: float
+
+
+def child(command: list[str], cwd: Path, kill_when: float | None = None, probe=None) -> Child:
+    """Run ``command``; with ``kill_when``, SIGKILL it once ``probe()`` reaches that value."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    if kill_when is not None and probe is not None:
+        while process.poll() is None and probe() < kill_when:
+            time.sleep(0.2)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+    _, status, usage = os.wait4(process.pid, 0)
+    return Child(
+        os.waitstatus_to_exitcode(status), time.perf_counter() - started, usage.ru_maxrss / 1024
+    )
+
+
+def runner(*args: str) -> list[str]:
+    return [sys.executable, "-m", "runner", *args]
+
+
+def only_run(folder: Path) -> Path:
+    return next(p for p in sorted(folder.iterdir()) if p.is_dir())
+
+
+def disk_bytes(folder: Path) -> int:
+    """Bytes allocated to every file under ``folder`` (what du counts)."""
+    return sum(p.stat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
+
+
+def lines_of(path: Path) -> int:
+    count = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 24):
+            count += chunk.count(b"\n")
+    return count
+
+
+def change_every_tenth(source: Path, target: Path) -> None:
+    """A copy of a run whose every 10th answer says something else (streamed)."""
+    target.mkdir(parents=True)
+    shutil.copy(source / "manifest.json", target / "manifest.json")
+    with open(source / "results.jsonl", "rb") as read, open(target / "results.jsonl", "wb") as out:
+        for number, line in enumerate(read):
+            if number % 10 == 0:
+                record = json.loads(line)
+                record["output"]["content"] = "something else"
+                line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+            out.write(line)
+
+
+def measure(rows: int, steps: set[str], work: Path, concurrency: int) -> list[str]:
+    folder = work / f"rows-{rows}"
+    spec = folder / "specs" / "scale.yaml"
+    if not spec.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_project(folder, rows)
+    out: list[str] = []
+    first = folder / "runs-a"
+    send = ["--provider", "offline", "--quiet", "-c", str(concurrency)]
+    if "run" in steps:
+        shutil.rmtree(first, ignore_errors=True)
+        done = child(runner("run", str(spec), "--out", str(first), *send), folder)
+        out.append(
+            f"| {rows:,} | run | {done.wall:.1f} | {rows / done.wall:,.0f} cases/s "
+            f"| {done.peak_mb:.0f} | exit {done.code} |"
+        )
+    run_a = only_run(first)
+    if "disk" in steps:
+        results = (run_a / "results.jsonl").stat().st_size
+        total = disk_bytes(run_a)
+        records = lines_of(run_a / "results.jsonl")
+        out.append(
+            f"| {rows:,} | disk | | {total / records:,.0f} bytes/record "
+            f"| | {total / results:.3f}x results.jsonl ({results / 1e6:,.0f} MB) |"
+        )
+    if "resume" in steps:
+        second = folder / "runs-killed"
+        shutil.rmtree(second, ignore_errors=True)
+        second.mkdir()
+        half = (run_a / "results.jsonl").stat().st_size / 2
+
+        def saved() -> float:
+            found = list(second.glob("*/results.jsonl"))
+            return found[0].stat().st_size if found else 0
+
+        killed = child(runner("run", str(spec), "--out", str(second), *send), folder, half, saved)
+        run_b = only_run(second)
+        before = lines_of(run_b / "results.jsonl")
+        resumed = child(runner("run", "--resume", str(run_b), "--quiet"), folder)
+        after = lines_of(run_b / "results.jsonl")
+        out.append(
+            f"| {rows:,} | resume | {resumed.wall:.1f} | killed (exit {killed.code}) at "
+            f"{before:,} records | {resumed.peak_mb:.0f} | exit {resumed.code}, "
+            f"{after:,} lines after |"
+        )
+        shutil.rmtree(second)
+    if "diff" in steps:
+        changed = folder / "runs-changed" / run_a.name
+        shutil.rmtree(changed.parent, ignore_errors=True)
+        change_every_tenth(run_a, changed)
+        done = child(runner("diff", str(run_a), str(changed)), folder)
+        out.append(
+            f"| {rows:,} | diff | {done.wall:.1f} | every 10th record changed "
+            f"| {done.peak_mb:.0f} | exit {done.code} |"
+        )
+        shutil.rmtree(changed.parent)
+    if "export" in steps:
+        done = child(runner("export", str(run_a), "-o", str(folder / "cassette.jsonl")), folder)
+        out.append(
+            f"| {rows:,} | export | {done.wall:.1f} | | {done.peak_mb:.0f} | exit {done.code} |"
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--steps", default=",".join(STEPS), help=f"any of {','.join(STEPS)}")
+    parser.add_argument("--work", type=Path, default=WORK / "storage")
+    parser.add_argument("--keep", action="store_true", help="keep the runs for later steps")
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    steps = set(args.steps.split(","))
+    print("| cases | command | wall s | figure | peak RSS MB | result |")
+    print("|---:|---|---:|---|---:|---|", flush=True)
+    for rows in args.rows:
+        for line in measure(rows, steps, args.work, args.concurrency):
+            print(line, flush=True)
+    if not args.keep:
+        shutil.rmtree(args.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
