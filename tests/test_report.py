@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import KEY, KEY_ENV, SENTIMENT, latest_run, run_args, write_spec
 
+from runner.diff import diff_runs
 from runner.report import Sample, build_report
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -261,6 +262,10 @@ def test_expectations_show_as_pass_rates_filters_and_turned_verdicts(
     assert page.inner_text('#pairs tr[data-id="labels/b"] td.verdict') == "pass → fail"
     assert page.requests == [(project / "scored.html").as_uri()]
     screenshot(page, "report-expectations", tmp_path)
+
+    comparison = build_report((run_a, run_b)).comparison
+    assert comparison is not None
+    assert comparison.changed == len(diff_runs(run_a, run_b).changed) == 2
 
     markdown = run_cli("report", run_b, "--format", "md").stdout
     assert "| **all** | 4 | 4 | 0 | 0 | 50.0% (2/4) |" in markdown
