@@ -398,7 +398,8 @@ class _Kept:
     pass_to_fail: int = 0
     fail_to_pass: int = 0
     added: int = 0
-    after: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Compact JSON, not dicts: a decoded record takes several times the memory of its text.
+    after: dict[str, str] = field(default_factory=dict)
 
 
 def _summarise(
@@ -480,7 +481,8 @@ def _pair(
     kept.pass_to_fail += verdict_changed and bool(verdict)
     kept.fail_to_pass += verdict_changed and not verdict
     if len(kept.after) < max_rows:
-        kept.after[record_id] = {k: v for k, v in record.items() if k != "response"}
+        slim = {k: v for k, v in record.items() if k != "response"}
+        kept.after[record_id] = json.dumps(slim, ensure_ascii=False)
 
 
 def _compare(
@@ -492,9 +494,10 @@ def _compare(
     """Finish the comparison: read run A again for the before side of the pairs kept."""
     pairs: list[Pair] = []
     for record in store_a.records():
-        after = kept.after.get(str(record.get("id")))
-        if after is None:
+        text = kept.after.get(str(record.get("id")))
+        if text is None:
             continue
+        after = json.loads(text)
         diff = diff_records(record, after)
         before_row, after_row = report_row(record), report_row(after)
         pairs.append(
