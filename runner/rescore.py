@@ -180,7 +180,9 @@ def _plan(specs: dict[str, Spec], settings: RunSettings) -> dict[str, _Planned]:
                 variables = {**spec.vars, **case.vars, **settings.variables}
                 planned[record_id(spec.name, case, combination)] = _Planned(variables, None, case)
                 continue
-            planned[request.record_id] = _Planned(request.vars, _digest(request.body), case)
+            planned[request.record_id] = _Planned(
+                request.vars, _digest(request.recorded_body), case
+            )
     return planned
 
 

@@ -515,3 +515,16 @@ def test_unusable_patterns_and_paths_are_reported_not_raised(project, run_cli, p
     assert words in validate(run_cli)[0]
     image_spec(project, [image_part("a\x00b.png")])
     assert "is not a usable path" in validate(run_cli)[0]
+
+
+def test_scoring_a_run_again_compares_image_references(project, run_cli, tmp_path):
+    files = folder_project(project, 2)
+    ran = run_cli("run", "specs", "--provider", "offline", "--out", tmp_path, "--json")
+    run_dir = json.loads(ran.stdout)["run_dir"]
+
+    same = run_cli("score", run_dir, "--json")
+    files[0].write_bytes(imagefiles.png(7, 7))
+    changed = run_cli("score", run_dir, "--json")
+
+    assert json.loads(same.stdout)["prompt_changed"] == []
+    assert json.loads(changed.stdout)["prompt_changed"] == ["vision/r0.png"]
