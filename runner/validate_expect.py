@@ -12,6 +12,7 @@ Hooked into validation as one entry of ``validate.CHECKS``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import jinja2
 import jinja2.meta
 
-from runner.cases import CASE_EXPECT
+from runner.cases import CASE_EXPECT, read_rows
 from runner.errors import Problem
 from runner.expect import (
     ANSWER_KINDS,
@@ -32,12 +33,15 @@ from runner.expect import (
 )
 from runner.explain import explain
 from runner.load import PathKey
+from runner.sandbox import work_budget
 from runner.spec import OutputSchema, Spec, Tool
 from runner.validate_context import SpecFile
 from runner.validate_schema import field_validator
 from runner.validate_templates import parse_template
 
 MAX_SCHEMA_HOPS = 64
+MAX_ROWS_REPORTED = 5
+_BARE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 
 
 def check_expectations(file: SpecFile, spec: Spec) -> Iterator[Problem]:
@@ -48,6 +52,7 @@ def check_expectations(file: SpecFile, spec: Spec) -> Iterator[Problem]:
     for path, source in expect_templates(file.data):
         yield from _template_syntax(file, path, source)
     yield from _case_checks(file, spec)
+    yield from _expected_values(file, spec)
 
 
 def _case_checks(file: SpecFile, spec: Spec) -> Iterator[Problem]:
@@ -73,6 +78,94 @@ def _case_checks(file: SpecFile, spec: Spec) -> Iterator[Problem]:
             place = (*at[:2], *path)
             yield from _template_syntax(file, place, source)
             yield from _unknown_variables(file, place, source, known)
+
+
+def _expected_values(file: SpecFile, spec: Spec) -> Iterator[Problem]:
+    """An equals or one_of value that the field it checks can never have (its response schema
+    lists the values), written in the spec or filled in from a case's variables."""
+    if spec.output is None or spec.output.schema is None:
+        return
+    for i, item in enumerate(file.data.get("expect") or []):
+        kind = next((k for k in ("equals", "one_of") if k in item), None)
+        if kind is None or "path" not in item:
+            continue
+        try:
+            path = parse_path(str(item["path"]))
+        except PathSyntaxError:
+            continue
+        allowed = allowed_values(spec.output.schema, path)
+        if allowed is None:
+            continue
+        values = item[kind] if kind == "one_of" else [item[kind]]
+        fold = bool(item.get("ignore_case"))
+        where = f"'{item['path']}'"
+        for k, value in enumerate(values):
+            at: PathKey = ("expect", i, kind, k) if kind == "one_of" else ("expect", i, kind)
+            if not _is_template(value):
+                if not _allowed(value, allowed, fold):
+                    yield file.problem(at, _not_allowed(value, where, allowed))
+            elif spec.cases is not None:
+                yield from _case_values(file, spec, at, str(value), where, allowed, fold)
+
+
+def _case_values(
+    file: SpecFile,
+    spec: Spec,
+    at: PathKey,
+    template: str,
+    where: str,
+    allowed: list[Any],
+    fold: bool,
+) -> Iterator[Problem]:
+    """Each case's filled-in expected value, among ``allowed``; a few wrong rows reported."""
+    assert spec.cases is not None
+    try:
+        compiled = file.env.from_string(template)
+    except jinja2.TemplateError:
+        return
+    column = _BARE_VARIABLE.fullmatch(template)  # "{{ name }}": read, no need to render
+    reported = 0
+    inline = spec.cases.inline is not None
+    for number, row in read_rows(spec.cases):
+        if not isinstance(row, dict):
+            continue
+        variables = {**spec.vars, **row}
+        if column is not None and isinstance(variables.get(column[1]), str):
+            value = variables[column[1]]
+        else:
+            try:
+                with work_budget():
+                    value = compiled.render(variables)
+            except Exception:  # a template failing here is reported where it is written
+                return
+        if _allowed(value, allowed, fold):
+            continue
+        message = f"case {number}: " + _not_allowed(value, where, allowed)
+        hint = "fix the expected value in the case, or the response schema"
+        if inline:
+            yield file.problem(("cases", number - 1), message, hint)
+        else:
+            yield Problem(spec.cases.display, message.replace("case", "row", 1), number, None, hint)
+        reported += 1
+        if reported >= MAX_ROWS_REPORTED:
+            return
+
+
+def _allowed(value: Any, allowed: list[Any], fold: bool) -> bool:
+    text = value.strip() if isinstance(value, str) else json.dumps(value)
+    for option in allowed:
+        spelled = option if isinstance(option, str) else json.dumps(option)
+        if text == spelled or (fold and text.casefold() == spelled.casefold()):
+            return True
+    return False
+
+
+def _not_allowed(value: Any, where: str, allowed: list[Any]) -> str:
+    shown = ", ".join(json.dumps(v, ensure_ascii=False) for v in allowed)
+    return (
+        f"the expected value {json.dumps(value, ensure_ascii=False)} is not one the response "
+        f"schema allows for {where} ({shown})"
+    )
 
 
 def _template_syntax(file: SpecFile, path: PathKey, source: str) -> Iterator[Problem]:
@@ -185,6 +278,31 @@ def missing_field(
 ) -> tuple[str, str | None] | None:
     """Why ``path`` cannot exist in JSON satisfying ``schema``, with a hint; None when it can
     (or when the schema leaves that part open, so nothing can be said)."""
+    return _walk(schema, path)[1]
+
+
+def allowed_values(schema: Mapping[str, Any], path: tuple[PathPart, ...]) -> list[Any] | None:
+    """The values the field at ``path`` may have (its ``enum`` or ``const``), or None when the
+    schema does not list them."""
+    nodes, problem = _walk(schema, path)
+    if nodes is None or problem is not None:
+        return None
+    values: list[Any] = []
+    for node in _branches(nodes, schema):
+        if isinstance(node.get("enum"), list):
+            values.extend(v for v in node["enum"] if v not in values)
+        elif "const" in node:
+            values.append(node["const"])
+        else:
+            return None
+    return values or None
+
+
+def _walk(
+    schema: Mapping[str, Any], path: tuple[PathPart, ...]
+) -> tuple[list[Any] | None, tuple[str, str | None] | None]:
+    """The schema nodes at ``path`` (None where the schema leaves it open), or the reason
+    there can be none."""
     nodes: list[Any] = [schema]
     for depth, part in enumerate(path):
         found: list[Any] = []
@@ -192,7 +310,7 @@ def missing_field(
         for node in _branches(nodes, schema):
             step = _step(node, part)
             if step is _OPEN:
-                return None
+                return None, None
             if step is not None:
                 found.append(step)
             properties = node.get("properties")
@@ -202,11 +320,14 @@ def missing_field(
             where = _path_text(path[:depth])
             at = f" in '{where}'" if where else ""
             if isinstance(part, int):
-                return f"the response schema has no list{at} to take item [{part}] from", None
+                return None, (
+                    f"the response schema has no list{at} to take item [{part}] from",
+                    None,
+                )
             hint = f"fields here: {', '.join(known)}" if known else None
-            return f"the response schema has no field '{part}'{at}", hint
+            return None, (f"the response schema has no field '{part}'{at}", hint)
         nodes = found
-    return None
+    return nodes, None
 
 
 _OPEN = object()

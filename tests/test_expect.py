@@ -605,3 +605,25 @@ def test_an_inline_case_check_is_validated_at_its_place(project, run_cli, old, n
 
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [expected]
+
+
+def test_an_expected_value_the_schema_never_allows_is_reported(project, run_cli):
+    labelled_project(project, "positive")
+    data = project / "specs" / "data" / "labels.csv"
+    data.write_text("id,review,expected_label\nr1,Great.,positive\nr2,Bad.,negativ\n")
+    path = project / "specs" / "labels.yaml"
+    spec = yaml.safe_load(path.read_text())
+    spec["expect"].append({"one_of": ["positive", "neutral"], "path": "label"})
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    line = path.read_text().splitlines().index("  - neutral") + 1
+
+    result = run_cli("validate", "specs")
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        'specs/data/labels.csv:3: row 3: the expected value "negativ" is not one the response '
+        'schema allows for \'label\' ("positive", "negative") (fix the expected value in the '
+        "case, or the response schema)",
+        f'specs/labels.yaml:{line}:5: the expected value "neutral" is not one the response '
+        'schema allows for \'label\' ("positive", "negative")',
+    ]
