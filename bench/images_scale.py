@@ -61,6 +61,9 @@ messages:
           path: "{{ path }}"
 """
 
+# The control: the same cases and text, without the image part.
+TEXT_ONLY = SPEC[: SPEC.index("      - type: image_url")]
+
 
 @dataclass
 class Measurement:
@@ -79,11 +82,11 @@ def noise_png(size: int, rng: random.Random) -> bytes:
     return imagefiles.png(size, size, pixels=rng.randbytes(size * size))
 
 
-def write_project(folder: Path, images: int, size: int) -> tuple[Path, int]:
+def write_project(folder: Path, images: int, size: int, spec: str) -> tuple[Path, int]:
     (folder / "pyproject.toml").write_text("")
     specs = folder / "specs"
     (specs / "images").mkdir(parents=True)
-    (specs / "images.yaml").write_text(SPEC)
+    (specs / "images.yaml").write_text(spec)
     rng = random.Random(17)
     total = 0
     for i in range(images):
@@ -97,11 +100,11 @@ def disk_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def measure(images: int, size: int, concurrency: int) -> Measurement:
+def measure(images: int, size: int, concurrency: int, spec_text: str = SPEC) -> Measurement:
     WORK.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=WORK) as temp:
         folder = Path(temp)
-        spec, image_bytes = write_project(folder, images, size)
+        spec, image_bytes = write_project(folder, images, size, spec_text)
         base64_bytes = 4 * ((image_bytes + 2) // 3)
         command = [
             sys.executable, "-m", "runner", "run", str(spec), "--provider", "offline",
@@ -136,21 +139,22 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     print(
-        "| images | image MB | base64 MB | records | wall s | CPU s | peak RSS MB "
-        "| peak / first | run dir MB | run dir KB per image |"
+        "| images | request | images on disk MB | their base64 MB | records | wall s | CPU s "
+        "| peak RSS MB | peak / its 1st count | run dir MB | run dir KB per case |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    first: float | None = None
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    first: dict[str, float] = {}
     for count in args.images:
-        m = measure(count, args.size, args.concurrency)
-        first = first or m.peak_mb
-        print(
-            f"| {m.images:,} | {m.image_bytes / 1e6:.1f} | {m.base64_bytes / 1e6:.1f} "
-            f"| {m.records:,} | {m.wall:.1f} | {m.cpu:.1f} | {m.peak_mb:.0f} "
-            f"| {m.peak_mb / first:.2f} | {m.run_dir_bytes / 1e6:.2f} "
-            f"| {m.run_dir_bytes / 1e3 / m.images:.2f} |",
-            flush=True,
-        )
+        for label, spec in (("text only (control)", TEXT_ONLY), ("text + image", SPEC)):
+            m = measure(count, args.size, args.concurrency, spec)
+            base = first.setdefault(label, m.peak_mb)
+            print(
+                f"| {m.images:,} | {label} | {m.image_bytes / 1e6:.1f} "
+                f"| {m.base64_bytes / 1e6:.1f} | {m.records:,} | {m.wall:.1f} | {m.cpu:.1f} "
+                f"| {m.peak_mb:.0f} | {m.peak_mb / base:.2f} | {m.run_dir_bytes / 1e6:.2f} "
+                f"| {m.run_dir_bytes / 1e3 / m.images:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
