@@ -6,7 +6,7 @@ Heavy modules are imported inside the commands so that ``runner --help`` stays f
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -147,8 +147,9 @@ def render(
     from runner.validate import load_spec
     from runner.variables import read_variables
 
-    spec = load_spec(spec_path)
-    requests = list(render_requests(spec, read_variables(var_items, vars_file), selection))
+    variables = read_variables(var_items, vars_file)
+    spec = load_spec(spec_path, variables)
+    requests = list(render_requests(spec, variables, selection))
     if not requests:
         raise UsageError(f"no case of {spec.display} matches the selection")
     click.echo(requests_json(requests))
@@ -297,8 +298,8 @@ def run(
             raise UsageError("--resume runs the cases of the run it resumes; drop the selection")
         summary = resume_run(resume_dir, load_spec, show)
     else:
-        specs = _valid_specs(paths)
         settings = _run_settings(options, cache, replay_file, dry_run, selection)
+        specs = _valid_specs(paths, settings.variables)
         if dry_run:
             plan = plan_run(specs, settings)
             if as_json:
@@ -316,11 +317,11 @@ def run(
     sys.exit(EXIT_OK if passed else EXIT_FAILED)
 
 
-def _valid_specs(paths: tuple[Path, ...]) -> list[Any]:
+def _valid_specs(paths: tuple[Path, ...], variables: Mapping[str, Any]) -> list[Any]:
     """The specs under ``paths``; SpecError listing every problem when any is invalid."""
     from runner.validate import validate_paths
 
-    validation = validate_paths(paths)
+    validation = validate_paths(paths, variables)
     if not validation.ok:
         raise SpecError(validation.problems)
     if not validation.specs:

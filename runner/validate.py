@@ -6,7 +6,9 @@ All problems of all files are reported in one pass. For each file:
 2. the Spec is built, each part checked as it is built: templates (``validate_templates.py``),
    cases and matrix (``validate_cases.py``), response schemas and tools with their ``$ref``
    files (``validate_request.py``, ``validate_refs.py``);
-3. every function in ``CHECKS`` runs on the built Spec.
+3. every function in ``CHECKS`` runs on the built Spec;
+4. when nothing is wrong so far, every request is rendered as ``render``/``run`` will
+   (``validate_render.py``): what they would refuse is reported here first.
 
 Adding a check (the hook): write ``check_x(file: SpecFile, spec: Spec) -> Iterable[Problem]``
 in its own module ``runner/validate_<concern>.py`` (see ``runner/validate_context.py``: the
@@ -17,9 +19,10 @@ to ``CHECKS`` below with one line. A check only reports; it never raises for a u
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from runner.errors import Problem, SpecError
 from runner.expect import parse_checks
@@ -31,6 +34,7 @@ from runner.validate_cases import build_cases, build_matrix
 from runner.validate_context import Check, SpecFile
 from runner.validate_expect import check_expectations
 from runner.validate_images import check_images
+from runner.validate_render import render_problems
 from runner.validate_request import (
     build_output_schema,
     build_provider,
@@ -98,13 +102,14 @@ def _walk(folder: Path) -> Iterator[Path]:
             yield entry
 
 
-def validate_paths(paths: Iterable[Path]) -> Validation:
-    """Validate every spec file under ``paths``, collecting all problems."""
+def validate_paths(paths: Iterable[Path], variables: Mapping[str, Any] | None = None) -> Validation:
+    """Validate every spec file under ``paths``, collecting all problems; ``variables`` are
+    the command line's template variables, which win over the specs' and cases'."""
     result = Validation()
     for path in find_spec_files(paths):
         result.files += 1
         try:
-            result.specs.append(load_spec(path))
+            result.specs.append(load_spec(path, variables))
         except SpecError as exc:
             result.problems.extend(exc.problems)
     result.problems.extend(_repeated_names(result.specs))
@@ -125,17 +130,21 @@ def _repeated_names(specs: list[Spec]) -> Iterator[Problem]:
             )
 
 
-def load_spec(path: Path) -> Spec:
-    """Load and fully check one spec file; raise SpecError listing every problem in it."""
+def load_spec(path: Path, variables: Mapping[str, Any] | None = None) -> Spec:
+    """Load and fully check one spec file; raise SpecError listing every problem in it.
+
+    ``variables`` are the command line's template variables (--var, --vars-file)."""
     display = display_path(path)
     doc, bases = with_bases(load_yaml(path, display))
     problems = schema_problems(doc, display)
     if problems:
         raise SpecError(problems)
-    file = SpecFile.of(doc, display, bases)
+    file = SpecFile.of(doc, display, bases, variables)
     spec = _build(file, problems)
     for check in CHECKS:
         problems.extend(check(file, spec))
+    if not problems:
+        problems = render_problems(file, spec)
     if problems:
         raise SpecError(sorted(problems, key=lambda p: (p.line or 0, p.column or 0)))
     return spec

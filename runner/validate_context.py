@@ -6,8 +6,8 @@ it (collecting problems), then runs every function in ``validate.CHECKS`` on the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +23,27 @@ from runner.spec import Spec
 @dataclass(frozen=True)
 class SpecFile:
     """One schema-valid spec file: its YAML document (data and positions), the base specs merged
-    into it, its project folder and the template environment renders will use."""
+    into it, its project folder, the template environment renders will use, and the variables the
+    command line gives."""
 
     doc: Document
     display: str
     bases: tuple[Document, ...]
     root: Path
     env: jinja2.Environment
+    # Template variables the command line gives (--var, --vars-file); they win over all others.
+    variables: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, doc: Document, display: str, bases: tuple[Document, ...] = ()) -> SpecFile:
+    def of(
+        cls,
+        doc: Document,
+        display: str,
+        bases: tuple[Document, ...] = (),
+        variables: Mapping[str, Any] | None = None,
+    ) -> SpecFile:
         root = find_project_root(doc.path)
-        return cls(doc, display, bases, root, template_environment(root))
+        return cls(doc, display, bases, root, template_environment(root), variables or {})
 
     @property
     def data(self) -> dict[str, Any]:

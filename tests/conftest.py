@@ -10,7 +10,18 @@ from click.testing import CliRunner, Result
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from render_audit import assert_valid_specs_render
+
 from runner.cli import cli
+
+
+@pytest.fixture(autouse=True)
+def valid_specs_render(request: pytest.FixtureRequest):
+    """After a test that used tmp_path: every spec in it that validates must also render."""
+    folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if folder is not None and not request.node.get_closest_marker("no_render_audit"):
+        assert_valid_specs_render(folder)
 
 
 @pytest.fixture

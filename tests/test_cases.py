@@ -428,22 +428,21 @@ def test_an_include_cannot_leave_the_templates_folder(project, run_cli, name):
     assert "TOP SECRET" not in result.output
 
 
-def test_a_case_whose_template_fails_is_saved_as_a_failure_and_the_rest_run(project, run_cli):
+def test_a_case_whose_template_fails_is_refused_before_anything_is_sent(project, run_cli):
     write_spec(
         project,
         messages=[{"role": "user", "content": "{{ review + 1 }}"}],
-        cases=[{"id": "text", "review": "x"}, {"id": "number", "review": 1}],
+        cases=[{"id": "number", "review": 1}, {"id": "text", "review": "x"}],
     )
 
     result = run_cli("run", "specs", "--provider", "offline", "--out", "runs")
 
     assert result.exit_code == 1
-    records = read_records(latest_run(project))
-    assert records["s/number"]["status"] == "ok"
-    failed = records["s/text"]
-    assert failed["status"] == "failed" and failed["error"]["kind"] == "render"
-    assert failed["error"]["message"].startswith("specs/s.yaml:5:12: template error: TypeError")
-    assert "1 ok, 1 failed" in result.output
+    assert result.output.startswith(
+        "specs/s.yaml:9:3: case 2 ('text') makes the template at specs/s.yaml:5:12 fail: "
+        "TypeError: can only concatenate str"
+    ), result.output
+    assert not (project / "runs").exists()
 
 
 def test_repeated_ids_are_found_far_apart_in_a_large_file(project, run_cli):

@@ -313,6 +313,7 @@ def refused(project: Path, run_cli, path: Path, words: str) -> str:
     return result.stdout
 
 
+@pytest.mark.no_render_audit  # the bomb is the point; loading it again costs seconds
 def test_billion_laughs_alias_bomb(project, run_cli):
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for i in range(1, 10):
