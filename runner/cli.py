@@ -317,7 +317,7 @@ def run(
     sys.exit(EXIT_OK if passed else EXIT_FAILED)
 
 
-def _valid_specs(paths: tuple[Path, ...], variables: Mapping[str, Any]) -> list[Any]:
+def _valid_specs(paths: tuple[Path, ...], variables: Mapping[str, Any] | None = None) -> list[Any]:
     """The specs under ``paths``; SpecError listing every problem when any is invalid."""
     from runner.validate import validate_paths
 

@@ -104,7 +104,10 @@ def submit(
         settings = _run_settings(sending, cache, None, False, selection)
         window, lines, size = (options[k] for k in ("completion_window", "max_lines", "max_bytes"))
         result = submit_batch(
-            _valid_specs(paths), settings, BatchOptions(window, lines, size), out_dir
+            _valid_specs(paths, settings.variables),
+            settings,
+            BatchOptions(window, lines, size),
+            out_dir,
         )
     _print_result(result, "submitted", quiet, as_json)
 
