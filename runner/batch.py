@@ -655,7 +655,7 @@ def _result(
     waiting: int | None = None,
 ) -> BatchResult:
     """Rebuild results.jsonl and the manifest, and say where the run stands."""
-    counts = _finish_manifest(store, _record_ids(specs, settings.selection), specs)
+    counts = _finish_manifest(store, _record_ids(specs, settings.selection))
     summary.expectations = counts["expectations"]
     manifest = store.read_manifest()
     manifest["batch"] = {

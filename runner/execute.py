@@ -104,6 +104,7 @@ class RunSummary:
     def add(self, record: dict[str, Any]) -> None:
         self.total += 1
         self.cached += bool(record.get("cached"))
+        expect.add_count(self.expectations, record)
         status = record["status"]
         if status == "ok":
             self.ok += 1
@@ -430,7 +431,8 @@ def _execute(
         writer.close()
         store.close()
         summary.seconds = time.monotonic() - started
-        counts = _finish_manifest(store, _record_ids(specs, settings.selection), specs)
+        counted = None if resumed else summary.expectations  # a resume saw only some
+        counts = _finish_manifest(store, _record_ids(specs, settings.selection), counted)
         summary.expectations = counts["expectations"]
     if interrupted:
         raise RunInterrupted(str(store.root), summary.total)
@@ -445,12 +447,12 @@ def _record_ids(specs: list[Spec], selection: Selection) -> Iterator[str]:
 
 
 def _finish_manifest(
-    store: RunStore, record_ids: Iterable[str], specs: list[Spec]
+    store: RunStore, record_ids: Iterable[str], counted: dict[str, int] | None = None
 ) -> dict[str, Any]:
+    """Put results.jsonl in plan order and the counts in the manifest. ``counted``: the run's
+    own tally of expectations, when it saw every record; otherwise one more pass counts them."""
     counts: dict[str, Any] = dict(store.rewrite_results(record_ids))
-    # One more pass over the records only when some spec has expectations to count.
-    scored = any(spec.expect for spec in specs)
-    counts["expectations"] = expect.count(store.records()) if scored else expect.empty_counts()
+    counts["expectations"] = counted if counted is not None else expect.count(store.records())
     manifest = store.read_manifest()
     manifest.update(
         status="complete" if counts["failed"] == counts["not_sent"] == 0 else "incomplete",

@@ -35,6 +35,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import jinja2
@@ -59,6 +60,7 @@ OPTIONS = ("path", "ignore_case", "arguments")
 GRADED_KINDS: tuple[str, ...] = ()
 
 PathPart = str | int
+BARE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 _PATH_PART = re.compile(r"\.?([^.\[\]\s]+)|\[(\d+)\]")
 
 
@@ -133,6 +135,8 @@ def parse_checks(raw: Iterable[Any]) -> tuple[Check, ...]:
     """Checks from schema-valid ``expect:`` items (validation has reported any bad item)."""
     checks: list[Check] = []
     for item in raw:
+        if not isinstance(item, dict):
+            continue
         kinds = [k for k in item if k in KINDS]
         if len(kinds) != 1:
             continue
@@ -262,9 +266,12 @@ def _render(env: jinja2.Environment, value: Any, variables: Mapping[str, Any]) -
     if isinstance(value, str):
         if "{" not in value:
             return value
+        bare = BARE_VARIABLE.fullmatch(value)  # "{{ column }}": read it, no need to render
+        if bare is not None and isinstance(variables.get(bare[1]), str):
+            return variables[bare[1]]
         try:
             with work_budget():
-                return env.from_string(value).render(variables)
+                return _compiled(env, value).render(variables)
         except jinja2.UndefinedError as exc:
             raise _RenderFailed(f"cannot fill in the expected value: {exc.message}") from None
         except Exception as exc:  # any template failure fails this check, not the run
@@ -274,6 +281,12 @@ def _render(env: jinja2.Environment, value: Any, variables: Mapping[str, Any]) -
     if isinstance(value, dict):
         return {k: _render(env, v, variables) for k, v in value.items()}
     return value
+
+
+@lru_cache(maxsize=1024)
+def _compiled(env: jinja2.Environment, source: str) -> jinja2.Template:
+    """A template compiled once for all the records it is filled in for."""
+    return env.from_string(source)
 
 
 def _ceiling(check: Check, record: Mapping[str, Any], limit: Any) -> CheckResult:

@@ -24,6 +24,7 @@ from runner.cases import CASE_EXPECT, read_rows
 from runner.errors import Problem
 from runner.expect import (
     ANSWER_KINDS,
+    BARE_VARIABLE,
     KINDS,
     TOOL_KIND,
     PathPart,
@@ -41,7 +42,6 @@ from runner.validate_templates import parse_template
 
 MAX_SCHEMA_HOPS = 64
 MAX_ROWS_REPORTED = 5
-_BARE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 
 
 def check_expectations(file: SpecFile, spec: Spec) -> Iterator[Problem]:
@@ -123,7 +123,7 @@ def _case_values(
         compiled = file.env.from_string(template)
     except jinja2.TemplateError:
         return
-    column = _BARE_VARIABLE.fullmatch(template)  # "{{ name }}": read, no need to render
+    column = BARE_VARIABLE.fullmatch(template)  # "{{ name }}": read, no need to render
     reported = 0
     inline = spec.cases.inline is not None
     for number, row in read_rows(spec.cases):

@@ -566,6 +566,7 @@ def test_an_inline_case_adds_its_own_checks(project, run_cli):
     assert "expect" not in short["vars"]  # checks are not template variables
     assert [c["check"] for c in plain["expectations"]["checks"]] == ["max_total_tokens"]
     assert plain["expectations"]["passed"] is True
+    assert json.loads(result.stdout)["expectations"] == {"records": 2, "passed": 1, "failed": 1}
 
     # Fixing a case's check keeps its id, so runner score finds it again.
     path = project / "specs" / "cases.yaml"
@@ -627,3 +628,20 @@ def test_an_expected_value_the_schema_never_allows_is_reported(project, run_cli)
         f'specs/labels.yaml:{line}:5: the expected value "neutral" is not one the response '
         'schema allows for \'label\' ("positive", "negative")',
     ]
+
+
+def test_a_resumed_run_counts_the_expectations_of_all_its_records(
+    project, openai_server, run_server, run_cli
+):
+    spec_file(project, "first", [{"contains": "yes"}])
+    spec_file(project, "second", [{"contains": "yes"}])
+    openai_server.plan(reply("yes"), marker="(first)")
+    openai_server.plan("400", reply("no"), marker="(second)")
+    failed, _ = run_server()
+    assert failed.exit_code == 1
+
+    resumed = run_cli("run", "--resume", latest_run(project), "--json")
+
+    assert json.loads(resumed.stdout)["expectations"] == {"records": 2, "passed": 1, "failed": 1}
+    manifest = json.loads((latest_run(project) / "manifest.json").read_text())
+    assert manifest["counts"]["expectations"] == {"records": 2, "passed": 1, "failed": 1}
