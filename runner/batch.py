@@ -126,6 +126,8 @@ class BatchState:
         path = store.root / BATCH_DIR / STATE
         if not path.is_file():
             raise UsageError(f"{store.root} is not a batch run (it has no {BATCH_DIR}/{STATE})")
+        for temp in path.parent.glob(".*.tmp"):  # half-written by a command that was killed
+            temp.unlink(missing_ok=True)
         data = json.loads(path.read_text(encoding="utf-8"))
         return cls(BatchOptions(**data["options"]), [Part(**p) for p in data["parts"]])
 
