@@ -2,10 +2,11 @@
 
 Each size is one spec over a CSV of that many rows, submitted to the Files and Batches endpoints
 of `tests/openai_server.py` (run in this process; it drops the uploaded bytes once counted).
-For each submit, a child process: wall time, requests per second, CPU, peak memory (its
-ru_maxrss) and that peak as a ratio of the smallest size's peak, measured in the same run. A
-ratio near 1.0 means memory does not grow with the requests: the JSONL input files are
-streamed to disk and uploaded from the file.
+For each submit, a child process: wall time, requests per second, CPU, peak memory (its VmHWM,
+read by the child itself as it exits: a child's ru_maxrss starts at the parent's resident size
+at fork time, on Linux) and that peak as a ratio of the smallest size's peak, measured in the
+same run. A ratio near 1.0 means memory does not grow with the requests: the JSONL input files
+are streamed to disk and uploaded from the file.
 
     python bench/batch_scale.py                  # 1,000, 10,000 and 100,000 requests
     python bench/batch_scale.py --rows 1000 20000
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 WORK = Path(__file__).resolve().parent / ".work"
 
+from helpers import PEAK_WRAPPER  # noqa: E402
 from openai_server import FakeOpenAI  # noqa: E402
 
 SPEC = """\
@@ -55,9 +57,11 @@ def submit(rows: int, server: FakeOpenAI) -> tuple[float, float, float, int]:
             handle.writelines(
                 f"r{i},product {i % 97},Review text number {i} is fine.\n" for i in range(rows)
             )
+        peak_file = folder / "peak.txt"
         command = [
-            sys.executable, "-m", "runner", "batch", "submit", "specs", "--base-url",
-            server.base_url, "--api-key-env", "BENCH_KEY", "--no-cache", "-q", "--out", "runs",
+            sys.executable, "-c", PEAK_WRAPPER, str(peak_file), "batch", "submit", "specs",
+            "--base-url", server.base_url, "--api-key-env", "BENCH_KEY", "--no-cache", "-q",
+            "--out", "runs",
         ]  # fmt: skip
         env = {**os.environ, "BENCH_KEY": "k", "RUNNER_CACHE_DIR": str(folder / "cache")}
         uploads = len(server.batches.uploads)
@@ -67,8 +71,9 @@ def submit(rows: int, server: FakeOpenAI) -> tuple[float, float, float, int]:
         wall = time.perf_counter() - started
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"runner batch submit failed for {rows} rows")
+        peak = int(peak_file.read_text()) / 1024.0
     cpu = usage.ru_utime + usage.ru_stime
-    return wall, cpu, usage.ru_maxrss / 1024.0, len(server.batches.uploads) - uploads
+    return wall, cpu, peak, len(server.batches.uploads) - uploads
 
 
 def main() -> None:

@@ -12,6 +12,22 @@ KEY_ENV = "RUNNER_TEST_KEY"
 KEY = "sk-test-9f8e7d6c5b4a39281706"
 
 
+# Runs the CLI and, on the way out, writes the process's peak resident memory (VmHWM, kB) to
+# argv[1]. Read inside the process: a child's ru_maxrss from wait4 starts at the parent's
+# resident size when it was forked (Linux keeps the old address space's peak across exec), so a
+# big pytest process would inflate it.
+PEAK_WRAPPER = """\
+import atexit, sys
+def report(path=sys.argv[1]):
+    with open("/proc/self/status") as status, open(path, "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+atexit.register(report)
+sys.argv = ["runner", *sys.argv[2:]]
+from runner.cli import main
+main()
+"""
+
+
 def write_spec(project: Path, name: str, content: str | None = None, **fields: Any) -> Path:
     """specs/NAME.yaml: one user message that names the spec, so a server can tell them apart."""
     spec = {

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import KEY, KEY_ENV, SENTIMENT, WEATHER_TOOL, latest_run, run_args, write_spec
+from helpers import (
+    KEY,
+    KEY_ENV,
+    PEAK_WRAPPER,
+    SENTIMENT,
+    WEATHER_TOOL,
+    latest_run,
+    run_args,
+    write_spec,
+)
 from jsonschema import Draft202012Validator
 
 from runner.batch import iter_input_lines
@@ -429,11 +438,13 @@ def _peak_submit_mb(folder: Path, rows: int, server) -> float:
         handle.write("id,product,review\n")
         handle.writelines(f"r{i},product {i % 97},Review text number {i}.\n" for i in range(rows))
     env = {**os.environ, KEY_ENV: KEY, "PYTHONPATH": str(HERE.parent)}
-    command = [sys.executable, "-m", "runner", *submit_args(server.base_url, "--no-cache", "-q")]
-    child = subprocess.Popen(command, cwd=folder, env=env)
-    _, status, usage = os.wait4(child.pid, 0)
-    assert status == 0
-    return usage.ru_maxrss / 1024
+    peak = folder / "peak.txt"
+    args = submit_args(server.base_url, "--no-cache", "-q")
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_WRAPPER, str(peak), *args], cwd=folder, env=env, check=False
+    )
+    assert done.returncode == 0
+    return int(peak.read_text()) / 1024
 
 
 def test_submit_memory_does_not_grow_with_the_requests(tmp_path, openai_server):
