@@ -255,9 +255,8 @@ def check_cases(source: CaseSource, needed: Iterable[str], row_problem: Any) -> 
     if problems:
         problems.sort(key=lambda p: p.line or 0)
         raise SpecError(problems[:MAX_REPORTED_ROWS])
-    return CaseSource(
-        source.display, source.inline, source.file, count, _file_hash(source.file), source.files
-    )
+    digest = _listing_hash(source.files) if source.files else _file_hash(source.file)
+    return CaseSource(source.display, source.inline, source.file, count, digest, source.files)
 
 
 def _row_problem(row: Any, needed: list[str], number: int, row_problem: Any) -> Problem | None:
@@ -323,6 +322,16 @@ def _repeated_ids(source: CaseSource, suspects: set[str], row_problem: Any) -> l
                 )
             )
     return problems
+
+
+def _listing_hash(files: FilePattern) -> str:
+    """A hash of the matching files' paths, sizes and change times: it changes when a file is
+    added, removed or edited, without reading the files (a folder of scans can be large)."""
+    digest = hashlib.sha256()
+    for row in file_rows(files):
+        stat = (files.folder / row["path"]).stat()
+        digest.update(f"{row['path']}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def _file_hash(path: Path | None) -> str | None:

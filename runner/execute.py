@@ -331,7 +331,7 @@ def _spec_entry(spec: Spec) -> dict[str, Any]:
     }
     if spec.bases:
         entry["bases"] = list(spec.bases)
-    if spec.cases is not None and spec.cases.file is not None:
+    if spec.cases is not None and spec.cases.sha256 is not None:  # a data file, or files
         entry["data"] = {"path": spec.cases.display, "sha256": spec.cases.sha256}
     return entry
 

@@ -527,3 +527,15 @@ def test_scoring_a_run_again_compares_image_references(project, run_cli, tmp_pat
 
     assert json.loads(same.stdout)["prompt_changed"] == []
     assert json.loads(changed.stdout)["prompt_changed"] == ["vision/r0.png"]
+
+
+def test_resume_refuses_a_changed_folder_of_images(project, run_cli):
+    files = folder_project(project, 2)
+    assert run_cli("run", "specs", "--provider", "offline", "--out", "runs", "-q").exit_code == 0
+    run_dir = next((project / "runs").iterdir())
+    assert run_cli("run", "--resume", run_dir, "-q").exit_code == 0
+
+    files[1].write_bytes(imagefiles.png(9, 9))
+    result = run_cli("run", "--resume", run_dir)
+
+    assert result.exit_code == 2 and "has changed since the run started" in result.output
