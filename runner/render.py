@@ -104,8 +104,8 @@ def render_request(
 
     Variables: the spec's ``vars``, then the case's, then ``variables`` (from the command
     line) win. Request fields: the spec's, then the combination's. Local images are read and
-    embedded as data URLs; with ``images="placeholder"`` their URLs are left empty and no
-    image file is read (to measure a request before sending it).
+    embedded as data URLs; with ``images="placeholder"`` their paths are rendered but their
+    URLs left empty and no image file is read (to check or measure a request cheaply).
     """
     merged = {**spec.vars, **case.vars, **(variables or {})}
     env = template_environment(find_project_root(spec.path))
@@ -172,6 +172,7 @@ def _render_part(
     if isinstance(part, ImagePart):
         message_index, used, mode = sink
         if mode == "placeholder":
+            render_text(env, part.path, variables)  # the path's template must render
             return wire_part("", part.detail)
         wire, image = render_image_part(env, part, variables)
         used.append((message_index, index, image))

@@ -539,3 +539,17 @@ def test_resume_refuses_a_changed_folder_of_images(project, run_cli):
     result = run_cli("run", "--resume", run_dir)
 
     assert result.exit_code == 2 and "has changed since the run started" in result.output
+
+
+def test_validate_reports_an_image_path_that_fails_for_a_case(project, run_cli):
+    write(project / "specs" / "5.png", imagefiles.png(2, 2))
+    image_spec(
+        project,
+        [image_part("{{ 10 // n }}.png")],
+        cases=[{"id": "ok", "n": 2}, {"id": "zero", "n": 0}],
+    )
+
+    lines = validate(run_cli)
+
+    assert len(lines) == 1
+    assert "case 2 ('zero') makes the template" in lines[0] and "ZeroDivisionError" in lines[0]
