@@ -16,7 +16,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runner.offline_stream import completion_chunks, event_stream, offline_delay, wants_usage_chunk
@@ -39,6 +39,7 @@ class StreamedAnswer:
     timing: StreamTiming | None = None
     failure: StreamFailure | None = None
     partial_text: str = ""
+    retryable: bool = False  # failed before its first token: it may be sent again
 
 
 def streaming_body(body: dict[str, Any], provider: str, stream: bool | None) -> dict[str, Any]:
@@ -65,27 +66,44 @@ def send_streamed(
     """Send a ``stream: true`` payload and assemble its answer (see the module's retry rule)."""
     attempts = 0
     for round_number in range(retry.retries + 1):
-        started = time.perf_counter()
-        opened = client.open_stream(endpoint, payload)
-        attempts += opened.attempts
-        if opened.pieces is None:
-            result = HttpResult(opened.status, opened.headers, opened.text, attempts, opened.error)
-            return StreamedAnswer(result, timing=_whole_body_timing(opened.status, started))
-        read = read_stream(
-            opened.pieces, started, time.perf_counter(), on_text, deadline=started + timeouts.read
-        )
-        if read.failure is None:
-            text = json.dumps(read.completion, ensure_ascii=False)
-            result = HttpResult(200, opened.headers, text, attempts)
-            return StreamedAnswer(result, read.completion, read.timing)
-        final = read.delivered or read.failure.kind == "malformed"
-        if final or round_number == retry.retries:
-            result = HttpResult(200, opened.headers, None, attempts)
-            return StreamedAnswer(result, None, read.timing, read.failure, read.partial_text)
+        answer = stream_once(client, endpoint, payload, timeouts, on_text)
+        attempts += answer.result.attempts
+        if not answer.retryable or round_number == retry.retries:
+            return replace(answer, result=replace(answer.result, attempts=attempts))
         time.sleep(_backoff(retry, round_number))
         if before_retry is not None:
             before_retry()
     raise AssertionError("unreachable: the last round returns")
+
+
+def stream_once(
+    client: HttpClient,
+    endpoint: Endpoint,
+    payload: bytes,
+    timeouts: Timeouts,
+    on_text: Callable[[str], None] | None = None,
+) -> StreamedAnswer:
+    """One attempt at a streamed request: its answer, or how it failed and whether the
+    failure may be retried (see the module's retry rule)."""
+    started = time.perf_counter()
+    opened = client.open_stream(endpoint, payload)
+    if opened.pieces is None:
+        result = HttpResult(
+            opened.status, opened.headers, opened.text, opened.attempts, opened.error
+        )
+        return StreamedAnswer(result, timing=_whole_body_timing(opened.status, started))
+    read = read_stream(
+        opened.pieces, started, time.perf_counter(), on_text, deadline=started + timeouts.read
+    )
+    if read.failure is None:
+        text = json.dumps(read.completion, ensure_ascii=False)
+        result = HttpResult(200, opened.headers, text, opened.attempts)
+        return StreamedAnswer(result, read.completion, read.timing)
+    retryable = not read.delivered and read.failure.kind != "malformed"
+    result = HttpResult(200, opened.headers, None, opened.attempts)
+    return StreamedAnswer(
+        result, None, read.timing, read.failure, read.partial_text, retryable=retryable
+    )
 
 
 def stream_offline(
