@@ -40,8 +40,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 
 KEY_ENV = "BENCH_STREAM_KEY"
-# One request: returns (seconds to the first answer text, the answer text).
-Client = Callable[[dict[str, Any]], tuple[float, str]]
+# One request: returns (seconds to the first answer text, CPU seconds this process spent until
+# then, the answer text).
+Client = Callable[[dict[str, Any]], tuple[float, float, str]]
 
 
 def raw_client(root_url: str) -> Client:
@@ -52,8 +53,8 @@ def raw_client(root_url: str) -> Client:
     url = f"{root_url}/v1/chat/completions"
     headers = {"Content-Type": "application/json", "Authorization": "Bearer k"}
 
-    def send(body: dict[str, Any]) -> tuple[float, str]:
-        started = time.perf_counter()
+    def send(body: dict[str, Any]) -> tuple[float, float, str]:
+        started, cpu = time.perf_counter(), time.process_time()
         response = pool.request(
             "POST",
             url,
@@ -61,7 +62,7 @@ def raw_client(root_url: str) -> Client:
             headers=headers,
             preload_content=False,
         )
-        first, parts, buffer = 0.0, [], b""
+        first, first_cpu, parts, buffer = 0.0, 0.0, [], b""
         for piece in response.read_chunked():
             buffer += piece
             *events, buffer = buffer.split(b"\n\n")
@@ -72,10 +73,12 @@ def raw_client(root_url: str) -> Client:
                 for choice in json.loads(data)["choices"]:
                     text = choice["delta"].get("content")
                     if text:
-                        first = first or time.perf_counter() - started
+                        if not first:
+                            first = time.perf_counter() - started
+                            first_cpu = time.process_time() - cpu
                         parts.append(text)
         response.release_conn()
-        return first, "".join(parts)
+        return first, first_cpu, "".join(parts)
 
     return send
 
@@ -86,14 +89,16 @@ def groq_client(root_url: str) -> Client:
 
     client = Groq(api_key="k", base_url=root_url, max_retries=0)
 
-    def send(body: dict[str, Any]) -> tuple[float, str]:
-        started = time.perf_counter()
-        first, parts = 0.0, []
+    def send(body: dict[str, Any]) -> tuple[float, float, str]:
+        started, cpu = time.perf_counter(), time.process_time()
+        first, first_cpu, parts = 0.0, 0.0, []
         for chunk in client.chat.completions.create(**body, stream=True):
             if chunk.choices and chunk.choices[0].delta.content:
-                first = first or time.perf_counter() - started
+                if not first:
+                    first = time.perf_counter() - started
+                    first_cpu = time.process_time() - cpu
                 parts.append(chunk.choices[0].delta.content)
-        return first, "".join(parts)
+        return first, first_cpu, "".join(parts)
 
     return send
 
@@ -107,18 +112,20 @@ def runner_client(root_url: str) -> Client:
     http = HttpClient(RetryPolicy(), Timeouts())
     endpoint = Endpoint("groq", f"{root_url}/v1")
 
-    def send(body: dict[str, Any]) -> tuple[float, str]:
-        started = time.perf_counter()
-        first = 0.0
+    def send(body: dict[str, Any]) -> tuple[float, float, str]:
+        started, cpu = time.perf_counter(), time.process_time()
+        first = first_cpu = 0.0
 
         def on_text(text: str) -> None:
-            nonlocal first
-            first = first or time.perf_counter() - started
+            nonlocal first, first_cpu
+            if not first:
+                first = time.perf_counter() - started
+                first_cpu = time.process_time() - cpu
 
         payload = json.dumps({**body, "stream": True}, separators=(",", ":")).encode()
         answer = send_streamed(http, endpoint, payload, Timeouts(), RetryPolicy(), on_text)
         assert answer.completion is not None, answer.failure
-        return first, answer.completion["choices"][0]["message"]["content"]
+        return first, first_cpu, answer.completion["choices"][0]["message"]["content"]
 
     return send
 
@@ -129,19 +136,21 @@ CLIENTS = {"raw urllib3 + json": raw_client, "groq SDK": groq_client, "runner": 
 def in_process(root_url: str, n: int, rounds: int) -> dict[str, dict[str, float]]:
     clients = {name: make(root_url) for name, make in CLIENTS.items()}
     ttft: dict[str, list[float]] = {name: [] for name in clients}
+    ttft_cpu: dict[str, list[float]] = {name: [] for name in clients}
     cpu: dict[str, list[float]] = {name: [] for name in clients}
     texts: dict[str, str] = {}
     for name, send in clients.items():  # warm up: connections, imports, caches
-        texts[name] = send(workload.request_body(0))[1]
+        texts[name] = send(workload.request_body(0))[2]
     assert len(set(texts.values())) == 1, "the clients did not get the same answer"
     for round_number in range(rounds):
         spent = dict.fromkeys(clients, 0.0)
         for index in range(n):  # client after client on each request: noise hits all alike
             for name, send in clients.items():
                 cpu_before = time.process_time()
-                first, _ = send(workload.request_body(index))
+                first, first_cpu, _ = send(workload.request_body(index))
                 spent[name] += time.process_time() - cpu_before
                 ttft[name].append(first * 1000.0)
+                ttft_cpu[name].append(first_cpu * 1000.0)
         for name in clients:
             cpu[name].append(spent[name] * 1000.0 / n)
         print(f"round {round_number + 1}/{rounds} done", file=sys.stderr)
@@ -149,6 +158,7 @@ def in_process(root_url: str, n: int, rounds: int) -> dict[str, dict[str, float]
         name: {
             "ttft_median_ms": statistics.median(ttft[name]),
             "ttft_p90_ms": statistics.quantiles(ttft[name], n=10)[-1],
+            "ttft_cpu_ms": statistics.median(ttft_cpu[name]),
             "cpu_ms": statistics.median(cpu[name]),
         }
         for name in clients
@@ -207,14 +217,16 @@ def main() -> None:
     print(f"\n#### In-process: {args.n} x {args.rounds} streamed requests of {args.words} words\n")
     print(
         "| client | time to first token, median ms | p90 ms | added vs raw, ms | "
-        "CPU ms/request | vs groq SDK |"
+        "CPU until first token, ms | added vs raw, ms | CPU ms/request | vs groq SDK |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name, row in per_request.items():
         added = row["ttft_median_ms"] - floor["ttft_median_ms"]
+        added_cpu = row["ttft_cpu_ms"] - floor["ttft_cpu_ms"]
         print(
             f"| {name} | {row['ttft_median_ms']:.3f} | {row['ttft_p90_ms']:.3f} | "
-            f"{added:+.3f} | {row['cpu_ms']:.3f} | {row['cpu_ms'] / sdk['cpu_ms']:.2f}x |"
+            f"{added:+.3f} | {row['ttft_cpu_ms']:.3f} | {added_cpu:+.3f} | "
+            f"{row['cpu_ms']:.3f} | {row['cpu_ms'] / sdk['cpu_ms']:.2f}x |"
         )
     print(f"\n#### Whole process: marginal CPU per streamed request (n={args.processes} - 10)\n")
     print("| client | CPU ms/request | vs groq SDK |")

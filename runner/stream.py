@@ -156,7 +156,7 @@ class ChunkAssembler:
         """Take one chunk; return the new text of the first choice (for a live display)."""
         if not isinstance(chunk, dict):
             raise StreamFailure("malformed", "an event of the stream is not a JSON object")
-        if "error" in chunk:
+        if chunk.get("error"):
             raise StreamFailure("provider", _error_text(chunk["error"]))
         self.chunks += 1
         for key, value in chunk.items():
@@ -175,6 +175,8 @@ class ChunkAssembler:
             if not isinstance(entry, dict):
                 raise StreamFailure("malformed", "a chunk's choice is not a JSON object")
             index = entry.get("index", 0)
+            if not isinstance(index, int):
+                raise StreamFailure("malformed", "a chunk's choice has no whole-number index")
             choice = self._choices.get(index)
             if choice is None:
                 choice = self._choices[index] = _Choice()
@@ -227,17 +229,24 @@ class ChunkAssembler:
             if not isinstance(delta, dict):
                 raise StreamFailure("malformed", "a streamed tool call is not a JSON object")
             index = delta.get("index", len(choice.tool_calls))
+            function = delta.get("function") or {}
+            if not isinstance(index, int) or not isinstance(function, dict):
+                raise StreamFailure("malformed", "a streamed tool call has no index or function")
             call = choice.tool_calls.setdefault(index, {"id": None, "type": None, "name": None})
             call.setdefault("arguments", [])
             for key in ("id", "type"):
                 if delta.get(key) and not call[key]:
                     call[key] = delta[key]
-            function = delta.get("function") or {}
             if function.get("name") and not call["name"]:
                 call["name"] = function["name"]
                 self.produced = True
-            if function.get("arguments"):
-                call["arguments"].append(function["arguments"])
+            arguments = function.get("arguments")
+            if arguments:
+                if not isinstance(arguments, str):
+                    raise StreamFailure(
+                        "malformed", "a streamed tool call's arguments are not text"
+                    )
+                call["arguments"].append(arguments)
                 self.produced = True
 
     def complete(self) -> bool:
@@ -363,7 +372,10 @@ def read_stream(
                 if event.data == DONE:
                     done = True
                     break
-                text = assembler.add(_chunk_of(event))
+                chunk = _chunk_of(event)
+                if chunk is None:
+                    continue
+                text = assembler.add(chunk)
                 if first_token is None and assembler.produced:
                     first_token = clock()
                 if text and on_text is not None:
@@ -392,7 +404,7 @@ def read_stream(
     return StreamResult(completion, timing)
 
 
-def _chunk_of(event: Event) -> Any:
+def _chunk_of(event: Event) -> Any | None:
     if event.event == "error":
         try:
             payload = json.loads(event.data)
@@ -401,10 +413,10 @@ def _chunk_of(event: Event) -> Any:
         error = payload.get("error", payload) if isinstance(payload, dict) else payload
         raise StreamFailure("provider", _error_text(error))
     if event.event not in (None, "message"):
-        return {"choices": []}  # an event type this client does not know: ignored
+        return None  # an event type this client does not know: ignored
     try:
         return json.loads(event.data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise StreamFailure(
             "malformed", f"an event of the stream is not JSON: {event.data[:200]!r}"
         ) from None

@@ -499,3 +499,60 @@ def test_the_offline_example_run_streams(project, run_cli):
     records = read_records(sorted((project / "runs").iterdir())[-1])
     assert records["alpha"]["stream"]["chunks"] > 2 and records["beta"]["stream"] is None
     assert records["alpha"]["request"]["stream"] is True
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+CHUNKISH = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": JSON,
+        "choices": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "index": JSON,
+                    "delta": st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "content": JSON,
+                            "role": JSON,
+                            "tool_calls": st.lists(
+                                st.fixed_dictionaries(
+                                    {}, optional={"index": JSON, "id": JSON, "function": JSON}
+                                ),
+                                max_size=2,
+                            )
+                            | JSON,
+                        },
+                    )
+                    | JSON,
+                    "finish_reason": JSON,
+                    "logprobs": JSON,
+                },
+            ),
+            max_size=2,
+        )
+        | JSON,
+        "usage": JSON,
+        "x_groq": JSON,
+        "error": JSON,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    chunks=st.lists(CHUNKISH | JSON, max_size=5),
+    noise=st.binary(max_size=40),
+    done=st.booleans(),
+)
+def test_no_stream_however_broken_makes_the_reader_raise(chunks, noise, done):
+    data = stream_of(chunks, done=done) + noise
+    result = read_stream([data[:7], data[7:]], 0.0)
+    assert (result.completion is None) != (result.failure is None)
