@@ -5,10 +5,11 @@
 One server (tests/openai_server.py) streams the same answer of ``--words`` words (about one
 token each; three words per chunk, so about 70 chunks) to every client:
 
-- **in-process**, the clients taking turns on each request: raw urllib3 reading the chunked
-  body and ``json.loads`` on each event (the floor), the groq SDK iterating
-  ``create(stream=True)``, and runner's streamed send (``runner.stream_send.send_streamed``:
-  urllib3, the event decoder, the chunk assembler and timing). Time to first token is taken
+- **per request**, each client in a process of its own, the clients taking turns each round:
+  raw urllib3 reading the chunked body and ``json.loads`` on each event (the floor), the groq
+  SDK iterating ``create(stream=True)``, and runner's streamed send
+  (``runner.stream_send.send_streamed``: urllib3, the event decoder, the chunk assembler and
+  timing). Time to first token is taken
   where each client's own code first sees answer text; CPU is ``time.process_time`` around
   the whole request, the stream read to its end.
 - **whole process**: ``runner run`` of one spec with ``stream: true`` and a case per request
@@ -133,36 +134,43 @@ def runner_client(root_url: str) -> Client:
 CLIENTS = {"raw urllib3 + json": raw_client, "groq SDK": groq_client, "runner": runner_client}
 
 
-def in_process(root_url: str, n: int, rounds: int) -> dict[str, dict[str, float]]:
-    clients = {name: make(root_url) for name, make in CLIENTS.items()}
-    ttft: dict[str, list[float]] = {name: [] for name in clients}
-    ttft_cpu: dict[str, list[float]] = {name: [] for name in clients}
-    cpu: dict[str, list[float]] = {name: [] for name in clients}
-    texts: dict[str, str] = {}
-    for name, send in clients.items():  # warm up: connections, imports, caches
-        texts[name] = send(workload.request_body(0))[2]
-    assert len(set(texts.values())) == 1, "the clients did not get the same answer"
+def client_run(name: str, root_url: str, n: int) -> dict[str, Any]:
+    """One client's ``n`` requests, after one to warm up (run in a process of its own)."""
+    send = CLIENTS[name](root_url)
+    text = send(workload.request_body(0))[2]
+    ttft, ttft_cpu = [], []
+    started = time.process_time()
+    for index in range(n):
+        first, first_cpu, _ = send(workload.request_body(index))
+        ttft.append(first * 1000.0)
+        ttft_cpu.append(first_cpu * 1000.0)
+    cpu = (time.process_time() - started) * 1000.0 / n
+    return {"ttft": ttft, "ttft_cpu": ttft_cpu, "cpu_ms": cpu, "text": text}
+
+
+def per_request(root_url: str, n: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Each client in its own process (no client's garbage or connections slow another's),
+    the clients taking turns, ``rounds`` times."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CLIENTS}
     for round_number in range(rounds):
-        spent = dict.fromkeys(clients, 0.0)
-        for index in range(n):  # client after client on each request: noise hits all alike
-            for name, send in clients.items():
-                cpu_before = time.process_time()
-                first, first_cpu, _ = send(workload.request_body(index))
-                spent[name] += time.process_time() - cpu_before
-                ttft[name].append(first * 1000.0)
-                ttft_cpu[name].append(first_cpu * 1000.0)
-        for name in clients:
-            cpu[name].append(spent[name] * 1000.0 / n)
+        for name in CLIENTS:
+            argv = [sys.executable, __file__, "--client", name, "--root-url", root_url]
+            usage = run_child([*argv, "--n", str(n)])
+            assert usage.returncode == 0, usage.stderr[-2000:]
+            runs[name].append(usage.json())
         print(f"round {round_number + 1}/{rounds} done", file=sys.stderr)
-    return {
-        name: {
-            "ttft_median_ms": statistics.median(ttft[name]),
-            "ttft_p90_ms": statistics.quantiles(ttft[name], n=10)[-1],
-            "ttft_cpu_ms": statistics.median(ttft_cpu[name]),
-            "cpu_ms": statistics.median(cpu[name]),
+    texts = {run["text"] for done in runs.values() for run in done}
+    assert len(texts) == 1, "the clients did not get the same answer"
+    figures = {}
+    for name, done in runs.items():
+        ttft = [t for run in done for t in run["ttft"]]
+        figures[name] = {
+            "ttft_median_ms": statistics.median(ttft),
+            "ttft_p90_ms": statistics.quantiles(ttft, n=10)[-1],
+            "ttft_cpu_ms": statistics.median(t for run in done for t in run["ttft_cpu"]),
+            "cpu_ms": statistics.median(run["cpu_ms"] for run in done),
         }
-        for name in clients
-    }
+    return figures
 
 
 def whole_process(root_url: str, n: int, rounds: int, work: Path) -> dict[str, float]:
@@ -207,20 +215,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--words", type=int, default=200, help="words in the streamed answer")
     parser.add_argument("--processes", type=int, default=200, help="n of the process runs")
+    parser.add_argument("--client", choices=sorted(CLIENTS), help=argparse.SUPPRESS)
+    parser.add_argument("--root-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.client:  # a child of per_request
+        print(json.dumps(client_run(args.client, args.root_url, args.n)))
+        return
     server_args = ["--no-record", "--content-words", str(args.words)]
     with Server(ROOT / "tests" / "openai_server.py", *server_args, python=sys.executable) as srv:
-        per_request = in_process(srv.root_url, args.n, args.rounds)
+        requests = per_request(srv.root_url, args.n, args.rounds)
         with tempfile.TemporaryDirectory() as work:
             processes = whole_process(srv.root_url, args.processes, args.rounds, Path(work))
-    floor, sdk = per_request["raw urllib3 + json"], per_request["groq SDK"]
-    print(f"\n#### In-process: {args.n} x {args.rounds} streamed requests of {args.words} words\n")
+    floor, sdk = requests["raw urllib3 + json"], requests["groq SDK"]
+    print(f"\n#### Per request: {args.n} x {args.rounds} streamed requests of {args.words} words\n")
     print(
         "| client | time to first token, median ms | p90 ms | added vs raw, ms | "
         "CPU until first token, ms | added vs raw, ms | CPU ms/request | vs groq SDK |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for name, row in per_request.items():
+    for name, row in requests.items():
         added = row["ttft_median_ms"] - floor["ttft_median_ms"]
         added_cpu = row["ttft_cpu_ms"] - floor["ttft_cpu_ms"]
         print(

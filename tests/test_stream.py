@@ -546,7 +546,7 @@ CHUNKISH = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     chunks=st.lists(CHUNKISH | JSON, max_size=5),
     noise=st.binary(max_size=40),
@@ -556,3 +556,16 @@ def test_no_stream_however_broken_makes_the_reader_raise(chunks, noise, done):
     data = stream_of(chunks, done=done) + noise
     result = read_stream([data[:7], data[7:]], 0.0)
     assert (result.completion is None) != (result.failure is None)
+
+
+def test_resume_keeps_the_stream_option(project, openai_server, run_server, run_cli):
+    write_spec(project, "alpha")
+    openai_server.plan("stream_drop_after:3")
+    result, records = run_server("--stream")
+    assert result.exit_code == 1 and records["alpha"]["status"] == "failed"
+    run_dir = sorted((project / "runs").iterdir())[-1]
+
+    result = run_cli("run", "--resume", run_dir)
+    assert result.exit_code == 0, result.output
+    assert [r.body.get("stream") for r in openai_server.received] == [True, True]
+    assert read_records(run_dir)["alpha"]["stream"]["chunks"] > 2
