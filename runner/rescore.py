@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,12 @@ from runner import expect
 from runner.cases import NO_CASE, Case, expand, record_id
 from runner.errors import RenderError, UsageError
 from runner.execute import RunSettings
+from runner.providers import resolve_endpoint
 from runner.render import render_request
 from runner.score import score_record
 from runner.spec import Spec
 from runner.store import RunStore, utc_now
+from runner.stream_send import streaming_body
 
 MAX_LISTED = 10
 
@@ -172,7 +174,9 @@ def _load_specs(
 def _plan(specs: dict[str, Spec], settings: RunSettings) -> dict[str, _Planned]:
     """Each record id of the current specs, with its variables and its request's digest."""
     planned: dict[str, _Planned] = {}
+    override = replace(settings.provider, require_key=False)
     for spec in specs.values():
+        provider = resolve_endpoint(spec.provider, override).name
         for case, combination in expand(spec.cases, spec.matrix, settings.selection):
             try:
                 request = render_request(spec, settings.variables, case, combination)
@@ -180,9 +184,9 @@ def _plan(specs: dict[str, Spec], settings: RunSettings) -> dict[str, _Planned]:
                 variables = {**spec.vars, **case.vars, **settings.variables}
                 planned[record_id(spec.name, case, combination)] = _Planned(variables, None, case)
                 continue
-            planned[request.record_id] = _Planned(
-                request.vars, _digest(request.recorded_body), case
-            )
+            # The body as the run sent it: --stream/--no-stream and the stream options.
+            body = streaming_body(request.recorded_body, provider, settings.stream)
+            planned[request.record_id] = _Planned(request.vars, _digest(body), case)
     return planned
 
 

@@ -569,3 +569,17 @@ def test_resume_keeps_the_stream_option(project, openai_server, run_server, run_
     assert result.exit_code == 0, result.output
     assert [r.body.get("stream") for r in openai_server.received] == [True, True]
     assert read_records(run_dir)["alpha"]["stream"]["chunks"] > 2
+
+
+def test_scoring_a_streamed_run_again_sees_the_same_requests(
+    project, openai_server, run_server, run_cli
+):
+    write_spec(project, "alpha", stream=True, expect=[{"contains": "offline"}])
+    write_spec(project, "beta")
+    result, _ = run_server("--stream")
+    assert result.exit_code == 0, result.output
+    run_dir = sorted((project / "runs").iterdir())[-1]
+
+    result = run_cli("score", run_dir, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["prompt_changed"] == []
