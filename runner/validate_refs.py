@@ -4,6 +4,7 @@ each schema checked against the JSON Schema 2020-12 metaschema."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from runner.errors import Problem, SpecError
+from runner.json_positions import json_positions
 from runner.load import PathKey, read_text
 from runner.project import display_path, resolve_inside
 from runner.validate_context import SpecFile
@@ -30,25 +32,70 @@ def resolve_schema(
         return None
     error = _schema_error(json.dumps(schema, sort_keys=True))
     if error is not None:
-        problems.append(
-            file.problem(path, error, "see https://json-schema.org/understanding-json-schema/")
-        )
+        message, inside = error
+        hint = "see https://json-schema.org/understanding-json-schema/"
+        problems.append(locate(file, path, value, inside, message, hint))
         return None
     return schema
 
 
-@lru_cache(maxsize=256)
-def _schema_error(schema_json: str) -> str | None:
-    """Why a JSON Schema (as canonical JSON) is not valid, or None; checked once per schema.
+def locate(
+    file: SpecFile,
+    path: PathKey,
+    value: Any,
+    inside: Sequence[str | int],
+    message: str,
+    hint: str | None = None,
+) -> Problem:
+    """A Problem at the node ``inside`` the schema given at ``path`` (``value`` as written),
+    following ``$ref``s into the files that hold the rest: ``schemas/x.json:7:15``."""
+    current, walked = value, list[str | int]()
+    folder, held_by = file.folder_of(path), None
+    for part in (*inside, None):
+        target = _ref_target(current, folder, file.root)
+        if target is not None:
+            current, held_by, walked = target[0], target[1], list(target[2])
+            folder = target[1].parent
+        if part is None:
+            break
+        if isinstance(current, list) and str(part).isdigit() and int(part) < len(current):
+            part = int(part)
+        elif not isinstance(current, dict) or part not in current:
+            break
+        current = current[part]
+        walked.append(part)
+    if held_by is None:
+        return file.problem((*path, *walked), message, hint)
+    positions = json_positions(held_by.read_text(encoding="utf-8-sig"))
+    for end in range(len(walked), -1, -1):
+        found = positions.get(tuple(walked[:end]))
+        if found is not None:
+            return Problem(display_path(held_by), message, found[0], found[1], hint)
+    return Problem(display_path(held_by), message, 1, 1, hint)
 
-    Checking against the 2020-12 metaschema costs milliseconds, and a folder of specs often
-    shares one response schema.
+
+def _ref_target(value: Any, folder: Path, root: Path) -> tuple[Any, Path, tuple[str, ...]] | None:
+    """What a ``{$ref: file#pointer}`` points at: the value, its file and its path in it."""
+    ref = value.get("$ref") if isinstance(value, dict) else None
+    if not isinstance(ref, str) or ref.startswith("#"):
+        return None
+    try:
+        found, target = _load_ref(ref, folder, root, frozenset())
+    except _RefProblem:
+        return None
+    return found, target, tuple(p for p in ref.partition("#")[2].split("/") if p)
+
+
+@lru_cache(maxsize=256)
+def _schema_error(schema_json: str) -> tuple[str, tuple[str | int, ...]] | None:
+    """Why a JSON Schema (as canonical JSON) is not valid, and where in it; None when valid.
+    Checked once per schema: the 2020-12 metaschema costs milliseconds, and a folder of specs
+    often shares one response schema.
     """
     try:
         Draft202012Validator.check_schema(json.loads(schema_json))
     except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path)
-        return f"not a valid JSON Schema: {exc.message}" + (f" (at {where})" if where else "")
+        return f"not a valid JSON Schema: {exc.message}", tuple(exc.absolute_path)
     return None
 
 

@@ -12,7 +12,7 @@ from runner.providers import BUILTIN_PROVIDERS, OFFLINE
 from runner.spec import OutputSchema, Provider, Spec, Tool
 from runner.strict import strict_mode_problems
 from runner.validate_context import SpecFile
-from runner.validate_refs import resolve_schema
+from runner.validate_refs import locate, resolve_schema
 
 
 def build_output_schema(
@@ -26,11 +26,14 @@ def build_output_schema(
         return OutputSchema("json_object")
     spec = response_format["json_schema"]
     path: PathKey = ("response_format", "json_schema", "schema")
-    schema = resolve_schema(file, path, spec.get("schema", {}), problems)
+    raw = spec.get("schema", {})
+    schema = resolve_schema(file, path, raw, problems)
     if schema is not None:
         if spec.get("strict"):
             hint = "fix the schema, or set strict: false"
-            problems.extend(_strict_problems(file, path, schema, "response schema breaks", hint))
+            problems.extend(
+                _strict_problems(file, path, raw, schema, "response schema breaks", hint)
+            )
         params["response_format"] = {
             **response_format,
             "json_schema": {**spec, "schema": schema},
@@ -66,7 +69,9 @@ def build_tools(
         parameters = resolve_schema(file, path, raw_parameters, problems)
         parameters = parameters if parameters is not None else {}
         if function.get("strict"):
-            problems.extend(_strict_problems(file, path, parameters, "tool parameters break"))
+            problems.extend(
+                _strict_problems(file, path, raw_parameters, parameters, "tool parameters break")
+            )
         tools.append(Tool(name, parameters, function.get("description")))
         if "parameters" in function:
             function = {**function, "parameters": parameters}
@@ -77,15 +82,18 @@ def build_tools(
 
 
 def _strict_problems(
-    file: SpecFile, path: PathKey, schema: dict[str, Any], what: str, hint: str | None = None
+    file: SpecFile,
+    path: PathKey,
+    value: Any,
+    schema: dict[str, Any],
+    what: str,
+    hint: str | None = None,
 ) -> Iterator[Problem]:
-    """``what`` is the subject and verb of the message: 'tool parameters break'."""
+    """``what`` is the subject and verb of the message: 'tool parameters break'. Each problem
+    is at the schema node that breaks the rule, in the spec or in a $ref'd file."""
     for where, message in strict_mode_problems(schema):
-        yield file.problem(
-            path,
-            f"{what} strict mode: {message}" + (f" (at {where})" if where else ""),
-            hint,
-        )
+        inside = [part for part in where.split("/") if part]
+        yield locate(file, path, value, inside, f"{what} strict mode: {message}", hint)
 
 
 def build_provider(value: Any) -> Provider | None:

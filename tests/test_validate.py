@@ -166,14 +166,14 @@ MISTAKES = {
     "inline schema with a bad type": (
         "temperature: 0.5",
         RF + "    schema:\n      type: strin",
-        "spec.yaml:9:7: not a valid JSON Schema: 'strin' is not valid under any of the given "
-        "schemas (at type) (see https://json-schema.org/understanding-json-schema/)",
+        "spec.yaml:9:13: not a valid JSON Schema: 'strin' is not valid under any of the given "
+        "schemas (see https://json-schema.org/understanding-json-schema/)",
     ),
     "strict schema with an optional property": (
         "temperature: 0.5",
         RF + "    strict: true\n    schema:\n      $ref: schemas/open.json",
-        "spec.yaml:10:7: response schema breaks strict mode: every property must be listed in "
-        "'required' (missing: b); make a property optional with type [..., 'null'] (at /) "
+        "schemas/open.json:1:1: response schema breaks strict mode: every property must be "
+        "listed in 'required' (missing: b); make a property optional with type [..., 'null'] "
         "(fix the schema, or set strict: false)",
     ),
     "two tools with one name": (
