@@ -15,6 +15,7 @@ from typing import Any
 from jsonschema.exceptions import ValidationError
 
 from runner.errors import Problem
+from runner.hints import split_message, tool_choice_mistake, top_level_message_field
 from runner.load import Document, PathKey
 
 TYPE_WORDS = {
@@ -40,6 +41,10 @@ def explain(error: ValidationError, doc: Document) -> Problem:
     """One Problem for one jsonschema error, positioned in ``doc``."""
     error = _most_relevant(error)
     path: PathKey = tuple(error.absolute_path)
+    if path == ("tool_choice",) and isinstance(error.instance, str):
+        mistake = tool_choice_mistake(error.instance)
+        if mistake is not None:
+            return doc.problem(path, *mistake)
     handler = _HANDLERS.get(str(error.validator), _generic)
     return handler(error, path, doc)
 
@@ -109,7 +114,9 @@ def _additional(error: ValidationError, path: PathKey, doc: Document) -> Problem
     key = extra[0] if extra else "?"
     guess = _closest(key, allowed)
     hint: str | None
-    if guess:
+    if not path and top_level_message_field(key):
+        hint = top_level_message_field(key)
+    elif guess:
         hint = f"did you mean '{guess}'?"
     elif key in KEY_HINTS:
         hint = KEY_HINTS[key]
@@ -139,6 +146,7 @@ def _required(error: ValidationError, path: PathKey, doc: Document) -> Problem:
         if examples and not isinstance(examples[0], dict | list)
         else f"add '{missing}:'"
     )
+    hint = split_message(path, missing, doc) or hint
     where = "the spec" if not path else _label(path)
     return doc.problem(path, f"{where} is missing the required key '{missing}'", hint, key=True)
 

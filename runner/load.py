@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from runner.errors import Problem, SpecError
+from runner.hints import unquoted_template, yaml_mistake
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_VALUES = 200_000
@@ -160,11 +161,14 @@ def _yaml_problem(display: str, exc: yaml.MarkedYAMLError, text: str) -> Problem
     if "expected a single document" in (exc.context or ""):
         what = "holds more than one YAML document ('---'); put each spec in its own file"
     hint = _yaml_hint(what)
-    if mark is not None and _indented_with_tab(text, mark.line):
-        what, hint = "a tab is used for indentation", _yaml_hint("tab")
     if mark is None:
         return Problem(display, f"YAML syntax error: {what}", hint=hint)
-    return Problem(display, f"YAML syntax error: {what}", mark.line + 1, mark.column + 1, hint)
+    column = mark.column + 1
+    if _indented_with_tab(text, mark.line):
+        what, hint = "a tab is used for indentation", _yaml_hint("tab")
+    elif mistake := yaml_mistake(text, mark.line):
+        what, hint, column = mistake
+    return Problem(display, f"YAML syntax error: {what}", mark.line + 1, column, hint)
 
 
 def _indented_with_tab(text: str, line_index: int) -> bool:
@@ -230,9 +234,7 @@ class _Builder:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                self._refuse(
-                    key_node, "uses a list or mapping as a key", "keys must be plain names"
-                )
+                self._refuse_key(key_node)
             key = str(self._scalar(key_node))
             child = (*path, key)
             mark = key_node.start_mark
@@ -266,6 +268,17 @@ class _Builder:
             # Dates, timestamps and binaries stay the text the user wrote: specs are JSON data.
             return node.value
         return value
+
+    def _refuse_key(self, node: yaml.Node) -> None:
+        lines = self.document.text.splitlines()
+        line = lines[node.start_mark.line] if node.start_mark.line < len(lines) else ""
+        mistake = unquoted_template(line)
+        if mistake is None:
+            self._refuse(node, "uses a list or mapping as a key", "keys must be plain names")
+        else:
+            message, hint, column = mistake
+            problem = Problem(self.display, message, node.start_mark.line + 1, column, hint)
+            raise SpecError([problem])
 
     def _refuse(self, node: yaml.Node, what: str, hint: str) -> None:
         mark = node.start_mark
