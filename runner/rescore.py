@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,7 @@ def score_run(
     manifest = store.read_manifest()
     settings = RunSettings.from_json(manifest.get("settings") or {})
     specs = _load_specs(manifest, load, spec_files)
-    planned = _plan(specs, settings)
+    planned = _PlanLookup(_plan(specs, settings))
     result = ScoreResult(run_dir)
 
     def rescore(record: dict[str, Any]) -> dict[str, Any]:
@@ -120,9 +120,10 @@ def score_run(
             result.unknown_spec.append(record["id"])
             expect.add_count(result.expectations, record)
             return record
-        plan = planned.get(record["id"]) or _Planned(record.get("vars") or {}, None)
-        if record["id"] not in planned:
+        plan = planned.pop(record["id"])
+        if plan is None:
             result.not_in_spec.append(record["id"])
+            plan = _Planned(record.get("vars") or {}, None)
         elif record.get("request") is not None and _digest(record["request"]) != plan.request:
             result.prompt_changed.append(record["id"])
         before = _verdict(record)
@@ -171,9 +172,29 @@ def _load_specs(
     return specs
 
 
-def _plan(specs: dict[str, Spec], settings: RunSettings) -> dict[str, _Planned]:
-    """Each record id of the current specs, with its variables and its request's digest."""
-    planned: dict[str, _Planned] = {}
+class _PlanLookup:
+    """The current plan's entries by record id, read ahead only as far as a lookup needs: a
+    finished run's records come in plan order, so memory stays flat however long the run,
+    unless the cases were reordered since (then the entries passed over wait in a dict)."""
+
+    def __init__(self, entries: Iterator[tuple[str, _Planned]]):
+        self._entries = entries
+        self._ahead: dict[str, _Planned] = {}
+
+    def pop(self, wanted: str) -> _Planned | None:
+        found = self._ahead.pop(wanted, None)
+        if found is not None:
+            return found
+        for planned_id, planned in self._entries:
+            if planned_id == wanted:
+                return planned
+            self._ahead[planned_id] = planned
+        return None
+
+
+def _plan(specs: dict[str, Spec], settings: RunSettings) -> Iterator[tuple[str, _Planned]]:
+    """Each record id of the current specs, in plan order, with its variables and its
+    request's digest."""
     override = replace(settings.provider, require_key=False)
     for spec in specs.values():
         provider = resolve_endpoint(spec.provider, override).name
@@ -182,12 +203,11 @@ def _plan(specs: dict[str, Spec], settings: RunSettings) -> dict[str, _Planned]:
                 request = render_request(spec, settings.variables, case, combination)
             except RenderError:  # the current templates fail for this case: no request to compare
                 variables = {**spec.vars, **case.vars, **settings.variables}
-                planned[record_id(spec.name, case, combination)] = _Planned(variables, None, case)
+                yield record_id(spec.name, case, combination), _Planned(variables, None, case)
                 continue
             # The body as the run sent it: --stream/--no-stream and the stream options.
             body = streaming_body(request.recorded_body, provider, settings.stream)
-            planned[request.record_id] = _Planned(request.vars, _digest(body), case)
-    return planned
+            yield request.record_id, _Planned(request.vars, _digest(body), case)
 
 
 def _digest(body: Any) -> str:

@@ -645,3 +645,24 @@ def test_a_resumed_run_counts_the_expectations_of_all_its_records(
     assert json.loads(resumed.stdout)["expectations"] == {"records": 2, "passed": 1, "failed": 1}
     manifest = json.loads((latest_run(project) / "manifest.json").read_text())
     assert manifest["counts"]["expectations"] == {"records": 2, "passed": 1, "failed": 1}
+
+
+def test_score_finds_each_record_when_the_cases_were_reordered_or_removed(project, run_cli):
+    labelled_project(project, "negative")
+    run_cli("run", "specs", "--provider", "offline", "--out", "runs", "--quiet")
+    run_dir = latest_run(project)
+    labels = {r["id"]: r["output"]["parsed"]["label"] for r in read_records(run_dir).values()}
+    data = project / "specs" / "data" / "labels.csv"
+    rows = [("r3", "New.", "positive"), ("r2", "Broke in a week.", labels["labels/r2"])]
+    rows.append(("r1", "Great strap.", labels["labels/r1"]))
+    data.write_text("id,review,expected_label\n" + "".join(f"{','.join(r)}\n" for r in rows))
+
+    reordered = json.loads(run_cli("score", run_dir, "--json").stdout)
+
+    assert reordered["expectations"] == {"records": 2, "passed": 2, "failed": 0}
+    assert reordered["not_in_spec"] == [] and reordered["prompt_changed"] == []
+
+    data.write_text("id,review,expected_label\n" + f"{','.join(rows[1])}\n")
+    removed = json.loads(run_cli("score", run_dir, "--json").stdout)
+    assert removed["not_in_spec"] == ["labels/r1"]
+    assert removed["expectations"]["records"] == 2  # scored with its saved variables
