@@ -29,19 +29,8 @@ WORK = Path(__file__).resolve().parent / ".work"
 from helpers import PEAK_WRAPPER  # noqa: E402
 from openai_server import FakeOpenAI  # noqa: E402
 
-SPEC = """\
-version: 1
-name: scale
-model: llama-3.3-70b-versatile
-temperature: 0.2
-max_completion_tokens: 64
-cases: data/reviews.csv
-messages:
-  - role: system
-    content: You classify product reviews as positive, negative or mixed.
-  - role: user
-    content: "Review {{ id }} of {{ product }}: {{ review }}"
-"""
+sys.path.insert(0, str(ROOT / "bench"))
+from cases_scale import write_project  # noqa: E402
 
 
 def submit(rows: int, server: FakeOpenAI) -> tuple[float, float, float, int]:
@@ -49,14 +38,7 @@ def submit(rows: int, server: FakeOpenAI) -> tuple[float, float, float, int]:
     WORK.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=WORK) as temp:
         folder = Path(temp)
-        (folder / "pyproject.toml").write_text("")
-        (folder / "specs" / "data").mkdir(parents=True)
-        (folder / "specs" / "scale.yaml").write_text(SPEC)
-        with open(folder / "specs" / "data" / "reviews.csv", "w") as handle:
-            handle.write("id,product,review\n")
-            handle.writelines(
-                f"r{i},product {i % 97},Review text number {i} is fine.\n" for i in range(rows)
-            )
+        write_project(folder, rows)  # the spec and CSV of bench/cases_scale.py
         peak_file = folder / "peak.txt"
         command = [
             sys.executable, "-c", PEAK_WRAPPER, str(peak_file), "batch", "submit", "specs",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from runner.batch_api import LINE_URL, BatchApiError, BatchClient
-from runner.cache import ResponseCache, request_key
+from runner.cache import ResponseCache, cache_path_for, request_key
 from runner.errors import UsageError
 from runner.execute import (
     Job,
@@ -67,8 +68,8 @@ PROVIDER_LIMITS: dict[str, tuple[int, int]] = {
     "openai": (50_000, 200 * MiB),
 }
 DEFAULT_LIMITS = (50_000, 100 * MiB)
-# Groq takes durations from 24h to 7d; OpenAI takes 24h.
-WINDOWS = ("24h", "48h", "72h", "4d", "5d", "6d", "7d")
+# Groq takes durations from 24h to 7d; OpenAI takes 24h (and says so if given more).
+WINDOW = re.compile(r"([1-9][0-9]*)([hd])")
 
 
 @dataclass(frozen=True)
@@ -234,10 +235,7 @@ def submit_batch(
     specs: list[Spec], settings: RunSettings, options: BatchOptions, out_dir: Path
 ) -> BatchResult:
     """Render the specs' requests into a new run directory and submit them as batches."""
-    if options.completion_window not in WINDOWS:
-        raise UsageError(
-            f"completion window {options.completion_window!r} is not one of {', '.join(WINDOWS)}"
-        )
+    _check_window(options.completion_window)
     endpoints = _endpoints(specs, settings)
     answers = _open_answers(specs, endpoints, settings)
     store = RunStore.create(out_dir)
@@ -248,6 +246,16 @@ def submit_batch(
     state = BatchState(options)
     state.save(store)
     return _submit(store, specs, settings, state, endpoints, answers, frozenset())
+
+
+def _check_window(window: str) -> None:
+    match = WINDOW.fullmatch(window)
+    hours = int(match[1]) * (24 if match[2] == "d" else 1) if match else 0
+    if not 24 <= hours <= 168:
+        raise UsageError(
+            f"--completion-window {window!r}: give hours or days from 24h to 7d, such as 24h, "
+            "48h or 7d (OpenAI takes only 24h)"
+        )
 
 
 def resume_batch(run_dir: Path, load: Callable[[Path], Spec]) -> BatchResult:
@@ -449,23 +457,20 @@ def cancel_batches(run_dir: Path) -> BatchStatus:
     store = RunStore.open(run_dir)
     state = BatchState.load(store)
     settings = RunSettings.from_json(store.read_manifest()["settings"])
-    client = BatchClient(settings.retry, settings.timeouts)
-    try:
-        for part in state.parts:
-            if part.batch_id is not None and not part.terminal:
-                part.batch = client.cancel_batch(_part_endpoint(part), part.batch_id)
-                state.save(store)
-    finally:
-        client.close()
+    _refresh(store, state, settings, cancel=True)
     return BatchStatus(store.root, tuple(state.parts))
 
 
-def _refresh(store: RunStore, state: BatchState, settings: RunSettings) -> None:
+def _refresh(
+    store: RunStore, state: BatchState, settings: RunSettings, cancel: bool = False
+) -> None:
+    """Read (or cancel) every batch that has not ended, saving each answer as it comes."""
     client = BatchClient(settings.retry, settings.timeouts)
+    call = client.cancel_batch if cancel else client.get_batch
     try:
         for part in state.parts:
             if part.batch_id is not None and not part.terminal:
-                part.batch = client.get_batch(_part_endpoint(part), part.batch_id)
+                part.batch = call(_part_endpoint(part), part.batch_id)
                 state.save(store)
     finally:
         client.close()
@@ -531,7 +536,7 @@ def _save_records(
 ) -> tuple[RunSummary, int]:
     summary = RunSummary(store.root)
     cache = (
-        ResponseCache(_cache_path(specs), settings.cache)
+        ResponseCache(cache_path_for(specs[0].path), settings.cache)
         if settings.cache != "off" and specs
         else None
     )
@@ -560,12 +565,6 @@ def _save_records(
         if cache is not None:
             cache.close()
     return summary, waiting
-
-
-def _cache_path(specs: list[Spec]) -> Path:
-    from runner.cache import cache_path_for
-
-    return cache_path_for(specs[0].path)
 
 
 def _record_from_line(job: Job, part: Part, line: str | None) -> dict[str, Any]:

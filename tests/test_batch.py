@@ -455,3 +455,12 @@ def test_submit_memory_does_not_grow_with_the_requests(tmp_path, openai_server):
     assert openai_server.batches.uploads[-1] > 16 * openai_server.batches.uploads[0] * 0.9
     assert large < 100
     assert large - small < 8, (small, large)
+
+
+def test_the_completion_window_goes_to_the_provider_from_24h_to_7d(project, run_cli, openai_server):
+    write_spec(project, "one")
+    refused = run_cli(*submit_args(openai_server.base_url, "--completion-window", "2h"))
+    assert refused.exit_code == 2 and "from 24h to 7d" in refused.output
+    assert not (project / "runs").exists() and not openai_server.batches.calls
+    submit(run_cli, openai_server, "--completion-window", "7d")
+    assert [body["completion_window"] for body in openai_server.batches.created] == ["7d"]
