@@ -264,8 +264,10 @@ class RunStore:
     def open(cls, root: Path) -> RunStore:
         """An existing run directory, to read or to resume.
 
-        Temporary files a kill left behind are deleted. A run saved by an older runner (one
-        file per record in ``records/``) is converted in place first: its records go into
+        Opening a run of this layout only reads it: temporary files a kill left behind are
+        deleted when the run is written to again (a reader must not delete the temporary file
+        of a run finishing in another process). A run saved by an older runner (one file per
+        record in ``records/``) is converted in place first: its records go into
         results.jsonl, one line each (the record files win over older lines), and the folder
         is removed.
         """
@@ -273,7 +275,6 @@ class RunStore:
             raise UsageError(f"{root} is not a run directory (it has no {MANIFEST})")
         store = cls(root)
         try:
-            store.remove_leftovers()
             if (root / LEGACY_RECORDS).is_dir():
                 store._convert_legacy()
         except OSError as exc:
@@ -395,6 +396,7 @@ class RunStore:
         """The index of the lines in results.jsonl, built by reading it once (on resume)."""
         if self._index is not None:
             return self._index
+        self.remove_leftovers()
         index = _LineIndex()
         size = 0
         for offset, line in _whole_lines(self.results_path):
@@ -513,6 +515,7 @@ class RunStore:
         kill at any point leaves the folder in place, and the next open converts again.
         """
         folder = self.root / LEGACY_RECORDS
+        self.remove_leftovers()
         latest = temporary_database()
         try:
             latest.execute("CREATE TABLE latest (id TEXT PRIMARY KEY, offset INTEGER)")

@@ -244,3 +244,17 @@ def test_readers_see_the_same_records_as_an_independent_reader(tmp_path):
 
     assert {r["id"]: r for r in RunStore.open(store.root).records()} == read_records(store.root)
     assert RunStore.open(store.root).count() == 300
+
+
+def test_a_reader_leaves_the_temporary_file_of_a_run_finishing_elsewhere(tmp_path):
+    store = new_run(tmp_path)
+    store.save_record({"id": "a", "status": "ok"})
+    store.close()
+    rewriting = store.root / ".results.jsonl.x1.tmp"  # another process's rewrite, under way
+    rewriting.write_text('{"id": "a"')
+
+    assert [r["id"] for r in RunStore.open(store.root).records()] == ["a"]
+    assert rewriting.exists()
+    resumed = RunStore.open(store.root)
+    assert len(resumed.completed_ids()) == 1  # resuming: no other process may write the run
+    assert not rewriting.exists()
