@@ -86,7 +86,7 @@ def disk_bytes(folder: Path) -> int:
 def lines_of(path: Path) -> int:
     count = 0
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 24):
+        while chunk := handle.read(1 << 20):
             count += chunk.count(b"\n")
     return count
 

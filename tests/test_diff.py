@@ -184,3 +184,44 @@ def test_large_runs_pair_by_id_whatever_their_order(tmp_path, run_cli, order):
     from runner.diff import diff_runs
 
     assert diff_runs(run_a, run_b).to_json() == data
+
+
+def test_records_that_differ_only_in_timings_are_the_same_and_the_rest_still_counts(tmp_path):
+    """Lines equal but for attempts, latency and times are compared without parsing; any other
+    difference, even inside a field after the timings, is parsed and shown."""
+    from runner.diff import diff_runs
+
+    def record(record_id, content="same", latency=1.5, when="2026-11-26T00:00:00.000Z", **more):
+        return {
+            "id": record_id,
+            "status": "ok",
+            "output": {"content": content},
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+            "attempts": 1,
+            "latency_ms": latency,
+            "started_at": when,
+            "finished_at": when,
+            **more,
+        }
+
+    late = {"latency": 2e-05, "when": "2026-11-27T09:00:00.000Z"}
+    passed = {"expectations": {"passed": True, "checks": [{"check": "equals", "passed": True}]}}
+    failed = {"expectations": {"passed": False, "checks": [{"check": "equals", "passed": False}]}}
+    run_a = saved_run(
+        tmp_path / "a",
+        [record("timing"), record("content"), record("verdict", **passed), record("retried")],
+    )
+    run_b = saved_run(
+        tmp_path / "b",
+        [
+            record("timing", **late),
+            record("content", "other", **late),
+            record("verdict", **late, **failed),
+            record("retried", attempts=2),
+        ],
+    )
+
+    result = diff_runs(run_a, run_b)
+
+    assert sorted(r.id for r in result.changed) == ["content", "verdict"]
+    assert result.unchanged == 2 and result.paired == 4
