@@ -340,14 +340,16 @@ Line = tuple[int, bytes]
 # after everything diff_records compares but the keys added at the end): two lines equal
 # without them hold the same answer, and need not be parsed.
 _RUN_TIMINGS = re.compile(
-    rb', "attempts": -?[0-9]+, "latency_ms": [-+.eE0-9]+, '
-    rb'"started_at": (?:"[^"]*"|null), "finished_at": (?:"[^"]*"|null)'
+    rb', "attempts": -?[0-9]+, "latency_ms": [-+.eE0-9]+'
+    rb'(?:, "stream": (?:null|\{[^{}]*\}))?'
+    rb', "started_at": (?:"[^"]*"|null), "finished_at": (?:"[^"]*"|null)'
 )
 
 
 def _same_answer(line_a: bytes, line_b: bytes) -> bool:
-    """True when two record lines differ only in their attempts, latency and times (a cheap
-    byte comparison; anything else, or a line of another shape, is parsed and compared)."""
+    """True when two record lines differ only in their attempts, latency, stream timings and
+    times (a cheap byte comparison; anything else, or a line of another shape, is parsed and
+    compared)."""
     start_a, start_b = line_a.rfind(b', "attempts": '), line_b.rfind(b', "attempts": ')
     if start_a < 0 or start_b < 0 or line_a[:start_a] != line_b[:start_b]:
         return False

@@ -192,6 +192,7 @@ def test_records_that_differ_only_in_timings_are_the_same_and_the_rest_still_cou
     from runner.diff import diff_runs
 
     def record(record_id, content="same", latency=1.5, when="2026-11-26T00:00:00.000Z", **more):
+        stream = more.pop("stream", None)
         return {
             "id": record_id,
             "status": "ok",
@@ -199,12 +200,13 @@ def test_records_that_differ_only_in_timings_are_the_same_and_the_rest_still_cou
             "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
             "attempts": 1,
             "latency_ms": latency,
+            "stream": stream,
             "started_at": when,
             "finished_at": when,
             **more,
         }
 
-    late = {"latency": 2e-05, "when": "2026-11-27T09:00:00.000Z"}
+    late = {"latency": 2e-05, "when": "2026-11-27T09:00:00.000Z", "stream": {"ttft_ms": 3.5}}
     passed = {"expectations": {"passed": True, "checks": [{"check": "equals", "passed": True}]}}
     failed = {"expectations": {"passed": False, "checks": [{"check": "equals", "passed": False}]}}
     run_a = saved_run(
@@ -225,3 +227,10 @@ def test_records_that_differ_only_in_timings_are_the_same_and_the_rest_still_cou
 
     assert sorted(r.id for r in result.changed) == ["content", "verdict"]
     assert result.unchanged == 2 and result.paired == 4
+    # The timing-only pair took the byte comparison, not the parser.
+    from runner.diff import _same_answer
+
+    line_a, line_b = (
+        (run / "results.jsonl").read_bytes().split(b"\n")[0] for run in (run_a, run_b)
+    )
+    assert _same_answer(line_a, line_b)
