@@ -583,3 +583,46 @@ def test_scoring_a_streamed_run_again_sees_the_same_requests(
     result = run_cli("score", run_dir, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["prompt_changed"] == []
+
+
+def test_on_a_terminal_a_single_streamed_answer_is_printed_as_it_arrives(project):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    write_spec(project, "alpha", "Tell me about the hills and the sea.")
+    main, child = pty.openpty()
+    env = {**os.environ, "RUNNER_OFFLINE_CHUNK_DELAY": "0.01"}
+    command = [sys.executable, "-m", "runner", "run", "specs", "--provider", "offline"]
+    process = subprocess.Popen(
+        [*command, "--stream", "--no-cache", "--out", "runs"],
+        cwd=project,
+        env=env,
+        stdout=child,
+        stderr=subprocess.PIPE,
+    )
+    os.close(child)
+    shown = b""
+    while True:
+        try:
+            data = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        shown += data
+    process.wait(timeout=30)
+    os.close(main)
+
+    (record,) = read_records(sorted((project / "runs").iterdir())[-1]).values()
+    assert process.returncode == 0
+    assert shown.decode().replace("\r\n", "\n") == record["output"]["content"] + "\n"
+    piped = subprocess.run(
+        [*command, "--stream", "--no-cache", "--out", "runs"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    assert piped.stdout == b""  # not a terminal: the text is in the record only
