@@ -626,3 +626,23 @@ def test_on_a_terminal_a_single_streamed_answer_is_printed_as_it_arrives(project
         check=True,
     )
     assert piped.stdout == b""  # not a terminal: the text is in the record only
+
+
+def test_a_replayed_streamed_answer_is_the_assembled_completion_with_no_timing(
+    project, openai_server, run_server, run_cli, monkeypatch
+):
+    write_spec(project, "alpha", stream=True)
+    result, original = run_server()
+    assert result.exit_code == 0, result.output
+    run_dir = sorted((project / "runs").iterdir())[-1]
+    assert run_cli("export", run_dir, "-o", "cassette.jsonl").exit_code == 0
+    (line,) = (project / "cassette.jsonl").read_text().splitlines()
+    assert json.loads(line)["response"] == original["alpha"]["response"]
+    openai_server.stop()
+    monkeypatch.delenv(KEY_ENV)
+
+    result, replayed = run_server("--replay", "cassette.jsonl")
+
+    assert result.exit_code == 0, result.output
+    assert replayed["alpha"]["response"] == original["alpha"]["response"]
+    assert original["alpha"]["stream"]["chunks"] > 2 and replayed["alpha"]["stream"] is None
