@@ -214,7 +214,7 @@ def _check_item(file: SpecFile, at: PathKey, item: dict[str, Any], spec: Spec) -
     if kind in ANSWER_KINDS and "path" in item:
         yield from _check_path(file, at, str(item["path"]), spec.output)
     if kind == TOOL_KIND:
-        yield from _check_tool(file, at, item[kind], spec.tools)
+        yield from _check_tool(file, at, item, spec.tools)
     if kind == "regex" and not _is_template(item[kind]):
         try:
             re.compile(str(item[kind]))
@@ -253,17 +253,30 @@ def _check_path(
 
 
 def _check_tool(
-    file: SpecFile, at: PathKey, name: Any, tools: tuple[Tool, ...]
+    file: SpecFile, at: PathKey, item: dict[str, Any], tools: tuple[Tool, ...]
 ) -> Iterator[Problem]:
+    name = item[TOOL_KIND]
     if _is_template(name):
         return
-    names = [t.name for t in tools]
-    if name not in names:
+    tool = next((t for t in tools if t.name == name), None)
+    if tool is None:
+        names = [t.name for t in tools]
         yield file.problem(
             (*at, TOOL_KIND),
             f"tool_call expects the tool '{name}', which the spec does not define",
             f"defined tools: {', '.join(names)}" if names else "add it under 'tools:'",
         )
+        return
+    for argument in item.get("arguments") or {}:
+        missing = missing_field(tool.parameters, (str(argument),))
+        if missing is not None:
+            hint = missing[1]
+            yield file.problem(
+                (*at, "arguments", argument),
+                f"the tool '{name}' has no argument '{argument}'",
+                hint.replace("fields here", "its arguments") if hint else None,
+                key=True,
+            )
 
 
 def _is_template(value: Any) -> bool:

@@ -287,7 +287,7 @@ response_format:
       additionalProperties: false
 tools:
   - type: function
-    function: {name: lookup}
+    function: {name: lookup, parameters: {type: object, properties: {query: {type: string}}}}
 vars:
   expected: a
 messages:
@@ -326,6 +326,11 @@ EXPECT_MISTAKES = {
         "  - tool_call: search\n",
         "spec.yaml:31:16: tool_call expects the tool 'search', which the spec does not define "
         "(defined tools: lookup)",
+    ),
+    "argument the tool does not take": (
+        '  - equals: "{{ expected }}"\n    path: label\n',
+        "  - tool_call: lookup\n    arguments: {qery: '{{ expected }}'}\n",
+        "spec.yaml:32:17: the tool 'lookup' has no argument 'qery' (its arguments: query)",
     ),
     "bad regex": (
         '  - equals: "{{ expected }}"\n    path: label\n',
