@@ -97,21 +97,47 @@ def cli() -> None:
     """Run LLM chat-completion requests described by YAML spec files."""
 
 
+def allow_key_env_option(command: F) -> F:
+    """--allow-key-env NAME (repeatable), handed to the command as ``allow_key_env``."""
+    return click.option(
+        "--allow-key-env",
+        multiple=True,
+        metavar="NAME",
+        help="Let specs use this environment variable as the key of an endpoint they define "
+        "(repeatable; or list it under allow_key_env in runner.yaml).",
+    )(command)
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=existing_paths)
 @click.option("--quiet", "-q", is_flag=True, help="Print only problems, no summary.")
+@click.option(
+    "--format",
+    "kind",
+    type=click.Choice(["text", "github", "json"]),
+    default="text",
+    show_default=True,
+    help="text: file:line:col lines; github: GitHub Actions annotations; json: one document.",
+)
+@allow_key_env_option
 @reports_errors
-def validate(paths: tuple[Path, ...], quiet: bool) -> None:
+def validate(
+    paths: tuple[Path, ...], quiet: bool, kind: str, allow_key_env: tuple[str, ...]
+) -> None:
     """Check spec files (or folders of them) and report every problem found.
 
     Exit code 0 when all specs are valid, 1 when any is not.
     """
+    from runner.problem_formats import format_problems
     from runner.validate import validate_paths
 
-    result = validate_paths(paths)
-    for problem in result.problems:
-        click.echo(str(problem))
-    if not quiet:
+    result = validate_paths(paths, None, allow_key_env)
+    if result.files == 0:
+        raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
+    text = format_problems(result.problems, kind, result.files)  # type: ignore[arg-type]
+    if text:
+        click.echo(text)
+    if not quiet and kind == "text":
         bad = len({p.path for p in result.problems})
         summary = (
             f"{result.files} spec(s) valid"
@@ -119,8 +145,6 @@ def validate(paths: tuple[Path, ...], quiet: bool) -> None:
             else f"{len(result.problems)} problem(s) in {bad} of {result.files} file(s)"
         )
         click.echo(summary, err=True)
-    if result.files == 0:
-        raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
@@ -264,6 +288,7 @@ def render(
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@allow_key_env_option
 @selection_options
 @reports_errors
 def run(
@@ -278,6 +303,7 @@ def run(
     quiet: bool,
     as_json: bool,
     selection: Selection,
+    allow_key_env: tuple[str, ...],
     **options: Any,
 ) -> None:
     """Validate specs, send their requests and save the results in a new run directory.
@@ -299,7 +325,7 @@ def run(
         summary = resume_run(resume_dir, load_spec, show)
     else:
         settings = _run_settings(options, cache, replay_file, dry_run, selection)
-        specs = _valid_specs(paths, settings.variables)
+        specs = _valid_specs(paths, settings.variables, allow_key_env)
         if dry_run:
             plan = plan_run(specs, settings)
             if as_json:
@@ -317,11 +343,15 @@ def run(
     sys.exit(EXIT_OK if passed else EXIT_FAILED)
 
 
-def _valid_specs(paths: tuple[Path, ...], variables: Mapping[str, Any] | None = None) -> list[Any]:
+def _valid_specs(
+    paths: tuple[Path, ...],
+    variables: Mapping[str, Any] | None = None,
+    allow_key_env: tuple[str, ...] = (),
+) -> list[Any]:
     """The specs under ``paths``; SpecError listing every problem when any is invalid."""
     from runner.validate import validate_paths
 
-    validation = validate_paths(paths, variables)
+    validation = validate_paths(paths, variables, allow_key_env)
     if not validation.ok:
         raise SpecError(validation.problems)
     if not validation.specs:
@@ -495,10 +525,12 @@ def schema() -> None:
 
 from runner import cli_report  # noqa: E402  (its commands use reports_errors above)
 from runner.cli_batch import batch  # noqa: E402
+from runner.cli_init import init  # noqa: E402
 from runner.cli_score import score  # noqa: E402
 
 cli_report.register(cli)
 cli.add_command(batch)
+cli.add_command(init)
 cli.add_command(score)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from runner.errors import Problem, SpecError
 from runner.load import Document, PathKey, Position, load_yaml
-from runner.project import display_path, find_project_root, resolve_inside
+from runner.project import display_path, find_project_root, outside_hint, resolve_inside
 
 EXTENDS = "extends"
 MERGED_MAPPINGS = ("vars", "extra_body")
@@ -50,7 +50,7 @@ def _load_base(current: Document, chain: list[Document], spec: Document) -> Docu
     if target is None:
         raise refuse(
             f"extends '{reference}', which is outside the project folder {root}",
-            "keep base specs inside the project",
+            outside_hint(root, "base specs"),
         )
     seen = {spec.path.resolve(), *(d.path.resolve() for d in chain)}
     if target in seen:

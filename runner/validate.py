@@ -28,7 +28,7 @@ from runner.errors import Problem, SpecError
 from runner.expect import parse_checks
 from runner.extends import with_bases
 from runner.load import load_yaml
-from runner.project import display_path
+from runner.project import display_path, forget_projects
 from runner.spec import RUNNER_KEYS, Spec
 from runner.validate_cases import build_cases, build_matrix
 from runner.validate_context import Check, SpecFile
@@ -40,6 +40,7 @@ from runner.validate_request import (
     build_provider,
     build_tools,
     check_json_mode_mentions_json,
+    check_provider_key,
     check_provider_label,
     check_token_limits,
     check_tool_choice,
@@ -57,6 +58,7 @@ CHECKS: list[Check] = [
     check_token_limits,
     check_json_mode_mentions_json,
     check_provider_label,
+    check_provider_key,
     check_expectations,
     check_images,
 ]
@@ -102,14 +104,20 @@ def _walk(folder: Path) -> Iterator[Path]:
             yield entry
 
 
-def validate_paths(paths: Iterable[Path], variables: Mapping[str, Any] | None = None) -> Validation:
-    """Validate every spec file under ``paths``, collecting all problems; ``variables`` are
-    the command line's template variables, which win over the specs' and cases'."""
+def validate_paths(
+    paths: Iterable[Path],
+    variables: Mapping[str, Any] | None = None,
+    allowed_keys: Iterable[str] = (),
+) -> Validation:
+    """Validate every spec file under ``paths``, collecting all problems. ``variables`` are
+    the command line's template variables, which win over the specs' and cases';
+    ``allowed_keys`` the variables it allows as keys of spec-defined endpoints."""
     result = Validation()
+    forget_projects()
     for path in find_spec_files(paths):
         result.files += 1
         try:
-            result.specs.append(load_spec(path, variables))
+            result.specs.append(load_spec(path, variables, allowed_keys))
         except SpecError as exc:
             result.problems.extend(exc.problems)
     result.problems.extend(_repeated_names(result.specs))
@@ -130,16 +138,19 @@ def _repeated_names(specs: list[Spec]) -> Iterator[Problem]:
             )
 
 
-def load_spec(path: Path, variables: Mapping[str, Any] | None = None) -> Spec:
+def load_spec(
+    path: Path, variables: Mapping[str, Any] | None = None, allowed_keys: Iterable[str] = ()
+) -> Spec:
     """Load and fully check one spec file; raise SpecError listing every problem in it.
 
-    ``variables`` are the command line's template variables (--var, --vars-file)."""
+    ``variables`` are the command line's template variables (--var, --vars-file) and
+    ``allowed_keys`` its --allow-key-env names."""
     display = display_path(path)
     doc, bases = with_bases(load_yaml(path, display))
     problems = schema_problems(doc, display)
     if problems:
         raise SpecError(problems)
-    file = SpecFile.of(doc, display, bases, variables)
+    file = SpecFile.of(doc, display, bases, variables, allowed_keys)
     spec = _build(file, problems)
     for check in CHECKS:
         problems.extend(check(file, spec))

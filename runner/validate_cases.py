@@ -9,7 +9,7 @@ from typing import Any
 from runner.cases import DATA_SUFFIXES, CaseSource, FilePattern, check_cases
 from runner.errors import Problem, SpecError
 from runner.load import PathKey
-from runner.project import display_path, resolve_inside
+from runner.project import display_path, outside_hint, resolve_inside
 from runner.spec import RUNNER_KEYS
 from runner.validate_context import SpecFile
 from runner.validate_schema import field_validator, spec_properties
@@ -93,7 +93,7 @@ def _data_file(file: SpecFile, reference: str, problems: list[Problem]) -> Path 
             file.problem(
                 ("cases",),
                 f"the data file '{reference}' is outside the project folder {file.root}",
-                "keep data files inside the project, e.g. in a data/ folder beside the spec",
+                outside_hint(file.root, "data files", "in a data/ folder beside the spec"),
             )
         )
     elif target.suffix.lower() not in DATA_SUFFIXES:

@@ -33,6 +33,8 @@ class SpecFile:
     env: jinja2.Environment
     # Template variables the command line gives (--var, --vars-file); they win over all others.
     variables: Mapping[str, Any] = field(default_factory=dict)
+    # Environment variables the command line allows as keys of spec-defined endpoints.
+    allowed_keys: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -41,9 +43,11 @@ class SpecFile:
         display: str,
         bases: tuple[Document, ...] = (),
         variables: Mapping[str, Any] | None = None,
+        allowed_keys: Iterable[str] = (),
     ) -> SpecFile:
         root = find_project_root(doc.path)
-        return cls(doc, display, bases, root, template_environment(root), variables or {})
+        env = template_environment(root)
+        return cls(doc, display, bases, root, env, variables or {}, frozenset(allowed_keys))
 
     @property
     def data(self) -> dict[str, Any]:

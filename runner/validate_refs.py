@@ -15,7 +15,7 @@ from jsonschema.exceptions import SchemaError
 from runner.errors import Problem, SpecError
 from runner.json_positions import json_positions
 from runner.load import PathKey, read_text
-from runner.project import display_path, resolve_inside
+from runner.project import display_path, outside_hint, resolve_inside
 from runner.validate_context import SpecFile
 
 
@@ -126,7 +126,7 @@ def _load_ref(ref: str, folder: Path, root: Path, seen: frozenset[Path]) -> tupl
     if target is None:
         raise _RefProblem(
             f"$ref '{ref}' points outside the project folder {root}",
-            "keep schema files inside the project, e.g. under schemas/",
+            outside_hint(root, "schema files", "under schemas/"),
         )
     if target in seen:
         raise _RefProblem(f"$ref '{ref}' refers back to itself through other files")

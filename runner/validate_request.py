@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from runner.errors import Problem
+from runner.errors import Problem, SpecError
 from runner.load import PathKey
+from runner.project import CONFIG_FILE, KEY_ENV_PREFIX, display_path, project_config
 from runner.providers import BUILTIN_PROVIDERS, OFFLINE
 from runner.spec import OutputSchema, Provider, Spec, Tool
 from runner.strict import strict_mode_problems
@@ -162,3 +163,29 @@ def check_provider_label(file: SpecFile, spec: Spec) -> Iterator[Problem]:
             "base_url needs another name",
             "e.g. name: my-proxy, with api_key_env: naming the key it needs",
         )
+
+
+def check_provider_key(file: SpecFile, spec: Spec) -> Iterator[Problem]:
+    """A spec that defines its own endpoint may name as its key only a variable the user
+    allowed (runner.yaml's allow_key_env, --allow-key-env) or one named RUNNER_KEY_...:
+    otherwise a spec from someone else could send any secret in the environment to its URL."""
+    provider = file.data.get("provider")
+    name = provider.get("api_key_env") if isinstance(provider, dict) else None
+    if not isinstance(name, str) or name.startswith(KEY_ENV_PREFIX) or name in file.allowed_keys:
+        return
+    try:
+        allowed = project_config(file.root).allow_key_env
+    except SpecError as exc:
+        yield from exc.problems
+        return
+    if name in allowed:
+        return
+    config = file.root / CONFIG_FILE
+    yield file.problem(
+        ("provider", "api_key_env"),
+        f"the spec sends the environment variable {name} as the key of its own endpoint, and "
+        "this project has not allowed that variable (a spec from elsewhere could otherwise "
+        "send any of your secrets to an address it chooses)",
+        f"if you trust this spec, allow it in {display_path(config)} (allow_key_env: [{name}]) "
+        f"or with --allow-key-env {name}, or name the variable {KEY_ENV_PREFIX}...",
+    )

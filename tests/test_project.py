@@ -1,0 +1,159 @@
+"""The project around a spec: which keys a spec-defined endpoint may use (runner.yaml,
+--allow-key-env, the RUNNER_KEY_ names), what a $ref that leaves the folder is told, and the
+machine-readable forms of validate's problems (GitHub annotations, JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+SECRET = "AKIA-not-for-this-spec-42"
+SPEC = """\
+version: 1
+model: m
+provider:
+  name: their-proxy
+  base_url: {url}
+  api_key_env: {env}
+messages:
+  - {{role: user, content: Hi.}}
+"""
+
+
+def foreign_spec(project: Path, url: str, env: str) -> None:
+    (project / "specs").mkdir(exist_ok=True)
+    (project / "specs" / "foreign.yaml").write_text(SPEC.format(url=url, env=env))
+
+
+def test_a_foreign_spec_naming_an_unallowed_variable_is_refused_and_nothing_is_sent(
+    project, run_cli, openai_server, monkeypatch
+):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    foreign_spec(project, openai_server.base_url, "AWS_SECRET_ACCESS_KEY")
+
+    validate = run_cli("validate", "specs")
+    run = run_cli("run", "specs", "--out", "runs")
+
+    assert validate.exit_code == 1 and run.exit_code == 1
+    expected = (
+        "specs/foreign.yaml:6:16: the spec sends the environment variable AWS_SECRET_ACCESS_KEY "
+        "as the key of its own endpoint, and this project has not allowed that variable (a spec "
+        "from elsewhere could otherwise send any of your secrets to an address it chooses) (if "
+        "you trust this spec, allow it in runner.yaml (allow_key_env: [AWS_SECRET_ACCESS_KEY]) "
+        "or with --allow-key-env AWS_SECRET_ACCESS_KEY, or name the variable RUNNER_KEY_...)"
+    )
+    assert validate.stdout.splitlines() == [expected]
+    assert run.output.startswith(expected)
+    assert openai_server.count == 0
+    assert SECRET not in validate.output + run.output
+    assert not (project / "runs").exists()
+
+
+@pytest.mark.parametrize("how", ["command line", "runner.yaml", "naming rule"])
+def test_an_allowed_variable_is_sent_as_the_key(project, run_cli, openai_server, monkeypatch, how):
+    env = "RUNNER_KEY_PROXY" if how == "naming rule" else "PROXY_TOKEN"
+    monkeypatch.setenv(env, SECRET)
+    foreign_spec(project, openai_server.base_url, env)
+    extra = ["--allow-key-env", env] if how == "command line" else []
+    if how == "runner.yaml":
+        (project / "runner.yaml").write_text(f"version: 1\nallow_key_env: [{env}]\n")
+
+    result = run_cli("run", "specs", "--out", "runs", "--quiet", *extra)
+
+    assert result.exit_code == 0, result.output
+    (received,) = openai_server.received
+    assert received.headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_a_broken_runner_yaml_is_reported_at_its_line(project, run_cli, openai_server):
+    foreign_spec(project, openai_server.base_url, "PROXY_TOKEN")
+    (project / "runner.yaml").write_text("version: 1\nallow_keys: [PROXY_TOKEN]\n")
+
+    result = run_cli("validate", "specs")
+
+    assert result.stdout.splitlines() == [
+        "runner.yaml:2:1: unknown setting 'allow_keys' in runner.yaml "
+        "(runner.yaml may hold: version, allow_key_env)"
+    ]
+
+
+def test_a_ref_leaving_a_folder_without_markers_explains_project_folders(
+    tmp_path, monkeypatch, run_cli
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "a.json").write_text('{"type": "object"}')
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "s.yaml").write_text(
+        "version: 1\nmodel: m\nmessages: [{role: user, content: JSON please}]\n"
+        "response_format:\n  type: json_schema\n  json_schema:\n    name: a\n"
+        "    schema: {$ref: ../schemas/a.json}\n"
+    )
+
+    result = run_cli("validate", "specs")
+
+    folder = (tmp_path / "specs").resolve()
+    assert result.stdout.splitlines() == [
+        f"specs/s.yaml:8:20: $ref '../schemas/a.json' points outside the project folder {folder} "
+        "(no .git, pyproject.toml or runner.yaml was found above the spec, so the project is the "
+        f"spec's own folder {folder}; mark your project's top folder with a runner.yaml (runner "
+        "init DIR writes one) to use schema files anywhere inside it)"
+    ]
+    (tmp_path / "runner.yaml").write_text("version: 1\n")
+    assert run_cli("validate", "specs").exit_code == 0
+
+
+# ---- --format github and json
+
+
+def broken_specs(project: Path) -> None:
+    (project / "specs").mkdir()
+    (project / "specs" / "a,b:c.yaml").write_text("version: 1\nmodel: m\ntemprature: 1\n")
+
+
+def test_github_annotations_follow_the_workflow_command_syntax(project, run_cli):
+    broken_specs(project)
+    (project / "specs" / "pct.yaml").write_text(
+        "version: 1\nmodel: m\nmessages: [{role: user, content: '100% {{ x | nope }}'}]\n"
+    )
+
+    result = run_cli("validate", "specs", "--format", "github")
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "::error file=specs/a%2Cb%3Ac.yaml,line=1,col=1::the spec is missing the required key "
+        "'messages' (add 'messages:')",
+        "::error file=specs/a%2Cb%3Ac.yaml,line=3,col=1::unknown key 'temprature' (did you "
+        "mean 'temperature'?)",
+        "::error file=specs/pct.yaml,line=3,col=34::template uses the filter 'nope', which does "
+        "not exist (see Jinja's list of built-in filters: "
+        "https://jinja.palletsprojects.com/en/stable/templates/#list-of-builtin-filters)",
+    ]
+
+
+def test_github_escaping_of_percent_and_newlines():
+    from runner.errors import Problem
+    from runner.problem_formats import github_annotation
+
+    line = github_annotation(Problem("d:/x,y.yaml", "50%\r\nnext: a, b", 2, None, "h"))
+
+    assert line == "::error file=d%3A/x%2Cy.yaml,line=2::50%25%0D%0Anext: a, b (h)"
+
+
+def test_json_format(project, run_cli):
+    broken_specs(project)
+
+    result = run_cli("validate", "specs", "--format", "json")
+
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["files"] == 1 and data["valid"] is False
+    assert data["problems"][1] == {
+        "file": "specs/a,b:c.yaml",
+        "line": 3,
+        "column": 1,
+        "message": "unknown key 'temprature'",
+        "hint": "did you mean 'temperature'?",
+    }
