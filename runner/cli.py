@@ -476,8 +476,8 @@ def _text_printer(quiet: bool) -> _TextPrinter | None:
 def diff(run_a: Path, run_b: Path, as_json: bool) -> None:
     """Compare two run directories record by record.
 
-    Exit code 0 when both give the same answers, 1 when any output or status differs or
-    records were added or are missing, 2 for usage errors.
+    Exit code 0 when both give the same answers, 1 when any output, status or expectation
+    result differs or records were added or are missing, 2 for usage errors.
     """
     from runner.diff import StreamedDiff
 

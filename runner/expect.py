@@ -23,10 +23,12 @@ Results are stored in each record as ``record["expectations"]``: None when the s
 checks, else ``{"passed", "total", "failed", "checks": [{"check", "target", "expected",
 "actual", "passed", "message"}]}``.
 
-Model-graded checks (a rubric judged by another model) are deliberately absent: they cost money
-and do not reproduce. They would be a separate stage after the run (``runner grade``), sending
-its own requests and saving its verdicts beside these results; a kind listed in
-``GRADED_KINDS`` would be parsed here but evaluated there, never in ``evaluate``.
+Where model-graded checks would go (none exist: they cost money and do not reproduce). A kind
+such as ``rubric:`` would be added to ``KINDS`` and the spec schema and parsed into a ``Check``
+here like any other, but ``evaluate`` would leave it out: a separate stage after the run
+(``runner grade RUN_DIR``, beside ``runner score``) would send each answer with the rubric to a
+judge model, through the same execute/record path as a run, and save its verdicts in the record
+next to ``expectations`` (say ``record["grades"]``), so deterministic scores never depend on it.
 """
 
 from __future__ import annotations
@@ -56,8 +58,6 @@ TOOL_KIND = "tool_call"
 KINDS = (*ANSWER_KINDS, TOOL_KIND, *CEILING_KINDS)
 # Options a check may carry beside its kind.
 OPTIONS = ("path", "ignore_case", "arguments")
-# Kinds a future model-graded stage would own (see the module docstring); none exist yet.
-GRADED_KINDS: tuple[str, ...] = ()
 
 PathPart = str | int
 BARE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
