@@ -322,7 +322,7 @@ def compare_stores(a: RunStore, b: RunStore) -> Iterator[DiffItem]:
     """Every id of A in A's order (paired with B's record, or missing from B), then the ids
     only in B in B's order. Two runs of the same plan are walked side by side; from the first
     id where they part, B's remaining lines are indexed on disk and looked up by id."""
-    for record_id, line_a, line_b in _paired_lines(a, b):
+    for record_id, line_a, line_b in paired_lines(a, b):
         if line_a is None:
             yield DiffItem("added", record_id)
         elif line_b is None:
@@ -359,7 +359,9 @@ def _same_answer(line_a: bytes, line_b: bytes) -> bool:
     )
 
 
-def _paired_lines(a: RunStore, b: RunStore) -> Iterator[tuple[str, bytes | None, bytes | None]]:
+def paired_lines(a: RunStore, b: RunStore) -> Iterator[tuple[str, bytes | None, bytes | None]]:
+    """(id, A's line, B's line) in ``compare_stores``' order; None where a run lacks the id.
+    Also the pairing of ``runner report``'s comparison."""
     lines_a, lines_b = _with_ids(a.record_lines()), _with_ids(b.record_lines())
     for id_a, line_a in lines_a:
         found = next(lines_b, None)

@@ -10,17 +10,15 @@ touching execution. Records stream through once per run:
 - the first ``max_rows`` records of the (last) run become rows of the records table and the
   matrix side-by-side view; beyond that the report says how many were left out and points to
   ``runner export --format csv`` for the full table;
-- two runs are paired by id as ``runner diff`` pairs them: run A is kept as a small fingerprint
-  per record (what ``diff_records`` compares, plus pass/fail), every pair is counted, and up to
-  ``max_rows`` changed pairs are shown with ``diff_records``' changes.
+- two runs are paired by id by ``runner diff``'s own pairing (``paired_lines``: side by side,
+  or through an index on disk when the orders part) and compared by ``diff_records``; every
+  pair is counted and up to ``max_rows`` changed pairs are shown.
 
-So memory grows with ``max_rows``, not with the run, except for a comparison's fingerprints:
-about 300 bytes per record of run A, with its id (some 30 MB for 100,000 records).
+So memory grows with ``max_rows``, not with the run.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -31,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runner import __version__
-from runner.diff import diff_records
+from runner.diff import diff_records, paired_lines
 from runner.errors import UsageError
 from runner.store import RunStore
 from runner.table import record_model
@@ -361,16 +359,10 @@ def build_report(run_dirs: tuple[Path, ...], max_rows: int = MAX_ROWS) -> Report
     if not 1 <= len(run_dirs) <= 2:
         raise UsageError("give one run directory, or two to compare (before and after)")
     stores = [RunStore.open(path) for path in run_dirs]
-    fingerprints: dict[str, tuple[bytes, bool | None]] | None = None
-    summaries = []
-    if len(stores) == 2:
-        fingerprints = {}
-        summaries.append(_summarise(stores[0], 0, fingerprints)[0])
-    summary, rows, records, kept = _summarise(stores[-1], max_rows, None, fingerprints)
+    summaries = [_summarise(store, 0)[0] for store in stores[:-1]]
+    summary, rows, records = _summarise(stores[-1], max_rows)
     summaries.append(summary)
-    comparison = None
-    if fingerprints is not None:
-        comparison = _compare(stores[0], kept, fingerprints, max_rows)
+    comparison = _compare(stores[0], stores[1], max_rows) if len(stores) == 2 else None
     return Report(
         runs=tuple(summaries),
         rows=tuple(rows),
@@ -388,32 +380,11 @@ def build_report(run_dirs: tuple[Path, ...], max_rows: int = MAX_ROWS) -> Report
     )
 
 
-@dataclass
-class _Kept:
-    """Run B's side of the comparison: counts, and the changed pairs to show."""
-
-    paired: int = 0
-    changed: int = 0
-    answers_changed: int = 0
-    pass_to_fail: int = 0
-    fail_to_pass: int = 0
-    added: int = 0
-    # Compact JSON, not dicts: a decoded record takes several times the memory of its text.
-    after: dict[str, str] = field(default_factory=dict)
-
-
-def _summarise(
-    store: RunStore,
-    max_rows: int,
-    collect: dict[str, tuple[bytes, bool | None]] | None,
-    against: dict[str, tuple[bytes, bool | None]] | None = None,
-) -> tuple[RunSummary, list[ReportRow], int, _Kept]:
-    """One streaming pass over a run: overview stats, the first rows, fingerprints (into
-    ``collect``) or the comparison against another run's fingerprints (``against``)."""
+def _summarise(store: RunStore, max_rows: int) -> tuple[RunSummary, list[ReportRow], int]:
+    """One streaming pass over a run: the overview's stats and the first ``max_rows`` rows."""
     total, by_spec = Stats(), _Groups()
     by_combination, by_model = _Groups(), _Groups()
     rows: list[ReportRow] = []
-    kept = _Kept()
     records = 0
     for record in store.records():
         records += 1
@@ -425,10 +396,6 @@ def _summarise(
         by_model.get(record_model(record) or "(none)").add(record)
         if len(rows) < max_rows:
             rows.append(report_row(record))
-        if collect is not None:
-            collect[str(record.get("id"))] = (_fingerprint(record), passed_of(record))
-        if against is not None:
-            _pair(record, against, kept, max_rows)
     manifest = store.read_manifest()
     counts = _mapping(manifest.get("counts"))
     summary = RunSummary(
@@ -444,7 +411,7 @@ def _summarise(
         has_ttft=total.ttft.seen > 0,
         has_checks=total.checked > 0,
     )
-    return summary, rows, records, kept
+    return summary, rows, records
 
 
 class _Groups(dict[str, Stats]):
@@ -457,86 +424,47 @@ class _Groups(dict[str, Stats]):
         return tuple(stats.row(label) for label, stats in self.items())
 
 
-def _pair(
-    record: dict[str, Any],
-    before: dict[str, tuple[bytes, bool | None]],
-    kept: _Kept,
-    max_rows: int,
-) -> None:
-    """Count one record of run B against run A; keep it when it changed and there is room."""
-    record_id = str(record.get("id"))
-    seen = before.pop(record_id, None)
-    if seen is None:
-        kept.added += 1
-        return
-    kept.paired += 1
-    fingerprint, verdict = seen
-    answer_changed = fingerprint != _fingerprint(record)
-    after = passed_of(record)
-    verdict_changed = verdict is not None and after is not None and verdict != after
-    if not (answer_changed or verdict_changed):
-        return
-    kept.changed += 1
-    kept.answers_changed += answer_changed
-    kept.pass_to_fail += verdict_changed and bool(verdict)
-    kept.fail_to_pass += verdict_changed and not verdict
-    if len(kept.after) < max_rows:
-        slim = {k: v for k, v in record.items() if k != "response"}
-        kept.after[record_id] = json.dumps(slim, ensure_ascii=False)
-
-
-def _compare(
-    store_a: RunStore,
-    kept: _Kept,
-    missing: dict[str, tuple[bytes, bool | None]],
-    max_rows: int,
-) -> Comparison:
-    """Finish the comparison: read run A again for the before side of the pairs kept."""
-    pairs: list[Pair] = []
-    for record in store_a.records():
-        text = kept.after.get(str(record.get("id")))
-        if text is None:
-            continue
-        after = json.loads(text)
-        diff = diff_records(record, after)
-        before_row, after_row = report_row(record), report_row(after)
-        pairs.append(
-            Pair(
-                before_row,
-                after_row,
-                tuple(line for change in diff.changes for line in change.describe()),
-                answer_changed=any(c.field != "expectations" for c in diff.changes),
-                verdict_changed=None not in (before_row.passed, after_row.passed)
-                and before_row.passed != after_row.passed,
-            )
-        )
-    return Comparison(
-        paired=kept.paired,
-        changed=kept.changed,
-        answers_changed=kept.answers_changed,
-        pass_to_fail=kept.pass_to_fail,
-        fail_to_pass=kept.fail_to_pass,
-        added=kept.added,
-        missing=len(missing),
-        pairs=tuple(sorted(pairs, key=lambda p: p.after.id))[:max_rows],
+def _compare(store_a: RunStore, store_b: RunStore, max_rows: int) -> Comparison:
+    """Pair the runs as ``runner diff`` does and count what changed; keep the first
+    ``max_rows`` changed pairs as rows. Identical lines are not even decoded."""
+    counts = dict.fromkeys(
+        ("paired", "changed", "answers", "broke", "fixed", "added", "missing"), 0
     )
-
-
-def _fingerprint(record: dict[str, Any]) -> bytes:
-    """A short digest of what ``runner diff`` compares, so run A need not stay in memory."""
-    output = _mapping(record.get("output"))
-    compared = [
-        record.get("status"),
-        record.get("http_status"),
-        _mapping(record.get("error")).get("kind"),
-        output.get("content"),
-        output.get("parsed"),
-        [(c.get("name"), c.get("arguments")) for c in output.get("tool_calls") or []],
-        output.get("valid"),
-        output.get("finish_reason"),
-    ]
-    text = json.dumps(compared, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=12).digest()
+    pairs: list[Pair] = []
+    for _, line_a, line_b in paired_lines(store_a, store_b):
+        if line_a is None or line_b is None:
+            counts["added" if line_a is None else "missing"] += 1
+            continue
+        counts["paired"] += 1
+        if line_a == line_b:
+            continue
+        before, after = json.loads(line_a), json.loads(line_b)
+        diff = diff_records(before, after)
+        if not diff.differs:
+            continue
+        answer_changed = any(c.field != "expectations" for c in diff.changes)
+        verdicts = passed_of(before), passed_of(after)
+        verdict_changed = None not in verdicts and verdicts[0] != verdicts[1]
+        counts["changed"] += 1
+        counts["answers"] += answer_changed
+        counts["broke" if verdicts[0] else "fixed"] += verdict_changed
+        if len(pairs) < max_rows:
+            changes = tuple(line for change in diff.changes for line in change.describe())
+            pairs.append(
+                Pair(
+                    report_row(before), report_row(after), changes, answer_changed, verdict_changed
+                )
+            )
+    return Comparison(
+        paired=counts["paired"],
+        changed=counts["changed"],
+        answers_changed=counts["answers"],
+        pass_to_fail=counts["broke"],
+        fail_to_pass=counts["fixed"],
+        added=counts["added"],
+        missing=counts["missing"],
+        pairs=tuple(pairs),
+    )
 
 
 def _matrices(rows: list[ReportRow]) -> tuple[MatrixView, ...]:
