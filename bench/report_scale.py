@@ -140,8 +140,8 @@ def measure(records: int, rounds: int) -> list[str]:
     python = sys.executable
     with tempfile.TemporaryDirectory(dir=WORK) as temp:
         folder = Path(temp)
-        run_a = synthesise(folder / "a", records)
-        run_b = synthesise(folder / "b", records, changed_every=10)
+        run_a = _synthesised(folder / "a", records, 0)
+        run_b = _synthesised(folder / "b", records, 10)
         print(f"synthesised 2 x {records:,} records", file=sys.stderr, flush=True)
         runner = [python, "-m", "runner"]
         html, compare, csv = folder / "r.html", folder / "c.html", folder / "t.csv"
@@ -175,6 +175,17 @@ def measure(records: int, rounds: int) -> list[str]:
         return lines
 
 
+def _synthesised(folder: Path, records: int, changed_every: int) -> Path:
+    """``synthesise`` in a child process. A child's ru_maxrss starts from its parent's resident
+    size (Linux keeps the high-water mark across fork and exec), so this process stays small:
+    the run never passes through it."""
+    argv = [sys.executable, __file__, "--synthesise", str(folder), str(records), str(changed_every)]
+    usage = run_child(argv)
+    if usage.returncode != 0:
+        raise SystemExit(f"synthesising {records} records failed:\n{usage.stderr}")
+    return Path(usage.stdout.strip())
+
+
 def _median_usage(usages: list[Usage]) -> Usage:
     """The median wall time and the largest peak memory of a command's rounds."""
     first = usages[0]
@@ -192,7 +203,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--rounds", type=int, default=3, help="runs of each command (median)")
+    parser.add_argument("--synthesise", nargs=3, metavar=("DIR", "RECORDS", "CHANGED_EVERY"))
     args = parser.parse_args()
+    if args.synthesise:
+        folder, records, changed_every = args.synthesise
+        print(synthesise(Path(folder), int(records), int(changed_every)))
+        return
     print("| records | command | wall s | x baseline | peak RSS MB | x baseline | output MB |")
     print("|---:|---|---:|---:|---:|---:|---:|")
     for records in args.records:

@@ -277,3 +277,23 @@ def test_expectations_show_as_pass_rates_filters_and_turned_verdicts(
     assert rows["labels/b"]["expect.failed"] == "1"
     assert "positive" in rows["labels/b"]["expect.failures"]
     assert rows["labels/b"]["json.label"] == "negative"
+
+
+def test_streamed_runs_show_time_to_first_token(project, run_cli, openai_server, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(project, "streamed", "Say it (streamed).", stream=True)
+    write_spec(project, "whole", "Say it (whole).")
+    assert run_cli(*run_args(openai_server.base_url), "-q").exit_code == 0
+    run = latest_run(project)
+    report = build_report((run,))
+    by_spec = {row.label: row for row in report.runs[0].by_spec}
+    assert by_spec["streamed"].ttft_p50 is not None and by_spec["streamed"].ttft_p50 > 0
+    assert by_spec["whole"].ttft_p50 is None
+    markdown = run_cli("report", run, "--format", "md").stdout
+    assert "| ttft p50 | ttft p95 |" in markdown
+    run_cli("export", run, "--format", "jsonl", "-o", "rows.jsonl")
+    rows = {r["id"]: r for r in map(json.loads, (project / "rows.jsonl").read_text().splitlines())}
+    assert rows["streamed"]["ttft_ms"] > 0 and rows["whole"]["ttft_ms"] is None
+    html = run_cli("report", run, "-o", "r.html")
+    assert html.exit_code == 0
+    assert 'data-sort="ttft"' in (project / "r.html").read_text()
