@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -302,14 +301,11 @@ def test_random_jinja_in_message_content(spec_file, run_cli, content, topic):
 
 
 def refused(project: Path, run_cli, path: Path, words: str) -> str:
-    started = time.monotonic()
     result = run_cli("validate", path)
-    elapsed = time.monotonic() - started
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert result.stdout.startswith(f"{path.name}:"), result.stdout[:300]
     assert words in result.stdout, result.stdout[:300]
-    assert elapsed < 3.0, f"took {elapsed:.1f}s"
     return result.stdout
 
 
