@@ -155,10 +155,11 @@ class BatchStatus:
             lines.append(
                 f"part {p.index}: {p.batch_id or '-'} {p.status:<11} {c['completed']} done, "
                 f"{c['failed']} failed of {c['total'] or p.lines} ({p.model}, {p.provider['name']})"
+                + (", fetched" if p.fetched else "")
             )
         if not self.parts:
             lines.append("nothing was submitted (every request was answered at once)")
-        elif self.done:
+        elif self.done and not all(p.fetched for p in self.parts):
             lines.append(f"every batch has ended: runner batch fetch {self.run_dir}")
         return "\n".join(lines)
 
