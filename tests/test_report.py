@@ -20,6 +20,7 @@ from runner.report import Sample, build_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 HOSTILE = "<script>alert(1)</script> and </td></tr></table> and {{ x }} & done"
+IMAGE = "<img src=x onerror=alert(2)>"  # a request for x, and a dialog, if it were markup
 GRID = {"model": ["m-small", "m-large"]}
 
 
@@ -134,7 +135,7 @@ def test_hostile_answers_show_as_text_and_two_runs_are_compared(
 ):
     monkeypatch.setenv(KEY_ENV, KEY)
     write_spec(project, "hostile", "Say it (hostile).")
-    write_spec(project, "steady", "Say it (steady).")
+    write_spec(project, "steady", "Say it (steady) {{ note }}", vars={"note": IMAGE})
     write_spec(project, "grid", "Pick one ({{ topic }}).", matrix=GRID, cases=_cases(2))
     for out, reply in (("a", "before"), ("b", HOSTILE)):
         openai_server.plan("reply:" + json.dumps({"content": reply}), marker="(hostile)")
@@ -152,6 +153,9 @@ def test_hostile_answers_show_as_text_and_two_runs_are_compared(
     answer = page.inner_text('#record-table tr[data-id="hostile"] pre.text')
     assert answer == HOSTILE
     assert page.dialogs == []
+    page.click('#record-table tr[data-id="steady"] summary')
+    assert IMAGE in page.inner_text('#record-table tr[data-id="steady"] dl.fields')
+    assert page.eval_on_selector_all("img", "images => images.length") == 0
 
     assert page.inner_text("#comparison-counts").startswith(
         "6 record(s) paired by id: 1 changed (1 answer(s));"
