@@ -415,6 +415,9 @@ def test_a_batch_run_is_a_run_for_export_replay_and_resume(project, run_cli, ope
     replayed = run_cli("run", "specs", *replay)
     assert replayed.exit_code == 0, replayed.output
     assert json.loads(replayed.stdout)["cached"] == 5
+    report = run_cli("report", run_dir, "--format", "md")
+    assert report.exit_code == 0, report.output
+    assert "| **all** | 5 | 5 | 0 | 0 |" in report.output, report.output
 
 
 SCALE_SPEC = """\
