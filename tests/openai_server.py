@@ -50,6 +50,7 @@ import contextlib
 
 import stream_server
 from batch_server import BatchBackend
+from provider_limits import ProviderLimits
 
 from runner import offline
 
@@ -103,6 +104,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.received: list[Received] = []
         self.statuses: Counter[int] = Counter()
         self.budget: Budget | None = None
+        self.provider_limits: ProviderLimits | None = None  # Groq-style, per model
         self._plans: list[Plan] = []
         self.batches = BatchBackend()  # /files and /batches (tests/batch_server.py)
         self._lock = threading.Lock()
@@ -249,6 +251,12 @@ class Handler(BaseHTTPRequestHandler):
         if over:
             self._send_json(429, _rate_limited(), limit_headers)
             return
+        if server.provider_limits is not None and isinstance(body, dict):
+            refusal, groq_headers = server.provider_limits.admit(body)
+            if refusal is not None:
+                self._send_json(refusal.status, refusal.body, refusal.headers)
+                return
+            limit_headers = {**limit_headers, **groq_headers}
         if server.latency:
             time.sleep(server.latency)
         self._answer(server.next_fault(raw), body if isinstance(body, dict) else {}, limit_headers)
