@@ -206,7 +206,7 @@ class BatchResult:
             + ")",
             self.status.describe(),
         ]
-        lines.extend(f"  {failure}" for failure in s.failures)
+        lines.extend(s.failures.describe())
         if self.waiting:
             lines.append(
                 f"{self.waiting} request(s) wait for their batch: runner batch status "

@@ -6,7 +6,8 @@ Heavy modules are imported inside the commands so that ``runner --help`` stays f
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -14,7 +15,15 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import click
 
 from runner import __version__
-from runner.errors import RenderError, RunInterrupted, RunnerError, SpecError, UsageError
+from runner.errors import (
+    RenderError,
+    RunInterrupted,
+    RunnerError,
+    RunStopped,
+    SpecError,
+    Terminated,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from runner.cases import Selection
@@ -22,6 +31,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_LIMIT, EXIT_TERMINATED = 75, 143  # 75: sysexits' EX_TEMPFAIL, "try again later"
 
 
 def reports_errors(command: F) -> F:
@@ -43,7 +53,10 @@ def reports_errors(command: F) -> F:
             sys.exit(EXIT_USAGE)
         except RunInterrupted as exc:
             click.echo(str(exc), err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            sys.exit(EXIT_TERMINATED if exc.terminated else EXIT_INTERRUPTED)
+        except RunStopped as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(EXIT_LIMIT)
         except RunnerError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_FAILED)
@@ -226,7 +239,7 @@ def render(
     type=click.IntRange(0, 20),
     default=5,
     show_default=True,
-    help="Retries for 429, 5xx and dropped connections.",
+    help="Retries for 5xx and dropped connections (a 429 waits its turn, within --max-wait).",
 )
 @click.option(
     "--backoff",
@@ -234,6 +247,15 @@ def render(
     default=0.5,
     show_default=True,
     help="Base seconds of the exponential wait between retries (when no retry-after).",
+)
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(min=0),
+    default=120.0,
+    show_default=True,
+    envvar="RUNNER_MAX_WAIT",
+    help="Longest wait for a provider's rate limit, in seconds; beyond it (a daily limit used "
+    "up) the run stops cleanly with exit code 75, to be resumed after the reset.",
 )
 @click.option(
     "--timeout",
@@ -310,19 +332,22 @@ def run(
 
     Exit code 0 when every request succeeded with valid output, 1 when any failed or
     returned invalid output (or, with --fail-on-expect, failed an expectation), 2 for usage
-    errors.
+    errors, 75 when a provider's limit stopped the run (resume it after the reset), 130 after
+    Ctrl-C and 143 after SIGTERM.
     """
     from runner.execute import plan_run, resume_run, start_run
+    from runner.progress import progress_for
     from runner.validate import load_spec
 
     if bool(paths) == bool(resume_dir):
         raise UsageError("give spec files or folders to run, or --resume RUN_DIR (not both)")
     cache = _cache_mode(no_cache, refresh, replay_file, dry_run, resume_dir)
-    show = _progress_printer(quiet or as_json)
+    show = progress_for(quiet or as_json, _progress_every())
     if resume_dir is not None:
         if selection.case_ids or selection.limit or selection.sample:
             raise UsageError("--resume runs the cases of the run it resumes; drop the selection")
-        summary = resume_run(resume_dir, load_spec, show)
+        with _sigterm_stops_like_ctrl_c():
+            summary = resume_run(resume_dir, load_spec, show)
     else:
         settings = _run_settings(options, cache, replay_file, dry_run, selection)
         specs = _valid_specs(paths, settings.variables, allow_key_env)
@@ -334,7 +359,8 @@ def run(
                 click.echo(plan.describe())
             sys.exit(EXIT_OK)
         text = _text_printer(quiet or as_json)
-        summary = start_run(specs, settings, out_dir, text.around(show) if text else show, text)
+        with _sigterm_stops_like_ctrl_c():
+            summary = start_run(specs, settings, out_dir, text.around(show) if text else show, text)
     if as_json:
         _echo_json(summary.to_json())
     elif not quiet:
@@ -383,6 +409,7 @@ def _run_settings(
         rpm=options["rpm"],
         tpm=options["tpm"],
         retry=RetryPolicy(retries=options["retries"], backoff_factor=options["backoff"]),
+        max_wait=options.get("max_wait", 120.0),
         timeouts=Timeouts(read=options["timeout"], idle=options.get("idle_timeout", 30.0)),
         variables=read_variables(options["var_items"], options["vars_file"]),
         cache=cache,  # type: ignore[arg-type]
@@ -417,24 +444,33 @@ def _cache_mode(
     return "refresh" if refresh else "use"
 
 
-def _progress_printer(quiet: bool) -> Callable[[dict[str, Any], int, int], None] | None:
-    """A progress bar on a terminal; nothing when quiet or when stderr is not a terminal."""
-    if quiet or not sys.stderr.isatty():
+def _progress_every() -> float | None:
+    """Seconds between progress lines off a terminal, from RUNNER_PROGRESS_EVERY."""
+    import os
+
+    try:
+        return float(os.environ["RUNNER_PROGRESS_EVERY"])
+    except (KeyError, ValueError):
         return None
-    bad = 0
 
-    def show(record: dict[str, Any], done: int, total: int) -> None:
-        nonlocal bad
-        bad += record["status"] != "ok"
-        filled = 30 * done // max(total, 1)
-        click.echo(
-            f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}"
-            + (f"  {bad} not ok" if bad else ""),
-            err=True,
-            nl=done == total,
-        )
 
-    return show
+@contextmanager
+def _sigterm_stops_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM ends a run the way Ctrl-C does: answers in flight saved, the manifest marked."""
+    import signal
+    import threading
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _TextPrinter:
@@ -538,6 +574,6 @@ def main() -> None:
     """Console entry point."""
     try:
         cli()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)

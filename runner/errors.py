@@ -59,12 +59,31 @@ class ProviderError(UsageError):
     """The provider configuration is unusable (e.g. the API key variable is not set): exit 2."""
 
 
-class RunInterrupted(RunnerError):
-    """The user interrupted a run (Ctrl-C); what was answered is saved (exit code 130)."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (``timeout``, a cancelled CI job, ``docker stop``): stop like Ctrl-C."""
 
-    def __init__(self, run_dir: str, saved: int):
+
+class RunInterrupted(RunnerError):
+    """The user interrupted a run (Ctrl-C, or SIGTERM); what was answered is saved (exit code
+    130, or 143 after SIGTERM)."""
+
+    def __init__(self, run_dir: str, saved: int, terminated: bool = False):
+        self.run_dir = run_dir
+        self.terminated = terminated
+        what = "terminated (SIGTERM)" if terminated else "interrupted"
+        super().__init__(
+            f"{what}: {saved} answer(s) saved in {run_dir}; finish the run with: "
+            f"runner run --resume {run_dir}"
+        )
+
+
+class RunStopped(RunnerError):
+    """A provider's limit asks for a longer wait than the run may wait; the run stopped
+    cleanly and can be resumed after the reset (exit code 75)."""
+
+    def __init__(self, run_dir: str, reason: str, saved: int, not_sent: int):
         self.run_dir = run_dir
         super().__init__(
-            f"interrupted: {saved} answer(s) saved in {run_dir}; finish the run with: "
-            f"runner run --resume {run_dir}"
+            f"stopped: {reason}\n{saved} answer(s) saved in {run_dir}, {not_sent} request(s) "
+            f"not sent; after the reset, finish the run with: runner run --resume {run_dir}"
         )

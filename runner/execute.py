@@ -2,8 +2,10 @@
 
 A run resolves every spec's endpoint and renders every request before anything is sent, so a
 missing key or a template error costs nothing. Requests then go through a bounded pool of
-worker threads sharing one HTTP connection pool and one rate limiter; each worker saves its own
-record as soon as the answer is in.
+worker threads sharing one HTTP connection pool and one rate limiter per model; each answer is
+saved as soon as it is in. When the provider asks for a wait longer than ``--max-wait`` (a
+daily budget used up), or the run is interrupted, requests in flight are finished and saved,
+the rest are left unsent, and the manifest says why, so ``--resume`` can finish the run.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +25,17 @@ from runner import expect
 from runner.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
 from runner.cases import Selection, count_requests, expand, record_id
 from runner.cassette import Cassette
-from runner.errors import RenderError, RunInterrupted, UsageError
+from runner.errors import RenderError, RunInterrupted, RunStopped, Terminated, UsageError
+from runner.failures import FailureGroups
 from runner.providers import Endpoint, ProviderOverride, resolve_endpoint
-from runner.ratelimit import RateLimiter
+from runner.ratelimit import DEFAULT_MAX_WAIT, Cancelled, Limits, LongWait, NeverFits, Wait
 from runner.record import Attempt, build_record, not_sent_record
 from runner.render import Request, render_request
+from runner.retry import send_whole_with_retries, send_with_retries
 from runner.spec import Spec
 from runner.store import RecordWriter, RunStore, environment_info, git_info, utc_now
-from runner.stream_send import StreamedAnswer, send_streamed, stream_offline, streaming_body
-from runner.transport import HttpClient, HttpResult, RetryPolicy, Timeouts
+from runner.stream_send import StreamedAnswer, stream_offline, stream_once, streaming_body
+from runner.transport import HttpClient, HttpResult, RetryPolicy, Timeouts, retryable
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class RunSettings:
     rpm: float | None = None
     tpm: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_wait: float = DEFAULT_MAX_WAIT  # longest provider-imposed wait before the run stops
     timeouts: Timeouts = field(default_factory=Timeouts)
     variables: dict[str, Any] = field(default_factory=dict)
     cache: CacheMode = "use"
@@ -58,7 +65,8 @@ class RunSettings:
             concurrency=data.get("concurrency", 8),
             rpm=data.get("rpm"),
             tpm=data.get("tpm"),
-            retry=RetryPolicy(**data.get("retry", {})),
+            retry=_known_fields(RetryPolicy, data.get("retry", {})),
+            max_wait=data.get("max_wait", DEFAULT_MAX_WAIT),
             timeouts=Timeouts(**data.get("timeouts", {})),
             variables=data.get("variables", {}),
             cache=data.get("cache", "use"),
@@ -66,6 +74,12 @@ class RunSettings:
             selection=_selection(data.get("selection")),
             stream=data.get("stream"),
         )
+
+
+def _known_fields(cls: Any, data: dict[str, Any]) -> Any:
+    """``cls(**data)`` without the fields older runner versions saved and this one dropped."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def _selection(data: dict[str, Any] | None) -> Selection:
@@ -89,7 +103,7 @@ class RunSummary:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
-    failures: list[str] = field(default_factory=list)
+    failures: FailureGroups = field(default_factory=FailureGroups)
     # Records with expectations, passed and failed, over the whole run (resumed ones too).
     expectations: dict[str, int] = field(default_factory=expect.empty_counts)
 
@@ -112,11 +126,7 @@ class RunSummary:
             self.invalid_output += 1
         else:
             self.failed += 1
-        if status != "ok" and len(self.failures) < 20:
-            reason = (record.get("error") or {}).get("message") or "; ".join(
-                (record.get("output") or {}).get("errors") or ["output is not valid"]
-            )
-            self.failures.append(f"{record['spec']['path']}: {reason}")
+        self.failures.add(record)
         usage = record.get("usage") or {}
         self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         self.completion_tokens += int(usage.get("completion_tokens") or 0)
@@ -132,7 +142,7 @@ class RunSummary:
             *expect.describe_counts(self.expectations),
             f"saved in {self.run_dir}",
         ]
-        lines.extend(f"  {failure}" for failure in self.failures)
+        lines.extend(self.failures.describe())
         if self.failed:
             lines.append(f"send the failed ones again with: runner run --resume {self.run_dir}")
         return "\n".join(lines)
@@ -140,6 +150,7 @@ class RunSummary:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["run_dir"] = str(self.run_dir)
+        data["failures"] = self.failures.to_json()
         data["succeeded"] = self.succeeded
         return data
 
@@ -263,9 +274,9 @@ def start_run(
     answers = _open_answers(specs, endpoints, settings)
     store = RunStore.create(out_dir)
     store.write_manifest(_manifest(store, specs, settings, "running"))
-    jobs = _plan(specs, settings, endpoints)
+    streams = _model_streams(specs, settings, endpoints)
     total = _request_count(specs, settings)
-    return _execute(store, jobs, total, specs, settings, progress, answers=answers, text=text)
+    return _execute(store, streams, total, specs, settings, progress, answers=answers, text=text)
 
 
 def resume_run(
@@ -279,10 +290,10 @@ def resume_run(
     done = store.completed_ids()
     endpoints = _endpoints(specs, settings)
     answers = _open_answers(specs, endpoints, settings, done)
-    jobs = (job for job in _plan(specs, settings, endpoints) if job.record_id not in done)
+    streams = _model_streams(specs, settings, endpoints, done)
     total = max(_request_count(specs, settings) - len(done), 0)
     return _execute(
-        store, jobs, total, specs, settings, progress, resumed=len(done), answers=answers
+        store, streams, total, specs, settings, progress, resumed=len(done), answers=answers
     )
 
 
@@ -355,13 +366,40 @@ def _endpoints(specs: list[Spec], settings: RunSettings) -> dict[Any, Endpoint]:
     return endpoints
 
 
+def _model_streams(
+    specs: list[Spec],
+    settings: RunSettings,
+    endpoints: dict[Any, Endpoint],
+    done: Container[str] = frozenset(),
+) -> list[Iterator[Job]]:
+    """The run's requests as one lazy stream per model and endpoint (each has its own rate
+    limits), so that workers can serve one model while another waits for its budget."""
+    keys: dict[tuple[str, str], None] = {}
+    for spec in specs:
+        url = endpoints[spec.provider].completions_url
+        for model in spec.matrix.get("model") or (spec.model,):
+            keys[(url, str(model))] = None
+    return [_plan(specs, settings, endpoints, key, done) for key in keys]
+
+
 def _plan(
-    specs: list[Spec], settings: RunSettings, endpoints: dict[Any, Endpoint]
+    specs: list[Spec],
+    settings: RunSettings,
+    endpoints: dict[Any, Endpoint],
+    only: tuple[str, str] | None = None,
+    skip: Container[str] = frozenset(),
 ) -> Iterator[Job]:
-    """Every request of the run, rendered lazily, in spec, case and combination order."""
+    """Every request of the run (or of the ``only`` endpoint and model, less the ids in
+    ``skip``), rendered lazily, in spec, case and combination order."""
     for spec in specs:
         endpoint = endpoints[spec.provider]
         for case, combination in expand(spec.cases, spec.matrix, settings.selection):
+            if only is not None:
+                model = str(combination.fields.get("model", spec.model))
+                if (endpoint.completions_url, model) != only:
+                    continue
+            if record_id(spec.name, case, combination) in skip:
+                continue
             try:
                 request = render_request(spec, settings.variables, case, combination)
                 body = streaming_body(request.body, endpoint.name, settings.stream)
@@ -399,7 +437,7 @@ def _manifest(
 
 def _execute(
     store: RunStore,
-    jobs: Iterable[Job],
+    streams: list[Iterator[Job]],
     total: int,
     specs: list[Spec],
     settings: RunSettings,
@@ -409,7 +447,12 @@ def _execute(
     text: TextSink | None = None,
 ) -> RunSummary:
     started = time.monotonic()
-    sender = _Sender(settings, answers, text if total == 1 else None)
+    # A progress display (runner/progress.py) may also show waits, and end its line.
+    on_wait = getattr(progress, "waiting", None)
+    start_progress = getattr(progress, "start", None)
+    if start_progress is not None:
+        start_progress(total)
+    sender = _Sender(settings, answers, text if total == 1 else None, on_wait)
     summary = RunSummary(store.root, resumed=resumed)
     lock = threading.Lock()
 
@@ -421,22 +464,45 @@ def _execute(
                 progress(record, summary.total, max(total, summary.total))
 
     writer = RecordWriter(store, depth=settings.concurrency * 2)
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
+    stopped: dict[str, Any] | None = None
     try:
-        _run_pool(jobs, sender, finish, settings.concurrency)
-    except KeyboardInterrupt:
-        interrupted = True  # requests in flight were finished and saved; the rest can resume
+        _run_pool(streams, sender, finish, settings.concurrency)
+    except KeyboardInterrupt as exc:
+        interrupted = exc  # requests in flight were finished and saved; the rest can resume
+        signal = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        stopped = {"reason": "interrupted", "signal": signal, "message": f"{signal} received"}
     finally:
+        close_progress = getattr(progress, "close", None)
+        if close_progress is not None:
+            close_progress()
         sender.close()
         writer.close()
         store.close()
         summary.seconds = time.monotonic() - started
         counted = None if resumed else summary.expectations  # a resume saw only some
-        counts = _finish_manifest(store, _record_ids(specs, settings.selection), counted)
+        if sender.long_wait is not None and stopped is None:
+            stopped = _stopped_by(sender.long_wait)
+        counts = _finish_manifest(store, _record_ids(specs, settings.selection), counted, stopped)
         summary.expectations = counts["expectations"]
-    if interrupted:
-        raise RunInterrupted(str(store.root), summary.total)
+    if interrupted is not None:
+        raise RunInterrupted(str(store.root), summary.total, isinstance(interrupted, Terminated))
+    if sender.long_wait is not None:
+        raise RunStopped(str(store.root), str(sender.long_wait), summary.total, counts["not_sent"])
     return summary
+
+
+def _stopped_by(wait: LongWait) -> dict[str, Any]:
+    """What the manifest says of a run stopped by a provider's limit."""
+    resets_at = datetime.fromtimestamp(wait.resets_at, timezone.utc)
+    return {
+        "reason": "rate_limit",
+        "limit": wait.wait.limit,
+        "model": wait.wait.model,
+        "message": str(wait),
+        "resets_in_s": round(wait.wait.seconds, 3),
+        "resets_at": resets_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
 
 
 def _record_ids(specs: list[Spec], selection: Selection) -> Iterator[str]:
@@ -447,7 +513,10 @@ def _record_ids(specs: list[Spec], selection: Selection) -> Iterator[str]:
 
 
 def _finish_manifest(
-    store: RunStore, record_ids: Iterable[str], counted: dict[str, int] | None = None
+    store: RunStore,
+    record_ids: Iterable[str],
+    counted: dict[str, int] | None = None,
+    stopped: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Put results.jsonl in plan order and the counts in the manifest. ``counted``: the run's
     own tally of expectations, when it saw every record; otherwise one more pass counts them."""
@@ -459,33 +528,58 @@ def _finish_manifest(
         finished_at=utc_now(),
         counts=counts,
     )
+    manifest.pop("stopped", None)
+    if stopped is not None and counts["not_sent"]:
+        manifest["stopped"] = stopped
     store.write_manifest(manifest)
     return counts
 
 
 def _run_pool(
-    jobs: Iterable[Job], sender: _Sender, finish: Callable[[dict[str, Any]], None], concurrency: int
+    streams: list[Iterator[Job]],
+    sender: _Sender,
+    finish: Callable[[dict[str, Any]], None],
+    concurrency: int,
 ) -> None:
-    slots = threading.BoundedSemaphore(concurrency * 2)
+    """Send every stream's jobs, up to ``concurrency`` of each stream at once and
+    ``concurrency`` requests in flight in all (the sender holds that limit): a model waiting
+    for its budget holds its own workers, never the other models'."""
     errors: list[BaseException] = []
+    stop = sender.limits.cancelled
+    changed = threading.Condition()
+    active = [0] * len(streams)
+    open_streams = list(range(len(streams)))
 
-    def done(future: Future[None]) -> None:
-        slots.release()
+    def done(future: Future[None], stream: int) -> None:
+        with changed:
+            active[stream] -= 1
+            changed.notify_all()
         if future.cancelled():
             return
         error = future.exception()
         if error is not None:
             errors.append(error)
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="runner") as pool:
+    workers = min(concurrency * max(len(streams), 1), 512)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runner") as pool:
         try:
-            for job in jobs:
-                slots.acquire()
-                if errors:
-                    break
-                pool.submit(_send_and_finish, sender, job, finish).add_done_callback(done)
+            with changed:
+                while open_streams and not errors and not stop.is_set():
+                    for stream in list(open_streams):
+                        while active[stream] < concurrency:
+                            job = next(streams[stream], None)
+                            if job is None:
+                                open_streams.remove(stream)
+                                break
+                            active[stream] += 1
+                            future = pool.submit(_send_and_finish, sender, job, finish)
+                            future.add_done_callback(partial(done, stream=stream))
+                    if open_streams:
+                        changed.wait(0.5)
         except KeyboardInterrupt:
-            # Drop what has not started; leaving the block waits for what is in flight.
+            # Requests waiting for their turn give up, what has not started is dropped, and
+            # leaving the block waits for the answers in flight.
+            sender.limits.cancel()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     if errors:
@@ -504,25 +598,28 @@ class _Sender:
         settings: RunSettings,
         answers: AnswerSource | None = None,
         text: TextSink | None = None,
+        on_wait: Callable[[Wait | None], None] | None = None,
     ):
         self.settings = settings
-        self.limiter = RateLimiter(settings.rpm, settings.tpm)
+        self.limits = Limits(settings.rpm, settings.tpm, settings.max_wait, on_wait)
+        # Requests on the wire at once; workers waiting for their turn do not count.
+        self.in_flight = threading.BoundedSemaphore(max(settings.concurrency, 1))
         self.answers = answers
         self.text = text
+        self.long_wait: LongWait | None = None  # why the run stopped early, if it did
         # A replay never builds an HTTP client, so it cannot reach the network.
         self.client = (
             None
             if settings.replay
-            else HttpClient(
-                settings.retry, settings.timeouts, pool_size=max(settings.concurrency, 1)
-            )
+            else HttpClient(settings.timeouts, pool_size=max(settings.concurrency, 1))
         )
 
     def send(
         self, job: Job, finish: Callable[[dict[str, Any]], None] | None = None
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         """Answer one job and hand its record to ``finish``; then cache a good answer (a run
-        killed before the record is written finds the answer in the cache when resumed)."""
+        killed before the record is written finds the answer in the cache when resumed).
+        None when the run stopped before the job was sent: it has no record."""
         body = job.request.body
         if job.render_error is not None:
             return self._not_sent(job, job.render_error, finish)
@@ -530,6 +627,7 @@ class _Sender:
         started_at, clock = utc_now(), time.perf_counter()
         response: Any = None
         streamed: StreamedAnswer | None = None
+        never_sent = False  # too large for the token limit: failed without an attempt
         if stored is not None:
             result = HttpResult(stored.status, {}, stored.text, 0)
         elif job.endpoint.offline and body.get("stream") is True:
@@ -543,24 +641,13 @@ class _Sender:
         elif self.client is None:
             result = HttpResult(None, {}, None, 0, "the replay cassette has no answer for it")
         else:
-            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            estimate = _token_estimate(body, len(payload))
-            self.limiter.acquire(estimate)
-            started_at, clock = utc_now(), time.perf_counter()
-            if body.get("stream") is True:
-                streamed = send_streamed(
-                    self.client,
-                    job.endpoint,
-                    payload,
-                    self.settings.timeouts,
-                    self.settings.retry,
-                    self.text,
-                    lambda: self.limiter.acquire(estimate),
-                )
-                result, response = streamed.result, streamed.completion
-            else:
-                result = self.client.post_chat(job.endpoint, payload)
-            self.limiter.observe(result.headers)
+            sent = self._send(job)
+            if sent is None:
+                return None
+            result, streamed, started_at, clock = sent
+            never_sent = result.attempts == 0
+            if streamed is not None:
+                response = streamed.completion
         latency_ms = round((time.perf_counter() - clock) * 1000.0, 3)
         attempt = Attempt(result, started_at, latency_ms, cached=stored is not None)
         if streamed is not None:
@@ -571,11 +658,65 @@ class _Sender:
                 partial_text=streamed.partial_text,
             )
         record = build_record(job.record_id, job.request, job.endpoint, attempt, response)
+        if never_sent:
+            record["error"]["kind"] = "too_large"
         if finish is not None:
             finish(record)
         if key and self.answers is not None and stored is None and record["output"] is not None:
             self.answers.put(key, job.endpoint.completions_url, 200, result.text or "")
         return record
+
+    def _send(self, job: Job) -> tuple[HttpResult, StreamedAnswer | None, str, float] | None:
+        """Send one job through its model's limiter, with retries: the result (and the stream,
+        if it was streamed) and when the first attempt left. None when the run stops before
+        the job is sent."""
+        assert self.client is not None
+        client, endpoint, settings = self.client, job.endpoint, self.settings
+        body = job.request.body
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        model = str(body.get("model", ""))
+        limiter = self.limits.for_model(
+            (endpoint.completions_url, model),
+            model,
+            "requests-per-minute" if endpoint.name == "openai" else "requests-per-day",
+        )
+        first: list[tuple[str, float]] = []
+
+        def started() -> None:
+            if not first:
+                first.append((utc_now(), time.perf_counter()))
+
+        def send_whole() -> HttpResult:
+            with self.in_flight:
+                started()
+                return client.post_chat(endpoint, payload)
+
+        def send_stream() -> StreamedAnswer:
+            with self.in_flight:
+                started()
+                return stream_once(client, endpoint, payload, settings.timeouts, self.text)
+
+        tokens = token_estimate(body)
+        stop = self.limits.cancelled
+        try:
+            if body.get("stream") is True:
+                streamed, attempts = send_with_retries(
+                    send_stream, limiter, tokens, settings.retry, stop, _result_of, _may_retry
+                )
+                result = replace(streamed.result, attempts=attempts)
+                return result, streamed, *first[0]
+            result = send_whole_with_retries(send_whole, limiter, tokens, settings.retry, stop)
+        except NeverFits as exc:
+            result = HttpResult(None, {}, None, 0, str(exc))
+            return result, None, utc_now(), time.perf_counter()
+        except LongWait as exc:
+            if self.long_wait is None:
+                self.long_wait = exc
+            self.limits.cancel()
+            return None
+        except Cancelled:
+            return None
+        return result, None, *first[0]
 
     def _not_sent(
         self, job: Job, reason: str, finish: Callable[[dict[str, Any]], None] | None
@@ -602,6 +743,26 @@ def _stored_answer(
     return key, answers.get(key)
 
 
-def _token_estimate(body: dict[str, Any], payload_bytes: int) -> int:
+def _result_of(streamed: StreamedAnswer) -> HttpResult:
+    return streamed.result
+
+
+def _may_retry(streamed: StreamedAnswer) -> bool:
+    """A stream that failed before its first token, or an answer that was not a stream and
+    may be retried like any other (5xx, dropped connection)."""
+    return streamed.retryable or (streamed.failure is None and retryable(streamed.result))
+
+
+def token_estimate(body: dict[str, Any]) -> int:
+    """About how many tokens a request counts against a tokens-per-minute limit: its prompt
+    (about 4 characters a token, plus a few per message) and its completion limit."""
+    chars = 0
+    messages = body.get("messages") or []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else message
+        chars += len(content if isinstance(content, str) else json.dumps(content))
+    for extra in ("tools", "response_format"):
+        if body.get(extra):
+            chars += len(json.dumps(body[extra]))
     limit = body.get("max_completion_tokens") or body.get("max_tokens") or 0
-    return payload_bytes // 4 + int(limit)
+    return (chars + 3) // 4 + 4 * len(messages) + int(limit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runner.providers import Endpoint
+from runner.ratelimit import never_fits
 from runner.spec import Spec
 
 
@@ -36,6 +37,12 @@ def explain_http_error(
             "follow redirects, so neither the key nor the prompt goes to an address you did "
             "not give: set --base-url (or the spec's base_url) to the new address"
         )
+    if status == 401 and endpoint.api_key is None and not endpoint.api_key_env:
+        return (
+            f"the provider wants an API key (HTTP 401), but none was sent: name the environment "
+            "variable that holds it with --api-key-env NAME (or api_key_env under the spec's "
+            f"provider){suffix}"
+        )
     if status == 401:
         where = f"check {endpoint.api_key_env}" if endpoint.api_key_env else "set api_key_env"
         return f"the provider rejected the API key (HTTP 401); {where}{suffix}"
@@ -45,6 +52,11 @@ def explain_http_error(
         return (
             f"not found (HTTP 404): unknown model '{spec.model}' or wrong base URL "
             f"{endpoint.base_url}{suffix}"
+        )
+    if status in (413, 429) and said and never_fits(said):
+        return (
+            f"the request alone is larger than the provider's token limit for {spec.model} "
+            f"(HTTP {status}), so it can never fit: shorten the prompt or lower max_tokens{suffix}"
         )
     if status == 413:
         return f"the request is too large for the provider (HTTP 413){suffix}"

@@ -1,28 +1,28 @@
 """Send one streamed request and read its answer, or stream the offline provider's answer.
 
-When a stream is sent again: until the response's headers arrive, a streamed request is retried
-like any other (429, 408, 498, 5xx, dropped connections, with ``retry-after``). Once a 200
-event stream has begun, a stream that fails before its first token (it is dropped, stays
-silent past the idle timeout, or sends an error event) is sent again, within the same number
-of retries and with the same backoff. Once a token has arrived, a failure is final: the record
-fails with the reason and keeps the text received so far, and the request is never sent again
-within the run, so no answer is ever counted or shown twice. A stream that is not well-formed
-(an event that is not JSON) is a broken server and is not retried either.
+When a stream is sent again (runner/retry.py does the rounds, each through the rate limiter):
+until the response's headers arrive, a streamed request is retried like any other (429, 408,
+498, 5xx, dropped connections, with ``retry-after``). Once a 200 event stream has begun, a
+stream that fails before its first token (it is dropped, stays silent past the idle timeout,
+or sends an error event) is sent again, within the same number of retries and with the same
+backoff. Once a token has arrived, a failure is final: the record fails with the reason and
+keeps the text received so far, and the request is never sent again within the run, so no
+answer is ever counted or shown twice. A stream that is not well-formed (an event that is not
+JSON) is a broken server and is not retried either.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from runner.offline_stream import completion_chunks, event_stream, offline_delay, wants_usage_chunk
 from runner.providers import Endpoint
 from runner.stream import StreamFailure, StreamTiming, read_stream
-from runner.transport import HttpClient, HttpResult, RetryPolicy, Timeouts
+from runner.transport import HttpClient, HttpResult, Timeouts
 
 # Providers that report a stream's usage without being asked (Groq: in x_groq.usage); the
 # others get stream_options.include_usage (Groq's API has rejected that field in the past).
@@ -52,28 +52,6 @@ def streaming_body(body: dict[str, Any], provider: str, stream: bool | None) -> 
     if body.get("stream") is True and provider not in USAGE_WITHOUT_ASKING:
         body = {**body, "stream_options": body.get("stream_options", {"include_usage": True})}
     return body
-
-
-def send_streamed(
-    client: HttpClient,
-    endpoint: Endpoint,
-    payload: bytes,
-    timeouts: Timeouts,
-    retry: RetryPolicy,
-    on_text: Callable[[str], None] | None = None,
-    before_retry: Callable[[], None] | None = None,
-) -> StreamedAnswer:
-    """Send a ``stream: true`` payload and assemble its answer (see the module's retry rule)."""
-    attempts = 0
-    for round_number in range(retry.retries + 1):
-        answer = stream_once(client, endpoint, payload, timeouts, on_text)
-        attempts += answer.result.attempts
-        if not answer.retryable or round_number == retry.retries:
-            return replace(answer, result=replace(answer.result, attempts=attempts))
-        time.sleep(_backoff(retry, round_number))
-        if before_retry is not None:
-            before_retry()
-    raise AssertionError("unreachable: the last round returns")
 
 
 def stream_once(
@@ -126,8 +104,3 @@ def _whole_body_timing(status: int | None, started: float) -> StreamTiming | Non
         return None
     total = round((time.perf_counter() - started) * 1000.0, 3)
     return StreamTiming(total, total, total, 0, None)
-
-
-def _backoff(retry: RetryPolicy, round_number: int) -> float:
-    wait = min(retry.backoff_factor * (2**round_number), retry.backoff_max)
-    return wait + random.uniform(0, retry.backoff_jitter)

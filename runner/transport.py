@@ -1,19 +1,20 @@
-"""HTTP to an OpenAI-compatible endpoint: one urllib3 pool, timeouts, retries.
+"""HTTP to an OpenAI-compatible endpoint: one urllib3 pool, timeouts, one attempt per call.
 
-Retries use urllib3's own machinery: exponential backoff with jitter for 429, 5xx and dropped
-connections, honouring ``retry-after`` (and Groq/OpenAI's ``retry-after-ms``), never retrying
-other 4xx errors. TLS certificates are always verified.
+``post_chat`` sends exactly one attempt and never raises for I/O; retrying is the caller's
+job (``runner/retry.py``), so that every attempt goes through the run's rate limiter. TLS
+certificates are always verified.
 """
 
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError
+from urllib3.exceptions import HTTPError
 from urllib3.util.retry import Retry
 
 from runner import __version__
@@ -25,13 +26,23 @@ RETRY_STATUSES = frozenset({408, 429, 498, 500, 502, 503, 504})
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try: attempts after the first, backoff and the longest wait honoured."""
+    """How hard to try after 5xx and dropped connections: retries, and the backoff between.
+
+    A 429 is not counted here: the request waits for its turn at the rate limiter and is sent
+    again, as long as the provider's waits stay within the run's ``--max-wait``.
+    """
 
     retries: int = 5
     backoff_factor: float = 0.5
     backoff_max: float = 30.0
+    # For urllib3's own retries (the Batch API calls in batch_api.py).
     backoff_jitter: float = 0.5
     retry_after_max: int = 120
+
+    def backoff(self, retry: int) -> float:
+        """Seconds before retry number ``retry`` (1-based): exponential, with jitter."""
+        base = min(self.backoff_factor * 2 ** (retry - 1), self.backoff_max)
+        return base * random.uniform(0.5, 1.5)
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,8 @@ class HttpResult:
 
 
 class ProviderRetry(Retry):
-    """urllib3's Retry, also reading the millisecond ``retry-after-ms`` header."""
+    """urllib3's Retry, also reading the millisecond ``retry-after-ms`` header (for the Batch
+    API calls, which do not go through the rate limiter)."""
 
     def get_retry_after(self, response: Any) -> float | None:
         millis = response.headers.get("retry-after-ms")
@@ -73,23 +85,7 @@ class ProviderRetry(Retry):
 class HttpClient:
     """A keep-alive connection pool shared by every request of a run."""
 
-    def __init__(self, retry: RetryPolicy, timeouts: Timeouts, pool_size: int = 10):
-        self._max_attempts = retry.retries + 1
-        self._retry = ProviderRetry(
-            total=retry.retries,
-            connect=retry.retries,
-            read=retry.retries,
-            status=retry.retries,
-            redirect=0,
-            allowed_methods=frozenset({"POST"}),
-            status_forcelist=RETRY_STATUSES,
-            backoff_factor=retry.backoff_factor,
-            backoff_max=retry.backoff_max,
-            backoff_jitter=retry.backoff_jitter,
-            retry_after_max=retry.retry_after_max,
-            raise_on_status=False,
-            respect_retry_after_header=True,
-        )
+    def __init__(self, timeouts: Timeouts, pool_size: int = 10):
         self._pools: dict[str, tuple[Any, str]] = {}
         # A stream waits at most the idle timeout for each read, the headers included.
         self._idle = min(timeouts.idle, timeouts.read)
@@ -100,31 +96,24 @@ class HttpClient:
             block=False,
             cert_reqs="CERT_REQUIRED",
             timeout=urllib3.Timeout(connect=timeouts.connect, read=timeouts.read),
-            retries=self._retry,
+            retries=False,
         )
 
     def post_chat(self, endpoint: Endpoint, body: bytes) -> HttpResult:
-        """POST one request body to the endpoint's /chat/completions; never raises for I/O."""
+        """POST one request body to the endpoint's /chat/completions once; never raises for I/O."""
         headers = self._headers(endpoint, "application/json")
         try:
             # Redirects are never followed: neither the key nor the prompt goes to an address
             # the user did not name. The 3xx comes back as the answer and is explained.
             pool, path = self._pool_for(endpoint.completions_url)
             response = pool.urlopen(
-                "POST", path, body=body, headers=headers, redirect=False, retries=self._retry
+                "POST", path, body=body, headers=headers, redirect=False, retries=False
             )
-        except MaxRetryError as exc:
-            # Raised only once every retry is spent.
-            return HttpResult(None, {}, None, self._max_attempts, _describe_failure(exc.reason))
         except HTTPError as exc:
             return HttpResult(None, {}, None, 1, _describe_failure(exc))
-        history = response.retries.history if response.retries else ()
         text = response.data.decode("utf-8", errors="replace")
         return HttpResult(
-            response.status,
-            {k.lower(): v for k, v in response.headers.items()},
-            text,
-            len(history) + 1,
+            response.status, {k.lower(): v for k, v in response.headers.items()}, text, 1
         )
 
     def open_stream(self, endpoint: Endpoint, body: bytes) -> StreamResponse:
@@ -140,17 +129,14 @@ class HttpClient:
                 body=body,
                 headers=headers,
                 redirect=False,
-                retries=self._retry,
+                retries=False,
                 timeout=self._stream_timeout,
                 preload_content=False,
             )
-        except MaxRetryError as exc:
-            return StreamResponse(None, {}, self._max_attempts, error=_describe_failure(exc.reason))
         except HTTPError as exc:
             return StreamResponse(None, {}, 1, error=_describe_failure(exc))
-        history = response.retries.history if response.retries else ()
         found = {k.lower(): v for k, v in response.headers.items()}
-        attempts = len(history) + 1
+        attempts = 1
         if response.status == 200 and found.get("content-type", "").startswith("text/event-stream"):
             return StreamResponse(200, found, attempts, pieces=_pieces(response, self._idle))
         try:
@@ -219,6 +205,13 @@ def _pieces(response: Any, idle: float) -> Iterator[bytes]:
         else:
             response.drain_conn()  # what follows [DONE], so the connection can be reused
         response.release_conn()
+
+
+def retryable(result: HttpResult) -> bool:
+    """Whether sending the same request again may succeed: 5xx, 408, dropped connections."""
+    if result.status is None:
+        return not (result.error or "").startswith("TLS certificate")
+    return result.status in RETRY_STATUSES
 
 
 def _describe_failure(reason: Exception | None) -> str:

@@ -1,0 +1,107 @@
+"""What a run shows while it goes (runner/progress.py) and the failures summary at its end."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+
+from helpers import KEY, KEY_ENV, run_args, write_spec
+from provider_limits import ProviderLimits
+
+MODEL = "llama-3.3-70b-versatile"
+WAIT_LINE = re.compile(
+    rf"waiting \d+(\.\d)? s for the requests-per-minute limit of {re.escape(MODEL)}"
+)
+
+
+def slow_budget_specs(project, openai_server, count: int = 8) -> None:
+    """COUNT specs against a budget of 4 requests per 1.2 s: the run waits over a second."""
+    for i in range(count):
+        write_spec(project, f"s{i:02}")
+    openai_server.provider_limits = ProviderLimits(rpm=(4, 1.2))
+
+
+def test_without_a_terminal_a_line_every_few_seconds_says_how_far_the_run_is(
+    project, openai_server, run_cli, monkeypatch
+):
+    slow_budget_specs(project, openai_server)
+    monkeypatch.setenv(KEY_ENV, KEY)
+    monkeypatch.setenv("RUNNER_PROGRESS_EVERY", "0.2")
+
+    result = run_cli(*run_args(openai_server.base_url), "-c", "4")
+
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
+    assert len(lines) >= 2, result.stderr
+    assert any(WAIT_LINE.search(line) for line in lines), lines
+    assert re.search(r"\d/8 \(\d+%\), [\d.]+/s, ETA [^;]+; \d ok, 0 failed, 0 invalid", lines[0])
+    assert lines[-1].startswith("progress: 8/8 (100%)")
+
+    quiet = run_cli(*run_args(openai_server.base_url), "-c", "4", "--quiet", "--no-cache")
+
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_on_a_terminal_the_bar_shows_counts_and_the_wait(project, openai_server):
+    slow_budget_specs(project, openai_server)
+    command = [sys.executable, "-m", "runner", *run_args(openai_server.base_url), "-c", "4"]
+    env = {**os.environ, KEY_ENV: KEY, "COLUMNS": "200"}
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        command, cwd=project, env=env, stderr=terminal, stdout=subprocess.DEVNULL
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the run ended and closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+
+    assert process.wait(timeout=30) == 0
+    text = shown.decode()
+    assert "\r" in text and "[####################]  8/8 (100%)" in text
+    assert WAIT_LINE.search(text), text
+    assert "8 ok, 0 failed, 0 invalid" in text
+    assert "progress: " not in text  # the bar, not the log lines
+
+
+def test_failures_are_grouped_by_cause_and_a_missing_key_is_named(project, openai_server, run_cli):
+    for i in range(15):
+        write_spec(project, f"s{i:02}")
+    openai_server.api_key = KEY
+
+    result = run_cli("run", "specs", "--base-url", openai_server.base_url, "--out", "runs")
+
+    assert result.exit_code == 1
+    stderr = result.stderr
+    assert "failures by cause:" in stderr
+    assert stderr.count("HTTP 401") == 1, stderr
+    assert "15 x the provider wants an API key (HTTP 401), but none was sent" in stderr
+    assert "--api-key-env NAME" in stderr and "api_key_env" in stderr
+    assert re.search(r"e\.g\. specs/s\d\d\.yaml \(record s\d\d\)", stderr)
+
+
+def test_different_causes_are_counted_apart(project, openai_server, run_cli, monkeypatch):
+    for i in range(6):
+        write_spec(project, f"s{i:02}")
+    for i in (0, 1, 2):
+        openai_server.plan("400", marker=f"(s{i:02})")
+    openai_server.plan("404", marker="(s05)")
+    monkeypatch.setenv(KEY_ENV, KEY)
+
+    result = run_cli(*run_args(openai_server.base_url), "--json")
+
+    groups = {g["cause"]: g for g in json.loads(result.stdout)["failures"]}
+    assert sorted(g["count"] for g in groups.values()) == [1, 3]
+    rejected = next(g for cause, g in groups.items() if "HTTP 400" in cause)
+    assert rejected["count"] == 3 and "<spec>" in rejected["cause"]
+    assert rejected["example"]["spec"] == f"specs/{rejected['example']['record']}.yaml"
