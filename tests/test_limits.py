@@ -164,34 +164,3 @@ def test_one_models_limit_does_not_slow_the_other(project, openai_server, limite
     assert len(slow) == 6 and len(fast) == 6
     # The slow model needs three of its windows; the fast one is done before its second.
     assert max(fast) < slow[2]
-
-
-def test_sigterm_stops_a_run_like_ctrl_c(project, openai_server):
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    write_bulk_spec(project, 40)
-    openai_server.latency = 0.05
-    command = [sys.executable, "-m", "runner", *run_args(openai_server.base_url), "-c", "2"]
-    env = {**os.environ, KEY_ENV: KEY}
-    process = subprocess.Popen(command, cwd=project, env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while openai_server.count < 6 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=30)
-
-    assert process.returncode == 143, stderr
-    assert "Traceback" not in stderr
-    run_dir = latest_run(project)
-    assert "terminated (SIGTERM)" in stderr
-    assert f"runner run --resume {run_dir.relative_to(project)}" in stderr
-    saved = read_records(run_dir)
-    assert 0 < len(saved) < 40
-    stopped = manifest(run_dir)
-    assert stopped["status"] == "incomplete"
-    assert stopped["counts"]["not_sent"] == 40 - len(saved)
-    assert stopped["stopped"]["reason"] == "interrupted"
-    assert stopped["stopped"]["signal"] == "SIGTERM"

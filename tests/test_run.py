@@ -487,7 +487,13 @@ def test_dropped_connections_are_explained_in_a_sentence(
     assert "Error(" not in message
 
 
-def test_ctrl_c_saves_what_was_answered_and_says_how_to_resume(project, openai_server):
+@pytest.mark.parametrize(
+    ("name", "code", "words"), [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")]
+)
+def test_ctrl_c_saves_what_was_answered_and_says_how_to_resume(
+    project, openai_server, name, code, words
+):
+    """Ctrl-C, and SIGTERM (timeout, a cancelled CI job, docker stop), alike."""
     import os
     import signal
     import subprocess
@@ -503,11 +509,11 @@ def test_ctrl_c_saves_what_was_answered_and_says_how_to_resume(project, openai_s
     deadline = time.monotonic() + 10
     while openai_server.count < 6 and time.monotonic() < deadline:
         time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, name))
     _, stderr = process.communicate(timeout=30)
 
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and words in stderr
     run_dir = latest_run(project)
     assert f"runner run --resume {run_dir.relative_to(project)}" in stderr
     saved = read_records(run_dir)
@@ -515,6 +521,11 @@ def test_ctrl_c_saves_what_was_answered_and_says_how_to_resume(project, openai_s
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "incomplete"
     assert manifest["counts"]["not_sent"] == 40 - len(saved)
+    assert manifest["stopped"] == {
+        "reason": "interrupted",
+        "signal": name,
+        "message": f"{name} received",
+    }
 
     resumed = subprocess.run(
         [sys.executable, "-m", "runner", "run", "--resume", str(run_dir)],
@@ -529,3 +540,4 @@ def test_ctrl_c_saves_what_was_answered_and_says_how_to_resume(project, openai_s
     assert len(read_records(run_dir)) == 40
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["counts"]["not_sent"] == 0
+    assert "stopped" not in manifest
