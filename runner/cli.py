@@ -490,13 +490,24 @@ class _TextPrinter:
 
     def around(self, progress: Callable[..., None] | None) -> Callable[..., None]:
         """The progress display, starting on a new line after the text."""
+        return _AfterText(self, progress)
 
-        def show(*args: Any) -> None:
-            self.end()
-            if progress is not None:
-                progress(*args)
 
-        return show
+class _AfterText:
+    """A progress display that first ends the streamed text's line; its other calls (waits,
+    the end of the run) go straight to the display."""
+
+    def __init__(self, text: _TextPrinter, progress: Callable[..., None] | None):
+        self._text = text
+        self._progress = progress
+
+    def __call__(self, *args: Any) -> None:
+        self._text.end()
+        if self._progress is not None:
+            self._progress(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._progress, name)
 
 
 def _text_printer(quiet: bool) -> _TextPrinter | None:
