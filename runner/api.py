@@ -8,7 +8,7 @@ here prints or exits: mistakes are raised as the error types of ``runner.errors`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,7 +17,7 @@ from runner.errors import SpecError, UsageError
 if TYPE_CHECKING:
     from runner.cases import Selection
     from runner.diff import RunDiff
-    from runner.execute import RunSettings, RunSummary
+    from runner.execute import RunPlan, RunSettings, RunSummary
     from runner.spec import Spec
     from runner.validate import Validation
 
@@ -175,20 +175,83 @@ class Run:
         return record_rows(self.raw_records())
 
 
-def validate_specs(*paths: PathLike) -> Validation:
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run sends its requests: the options of ``runner run``, with the same defaults."""
+
+    provider: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    allow_key_env: tuple[str, ...] = ()
+    concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    retries: int = 5
+    backoff: float = 0.5
+    max_wait: float = 120.0
+    timeout: float = 120.0
+    idle_timeout: float = 30.0
+    stream: bool | None = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    cases: tuple[str, ...] = ()
+    limit: int | None = None
+    sample: int | None = None
+    sample_seed: int = 0
+    cache: CacheMode = "use"
+    replay: PathLike | None = None
+
+    def settings(self, dry_run: bool = False) -> RunSettings:
+        """The executor's settings for these options (a dry run needs no API key)."""
+        from runner.execute import RunSettings
+        from runner.providers import ProviderOverride
+        from runner.transport import RetryPolicy, Timeouts
+
+        replay = Path(self.replay).resolve() if self.replay is not None else None
+        return RunSettings(
+            provider=ProviderOverride(
+                self.provider,
+                self.base_url,
+                self.api_key_env,
+                require_key=not (dry_run or replay),
+            ),
+            concurrency=self.concurrency,
+            rpm=self.rpm,
+            tpm=self.tpm,
+            retry=RetryPolicy(retries=self.retries, backoff_factor=self.backoff),
+            max_wait=self.max_wait,
+            timeouts=Timeouts(read=self.timeout, idle=self.idle_timeout),
+            variables=dict(self.variables),
+            cache=self.cache,
+            replay=str(replay) if replay else None,
+            selection=select(self.cases, self.limit, self.sample, self.sample_seed),
+            stream=self.stream,
+        )
+
+
+def validate_specs(
+    *paths: PathLike,
+    variables: Mapping[str, Any] | None = None,
+    allow_key_env: Sequence[str] = (),
+) -> Validation:
     """Check spec files or folders of them; the result holds the good specs and every problem.
 
     Never raises for a bad spec: look at ``result.ok`` and ``result.problems`` (each with
-    ``path``, ``line``, ``column``, ``message`` and ``hint``).
+    ``path``, ``line``, ``column``, ``message`` and ``hint``). ``variables`` are values given
+    from outside the specs (as ``--var`` does); ``allow_key_env`` names key variables the
+    specs' own endpoints may read (as ``--allow-key-env`` does).
     """
     from runner.validate import validate_paths
 
-    return validate_paths(Path(p) for p in paths)
+    return validate_paths((Path(p) for p in paths), variables, allow_key_env)
 
 
-def load_specs(*paths: PathLike) -> list[Spec]:
+def load_specs(
+    *paths: PathLike,
+    variables: Mapping[str, Any] | None = None,
+    allow_key_env: Sequence[str] = (),
+) -> list[Spec]:
     """The specs under ``paths``, validated; raises SpecError listing every problem."""
-    result = validate_specs(*paths)
+    result = validate_specs(*paths, variables=variables, allow_key_env=allow_key_env)
     if not result.ok:
         raise SpecError(result.problems)
     if not result.specs:
@@ -205,70 +268,62 @@ def render_spec(
     sample: int | None = None,
     sample_seed: int = 0,
 ) -> list[RenderedRequest]:
-    """The request bodies ``spec`` would send, for the selected cases; sends nothing."""
+    """The request bodies ``spec`` would send, for the selected cases; sends nothing.
+
+    Raises UsageError when no case matches the selection."""
     from runner.render import render_requests
 
-    loaded = spec if not isinstance(spec, str | Path) else _load_one(Path(spec))
+    loaded = spec if not isinstance(spec, str | Path) else _load_one(Path(spec), variables)
     selected = select(cases, limit, sample, sample_seed)
-    return [
+    requests = [
         RenderedRequest(request.record_id, request.body, request.vars)
         for request in render_requests(loaded, variables, selected)
     ]
+    if not requests:
+        raise UsageError(f"no case of {loaded.display} matches the selection")
+    return requests
+
+
+def plan_specs(*paths: PathLike, options: RunOptions | None = None, **overrides: Any) -> RunPlan:
+    """What a run would do, request by request (send, cached, offline, replay); sends nothing."""
+    from runner.execute import plan_run
+
+    chosen = replace(options or RunOptions(), **overrides)
+    specs = load_specs(*paths, variables=chosen.variables, allow_key_env=chosen.allow_key_env)
+    return plan_run(specs, chosen.settings(dry_run=True))
 
 
 def run_specs(
     *paths: PathLike,
     out: PathLike = "runs",
-    provider: str | None = None,
-    base_url: str | None = None,
-    api_key_env: str | None = None,
-    concurrency: int = 8,
-    rpm: float | None = None,
-    tpm: float | None = None,
-    retries: int = 5,
-    backoff: float = 0.5,
-    timeout: float = 120.0,
-    variables: Mapping[str, Any] | None = None,
-    cases: Sequence[str] = (),
-    limit: int | None = None,
-    sample: int | None = None,
-    sample_seed: int = 0,
-    cache: CacheMode = "use",
-    replay: PathLike | None = None,
+    options: RunOptions | None = None,
     on_record: Callable[[dict[str, Any], int, int], None] | None = None,
+    on_text: Callable[[str], None] | None = None,
+    **overrides: Any,
 ) -> RunSummary:
     """Validate and run specs into a new run directory under ``out``, as ``runner run`` does.
 
-    Returns the summary (``summary.run_dir`` is the run directory; open it with ``open_run``).
-    ``on_record(record, done, total)`` is called after each record is saved.
+    Options are a ``RunOptions`` or its fields as keyword arguments
+    (``run_specs("specs", provider="offline", concurrency=4)``). Returns the summary
+    (``summary.run_dir`` is the run directory; read it with ``open_run``).
+    ``on_record(record, done, total)`` is called after each record is saved; ``on_text``
+    receives the answer's text as it arrives when the run is one streamed request.
     """
-    settings = run_settings(
-        provider=provider,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        concurrency=concurrency,
-        rpm=rpm,
-        tpm=tpm,
-        retries=retries,
-        backoff=backoff,
-        timeout=timeout,
-        variables=dict(variables or {}),
-        selection=select(cases, limit, sample, sample_seed),
-        cache=cache,
-        replay=Path(replay) if replay is not None else None,
-    )
     from runner.execute import start_run
 
-    return start_run(load_specs(*paths), settings, Path(out), on_record)
+    chosen = replace(options or RunOptions(), **overrides)
+    settings = chosen.settings()
+    specs = load_specs(*paths, variables=chosen.variables, allow_key_env=chosen.allow_key_env)
+    return start_run(specs, settings, Path(out), on_record, on_text)
 
 
 def resume_run(
     run_dir: PathLike, on_record: Callable[[dict[str, Any], int, int], None] | None = None
 ) -> RunSummary:
     """Finish an interrupted run: send only the requests without a saved answer."""
-    from runner.execute import resume_run
+    from runner.execute import resume_run as resume
 
-    return resume_run(Path(run_dir), _load_one, on_record)
+    return resume(Path(run_dir), _load_one, on_record)
 
 
 def open_run(run_dir: PathLike) -> Run:
@@ -277,10 +332,10 @@ def open_run(run_dir: PathLike) -> Run:
 
 
 def diff_runs(run_a: PathLike, run_b: PathLike) -> RunDiff:
-    """Compare two runs record by record, paired by id (``result.identical``, ``.records``)."""
-    from runner.diff import diff_runs
+    """Compare two runs record by record, paired by id (``result.identical``, ``.changed``)."""
+    from runner.diff import diff_runs as diff
 
-    return diff_runs(Path(run_a), Path(run_b))
+    return diff(Path(run_a), Path(run_b))
 
 
 def record_rows(records: Iterable[Mapping[str, Any] | Record]) -> Iterator[dict[str, Any]]:
@@ -305,45 +360,7 @@ def select(
     return Selection(tuple(cases), limit, sample, sample_seed)
 
 
-def run_settings(
-    *,
-    provider: str | None = None,
-    base_url: str | None = None,
-    api_key_env: str | None = None,
-    concurrency: int = 8,
-    rpm: float | None = None,
-    tpm: float | None = None,
-    retries: int = 5,
-    backoff: float = 0.5,
-    timeout: float = 120.0,
-    variables: dict[str, Any] | None = None,
-    selection: Selection | None = None,
-    cache: CacheMode = "use",
-    replay: Path | None = None,
-    dry_run: bool = False,
-) -> RunSettings:
-    """How a run sends its requests, from the options ``runner run`` takes."""
-    from runner.execute import RunSettings
-    from runner.providers import ProviderOverride
-    from runner.transport import RetryPolicy, Timeouts
-
-    return RunSettings(
-        provider=ProviderOverride(
-            provider, base_url, api_key_env, require_key=not (dry_run or replay)
-        ),
-        concurrency=concurrency,
-        rpm=rpm,
-        tpm=tpm,
-        retry=RetryPolicy(retries=retries, backoff_factor=backoff),
-        timeouts=Timeouts(read=timeout),
-        variables=variables or {},
-        cache=cache,
-        replay=str(replay.resolve()) if replay else None,
-        selection=selection or select(),
-    )
-
-
-def _load_one(path: Path) -> Spec:
+def _load_one(path: Path, variables: Mapping[str, Any] | None = None) -> Spec:
     from runner.validate import load_spec
 
-    return load_spec(path)
+    return load_spec(path, variables)

@@ -6,7 +6,7 @@ Heavy modules are imported inside the commands so that ``runner --help`` stays f
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
@@ -141,10 +141,10 @@ def validate(
 
     Exit code 0 when all specs are valid, 1 when any is not.
     """
+    from runner.api import validate_specs
     from runner.problem_formats import format_problems
-    from runner.validate import validate_paths
 
-    result = validate_paths(paths, None, allow_key_env)
+    result = validate_specs(*paths, allow_key_env=allow_key_env)
     if result.files == 0:
         raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
     text = format_problems(result.problems, kind, result.files)  # type: ignore[arg-type]
@@ -180,16 +180,20 @@ def render(
 
     A spec with cases or a matrix prints a JSON list of {"id", "body"}, one per request.
     """
-    from runner.render import render_requests, requests_json
-    from runner.validate import load_spec
+    from runner.api import render_spec
+    from runner.render import requests_json
     from runner.variables import read_variables
 
     variables = read_variables(var_items, vars_file)
-    spec = load_spec(spec_path, variables)
-    requests = list(render_requests(spec, variables, selection))
-    if not requests:
-        raise UsageError(f"no case of {spec.display} matches the selection")
-    click.echo(requests_json(requests))
+    requests = render_spec(
+        spec_path,
+        variables,
+        cases=selection.case_ids,
+        limit=selection.limit,
+        sample=selection.sample,
+        sample_seed=selection.seed,
+    )
+    click.echo(requests_json([(request.id, request.body) for request in requests]))
 
 
 @cli.command()
@@ -335,9 +339,8 @@ def run(
     errors, 75 when a provider's limit stopped the run (resume it after the reset), 130 after
     Ctrl-C and 143 after SIGTERM.
     """
-    from runner.execute import plan_run, resume_run, start_run
+    from runner.api import plan_specs, resume_run, run_specs
     from runner.progress import progress_for
-    from runner.validate import load_spec
 
     if bool(paths) == bool(resume_dir):
         raise UsageError("give spec files or folders to run, or --resume RUN_DIR (not both)")
@@ -347,12 +350,11 @@ def run(
         if selection.case_ids or selection.limit or selection.sample:
             raise UsageError("--resume runs the cases of the run it resumes; drop the selection")
         with _sigterm_stops_like_ctrl_c():
-            summary = resume_run(resume_dir, load_spec, show)
+            summary = resume_run(resume_dir, show)
     else:
-        settings = _run_settings(options, cache, replay_file, dry_run, selection)
-        specs = _valid_specs(paths, settings.variables, allow_key_env)
+        run_options = _run_options(options, cache, replay_file, selection, allow_key_env)
         if dry_run:
-            plan = plan_run(specs, settings)
+            plan = plan_specs(*paths, options=run_options)
             if as_json:
                 _echo_json(plan.to_json())
             else:
@@ -360,7 +362,13 @@ def run(
             sys.exit(EXIT_OK)
         text = _text_printer(quiet or as_json)
         with _sigterm_stops_like_ctrl_c():
-            summary = start_run(specs, settings, out_dir, text.around(show) if text else show, text)
+            summary = run_specs(
+                *paths,
+                out=out_dir,
+                options=run_options,
+                on_record=text.around(show) if text else show,
+                on_text=text,
+            )
     if as_json:
         _echo_json(summary.to_json())
     elif not quiet:
@@ -369,53 +377,38 @@ def run(
     sys.exit(EXIT_OK if passed else EXIT_FAILED)
 
 
-def _valid_specs(
-    paths: tuple[Path, ...],
-    variables: Mapping[str, Any] | None = None,
-    allow_key_env: tuple[str, ...] = (),
-) -> list[Any]:
-    """The specs under ``paths``; SpecError listing every problem when any is invalid."""
-    from runner.validate import validate_paths
-
-    validation = validate_paths(paths, variables, allow_key_env)
-    if not validation.ok:
-        raise SpecError(validation.problems)
-    if not validation.specs:
-        raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
-    return validation.specs
-
-
-def _run_settings(
+def _run_options(
     options: dict[str, Any],
     cache: str,
     replay: Path | None,
-    dry_run: bool,
     selection: Selection,
+    allow_key_env: tuple[str, ...],
 ) -> Any:
-    """RunSettings from the run command's sending options."""
-    from runner.execute import RunSettings
-    from runner.providers import ProviderOverride
-    from runner.transport import RetryPolicy, Timeouts
+    """The API's RunOptions from the run command's sending options."""
+    from runner.api import RunOptions
     from runner.variables import read_variables
 
-    return RunSettings(
-        provider=ProviderOverride(
-            options["provider"],
-            options["base_url"],
-            options["api_key_env"],
-            require_key=not (dry_run or replay),
-        ),
-        concurrency=options["concurrency"],
-        rpm=options["rpm"],
-        tpm=options["tpm"],
-        retry=RetryPolicy(retries=options["retries"], backoff_factor=options["backoff"]),
+    return RunOptions(
+        provider=options["provider"],
+        base_url=options["base_url"],
+        api_key_env=options["api_key_env"],
+        allow_key_env=allow_key_env,
+        concurrency=options.get("concurrency", 8),
+        rpm=options.get("rpm"),
+        tpm=options.get("tpm"),
+        retries=options["retries"],
+        backoff=options.get("backoff", 0.5),
         max_wait=options.get("max_wait", 120.0),
-        timeouts=Timeouts(read=options["timeout"], idle=options.get("idle_timeout", 30.0)),
-        variables=read_variables(options["var_items"], options["vars_file"]),
-        cache=cache,  # type: ignore[arg-type]
-        replay=str(replay.resolve()) if replay else None,
-        selection=selection,
+        timeout=options["timeout"],
+        idle_timeout=options.get("idle_timeout", 30.0),
         stream=options.get("stream"),
+        variables=read_variables(options["var_items"], options["vars_file"]),
+        cases=selection.case_ids,
+        limit=selection.limit,
+        sample=selection.sample,
+        sample_seed=selection.seed,
+        cache=cache,  # type: ignore[arg-type]
+        replay=replay,
     )
 
 

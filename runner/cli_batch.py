@@ -18,8 +18,7 @@ from runner.cli import (
     EXIT_OK,
     _cache_mode,
     _echo_json,
-    _run_settings,
-    _valid_specs,
+    _run_options,
     reports_errors,
     selection_options,
 )
@@ -90,6 +89,7 @@ def submit(
     **options: Any,
 ) -> None:
     """Render specs and submit their requests as batches into a new run directory."""
+    from runner.api import load_specs
     from runner.batch import BatchOptions, resume_batch, submit_batch
     from runner.validate import load_spec
 
@@ -101,11 +101,11 @@ def submit(
         cache = _cache_mode(no_cache, refresh, None, False, None)
         sending = {**options, "concurrency": 1, "rpm": None, "tpm": None, "backoff": 0.5}
         sending["stream"] = False  # a batch answers whole: a spec's stream: true is dropped
-        settings = _run_settings(sending, cache, None, False, selection)
+        run_options = _run_options(sending, cache, None, selection, ())
         window, lines, size = (options[k] for k in ("completion_window", "max_lines", "max_bytes"))
         result = submit_batch(
-            _valid_specs(paths, settings.variables),
-            settings,
+            load_specs(*paths, variables=run_options.variables),
+            run_options.settings(),
             BatchOptions(window, lines, size),
             out_dir,
         )

@@ -8,7 +8,7 @@ reach Python internals, change the values it is given, or read files outside the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -131,11 +131,12 @@ def render_requests(
         yield render_request(spec, variables, case, combination)
 
 
-def requests_json(requests: list[Request]) -> str:
-    """One request: its body. Several: a list of {"id": record id, "body": body}."""
-    if len(requests) == 1 and not requests[0].record_id.count("/"):
-        return json.dumps(requests[0].body, indent=2, ensure_ascii=False)
-    listed = [{"id": r.record_id, "body": r.body} for r in requests]
+def requests_json(requests: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """``(record id, body)`` pairs as JSON. One request: its body. Several: a list of
+    {"id": record id, "body": body}."""
+    if len(requests) == 1 and not requests[0][0].count("/"):
+        return json.dumps(requests[0][1], indent=2, ensure_ascii=False)
+    listed = [{"id": record_id, "body": body} for record_id, body in requests]
     return json.dumps(listed, indent=2, ensure_ascii=False)
 
 

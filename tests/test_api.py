@@ -20,22 +20,28 @@ import runner
 # changes, must come with a new API_VERSION (and a new entry here).
 API_SIGNATURES = {
     1: {
-        "validate_specs": "(*paths: 'PathLike') -> 'Validation'",
-        "load_specs": "(*paths: 'PathLike') -> 'list[Spec]'",
+        "validate_specs": (
+            "(*paths: 'PathLike', variables: 'Mapping[str, Any] | None' = None, "
+            "allow_key_env: 'Sequence[str]' = ()) -> 'Validation'"
+        ),
+        "load_specs": (
+            "(*paths: 'PathLike', variables: 'Mapping[str, Any] | None' = None, "
+            "allow_key_env: 'Sequence[str]' = ()) -> 'list[Spec]'"
+        ),
         "render_spec": (
             "(spec: 'Spec | PathLike', variables: 'Mapping[str, Any] | None' = None, *, "
             "cases: 'Sequence[str]' = (), limit: 'int | None' = None, "
             "sample: 'int | None' = None, sample_seed: 'int' = 0) -> 'list[RenderedRequest]'"
         ),
+        "plan_specs": (
+            "(*paths: 'PathLike', options: 'RunOptions | None' = None, **overrides: 'Any') "
+            "-> 'RunPlan'"
+        ),
         "run_specs": (
-            "(*paths: 'PathLike', out: 'PathLike' = 'runs', provider: 'str | None' = None, "
-            "base_url: 'str | None' = None, api_key_env: 'str | None' = None, "
-            "concurrency: 'int' = 8, rpm: 'float | None' = None, tpm: 'float | None' = None, "
-            "retries: 'int' = 5, backoff: 'float' = 0.5, timeout: 'float' = 120.0, "
-            "variables: 'Mapping[str, Any] | None' = None, cases: 'Sequence[str]' = (), "
-            "limit: 'int | None' = None, sample: 'int | None' = None, sample_seed: 'int' = 0, "
-            "cache: 'CacheMode' = 'use', replay: 'PathLike | None' = None, "
-            "on_record: 'Callable[[dict[str, Any], int, int], None] | None' = None) "
+            "(*paths: 'PathLike', out: 'PathLike' = 'runs', "
+            "options: 'RunOptions | None' = None, "
+            "on_record: 'Callable[[dict[str, Any], int, int], None] | None' = None, "
+            "on_text: 'Callable[[str], None] | None' = None, **overrides: 'Any') "
             "-> 'RunSummary'"
         ),
         "resume_run": (
@@ -46,6 +52,17 @@ API_SIGNATURES = {
         "diff_runs": "(run_a: 'PathLike', run_b: 'PathLike') -> 'RunDiff'",
         "record_rows": (
             "(records: 'Iterable[Mapping[str, Any] | Record]') -> 'Iterator[dict[str, Any]]'"
+        ),
+        "RunOptions": (
+            "(provider: 'str | None' = None, base_url: 'str | None' = None, "
+            "api_key_env: 'str | None' = None, allow_key_env: 'tuple[str, ...]' = (), "
+            "concurrency: 'int' = 8, rpm: 'float | None' = None, tpm: 'float | None' = None, "
+            "retries: 'int' = 5, backoff: 'float' = 0.5, max_wait: 'float' = 120.0, "
+            "timeout: 'float' = 120.0, idle_timeout: 'float' = 30.0, "
+            "stream: 'bool | None' = None, variables: 'Mapping[str, Any]' = <factory>, "
+            "cases: 'tuple[str, ...]' = (), limit: 'int | None' = None, "
+            "sample: 'int | None' = None, sample_seed: 'int' = 0, "
+            "cache: 'CacheMode' = 'use', replay: 'PathLike | None' = None) -> None"
         ),
         "Record": None,
         "RenderedRequest": None,
@@ -131,14 +148,36 @@ def test_render_with_variables_and_case_selection(project):
     assert [r.body["messages"][0]["content"] for r in overridden] == ["Hello Eve"]
 
 
-def test_render_error_is_raised_as_render_error(project):
+def test_render_errors_are_caught_first_by_validation(project):
     spec = write_spec(project, "greet", "Hello {{ who.name }}", vars={"who": {"name": "Ada"}})
     assert runner.render_spec(spec)[0].body["messages"][0]["content"] == "Hello Ada"
 
-    with pytest.raises(runner.RenderError) as caught:
+    with pytest.raises(runner.SpecError) as caught:
         runner.render_spec(spec, {"who": "a plain string"})
+    assert caught.value.problems[0].path == "specs/greet.yaml"
 
-    assert caught.value.problem.path == "specs/greet.yaml"
+    loaded = runner.load_specs(spec)[0]  # already validated: the template fails as it renders
+    with pytest.raises(runner.RenderError) as failed:
+        runner.render_spec(loaded, {"who": "a plain string"})
+    assert failed.value.problem.path == "specs/greet.yaml"
+    with_cases = write_spec(project, "cased", "Hi {{ who }}", cases=[{"id": "a", "who": "A"}])
+    with pytest.raises(runner.UsageError):
+        runner.render_spec(with_cases, cases=["no-such-case"])
+
+
+def test_options_as_an_object_or_as_keywords(project):
+    write_spec(project, "hello")
+    options = runner.RunOptions(provider="offline", concurrency=2)
+
+    plan = runner.plan_specs("specs", options=options)
+    summary = runner.run_specs("specs", options=options, concurrency=1)
+
+    assert plan.counts()["offline"] == 1
+    assert summary.ok == 1
+    manifest = runner.open_run(summary.run_dir).manifest
+    assert manifest["settings"]["concurrency"] == 1
+    with pytest.raises(TypeError):
+        runner.run_specs("specs", provider="offline", no_such_option=1)
 
 
 def test_run_offline_then_read_records_in_plan_order(project):
