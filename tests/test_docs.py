@@ -27,3 +27,22 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "    python -m pytest\n" in README
     assert "\npython -m pytest\n" in ci
+
+
+def test_no_file_holds_a_merge_conflict_marker():
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.split()
+    markers = re.compile(r"^(<<<<<<< |=======$|>>>>>>> )", flags=re.MULTILINE)
+    for name in tracked or ["README.md"]:
+        path = ROOT / name
+        if path.suffix in {".md", ".py", ".yaml", ".yml", ".j2", ".toml", ""} and path.is_file():
+            assert not markers.search(path.read_text(errors="replace")), name
+
+
+def test_the_module_map_names_every_module():
+    modules = {p.name for p in (ROOT / "runner").glob("*.py")} - {"__init__.py", "__main__.py"}
+    section = README.split("Where things happen", 1)[1]
+    assert {m for m in modules if f"`{m}`" not in section} == set()
