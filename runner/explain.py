@@ -37,16 +37,21 @@ KEY_HINTS = {
 }
 
 
-def explain(error: ValidationError, doc: Document) -> Problem:
-    """One Problem for one jsonschema error, positioned in ``doc``."""
+def explain(error: ValidationError, doc: Document) -> list[Problem]:
+    """The Problems of one jsonschema error, positioned in ``doc``: one, or one per unknown
+    key when a mapping holds several (jsonschema reports them as one error)."""
     error = _most_relevant(error)
     path: PathKey = tuple(error.absolute_path)
     if path == ("tool_choice",) and isinstance(error.instance, str):
         mistake = tool_choice_mistake(error.instance)
         if mistake is not None:
-            return doc.problem(path, *mistake)
+            return [doc.problem(path, *mistake)]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(_schema(error).get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        return [_unknown_key(key, allowed, path, doc) for key in extra or ["?"]]
     handler = _HANDLERS.get(str(error.validator), _generic)
-    return handler(error, path, doc)
+    return [handler(error, path, doc)]
 
 
 def _most_relevant(error: ValidationError) -> ValidationError:
@@ -108,10 +113,7 @@ def _custom(error: ValidationError) -> str | None:
     return f"{_label(tuple(error.absolute_path))} {message}"
 
 
-def _additional(error: ValidationError, path: PathKey, doc: Document) -> Problem:
-    allowed = sorted(_schema(error).get("properties", {}))
-    extra = [k for k in _instance(error) if k not in allowed]
-    key = extra[0] if extra else "?"
+def _unknown_key(key: str, allowed: list[str], path: PathKey, doc: Document) -> Problem:
     guess = _closest(key, allowed)
     hint: str | None
     if not path and top_level_message_field(key):
@@ -243,7 +245,6 @@ def _generic(error: ValidationError, path: PathKey, doc: Document) -> Problem:
 
 
 _HANDLERS = {
-    "additionalProperties": _additional,
     "required": _required,
     "type": _type,
     "enum": _enum,

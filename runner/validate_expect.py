@@ -68,7 +68,7 @@ def _case_checks(file: SpecFile, spec: Spec) -> Iterator[Problem]:
         errors = list(field_validator(CASE_EXPECT).iter_errors(case[CASE_EXPECT]))
         for error in errors:
             error.path.extendleft(reversed(at))
-            yield explain(error, file.doc)
+            yield from explain(error, file.doc)
         if errors:
             continue
         known = (file.data.get("vars") or {}).keys() | case.keys()

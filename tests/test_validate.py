@@ -337,6 +337,19 @@ def test_all_problems_of_all_files_in_one_pass(project, run_cli):
     assert result.stderr == "2 problem(s) in 2 of 3 file(s)\n"
 
 
+def test_every_unknown_key_of_one_mapping_is_reported(project, run_cli):
+    spec = BASE.replace("temperature:", "temprature:").replace("messages:", "mesages:")
+    (project / "spec.yaml").write_text(spec)
+    result = run_cli("validate", "-q", "spec.yaml")
+    assert result.exit_code == 1
+    assert "spec.yaml:4:1: unknown key 'temprature' (did you mean 'temperature'?)" in (
+        result.stdout.splitlines()
+    )
+    assert "spec.yaml:8:1: unknown key 'mesages' (did you mean 'messages'?)" in (
+        result.stdout.splitlines()
+    )
+
+
 def test_semantic_problems_are_all_reported(project, run_cli):
     spec = BASE.replace("{{ topic }}", "{{ a }} {{ b }}").replace(
         "temperature: 0.5", TOOL_F + "  - type: function\n    function: {name: f}\nmax_tokens: 5"
