@@ -148,6 +148,16 @@ class BatchStatus:
     def done(self) -> bool:
         return all(p.terminal for p in self.parts)
 
+    @property
+    def not_created(self) -> int:
+        """How many parts have no batch yet (a submit that stopped before creating them)."""
+        return sum(1 for p in self.parts if p.batch_id is None)
+
+    @property
+    def settled(self) -> bool:
+        """Whether polling can stop: every batch that exists has ended."""
+        return all(p.terminal for p in self.parts if p.batch_id is not None)
+
     def describe(self) -> str:
         lines = []
         for p in self.parts:
@@ -159,6 +169,11 @@ class BatchStatus:
             )
         if not self.parts:
             lines.append("nothing was submitted (every request was answered at once)")
+        elif self.not_created:
+            lines.append(
+                f"{self.not_created} part(s) have no batch yet: finish the submit with "
+                f"runner batch submit --resume {self.run_dir}"
+            )
         elif self.done and not all(p.fetched for p in self.parts):
             lines.append(f"every batch has ended: runner batch fetch {self.run_dir}")
         return "\n".join(lines)
@@ -207,7 +222,7 @@ class BatchResult:
             self.status.describe(),
         ]
         lines.extend(s.failures.describe())
-        if self.waiting:
+        if self.waiting and not self.status.not_created:
             lines.append(
                 f"{self.waiting} request(s) wait for their batch: runner batch status "
                 f"{run_dir} --watch, then runner batch fetch {run_dir}"
@@ -444,11 +459,14 @@ def watch_status(
     show: Callable[[BatchStatus], None],
     sleep: Callable[[float], None] = time.sleep,
 ) -> BatchStatus:
-    """Poll the run's batches every ``interval`` seconds, showing each poll, until all end."""
+    """Poll the run's batches every ``interval`` seconds, showing each poll, until all end.
+
+    Parts a stopped submit never created are not waited for: only ``submit --resume`` makes them.
+    """
     while True:
         status = batch_status(run_dir)
         show(status)
-        if status.done:
+        if status.settled:
             return status
         sleep(interval)
 

@@ -24,7 +24,7 @@ from helpers import (
 )
 from jsonschema import Draft202012Validator
 
-from runner.batch import iter_input_lines
+from runner.batch import BatchStatus, iter_input_lines, watch_status
 from runner.store import RunStore
 
 HERE = Path(__file__).parent
@@ -363,6 +363,24 @@ def test_an_interrupted_submit_is_finished_by_resume(project, run_cli, openai_se
     backend.advance(10)
     assert run_cli("batch", "fetch", run_dir).exit_code == 0
     assert sorted(records(run_dir)) == ["one", "two"]
+
+
+def test_watch_and_fetch_of_a_stopped_submit_point_to_resume(project, run_cli, openai_server):
+    write_spec(project, "one")
+    openai_server.batches.fail_creates = 1
+    assert run_cli(*submit_args(openai_server.base_url, "--retries", "0")).exit_code == 1
+    run_dir = latest_run(project)
+    polls: list[BatchStatus] = []
+
+    def sleep(seconds: float) -> None:
+        raise AssertionError("watch kept polling a part that has no batch")
+
+    watch_status(run_dir, 0.01, polls.append, sleep=sleep)
+    assert polls[-1].not_created == 1
+    resume = f"runner batch submit --resume {run_dir}"
+    for args in (("status", run_dir, "--watch", "--interval", "0.01"), ("fetch", run_dir)):
+        shown = run_cli("batch", *args).output
+        assert resume in shown and "wait for their batch" not in shown, shown
 
 
 @pytest.mark.parametrize("provider,prefix", [("groq", "/openai/v1"), ("openai", "/v1")])
