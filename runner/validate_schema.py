@@ -53,5 +53,6 @@ def schema_problems(doc: Document, display: str) -> list[Problem]:
             )
         ]
     errors = _spec_validator().iter_errors(doc.data)
-    problems = {(p.line, p.column, p.message): p for p in (p for e in errors for p in explain(e, doc))}
+    explained = (p for e in errors for p in explain(e, doc))
+    problems = {(p.line, p.column, p.message): p for p in explained}
     return sorted(problems.values(), key=lambda p: (p.line or 0, p.column or 0))
