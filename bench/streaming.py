@@ -107,10 +107,10 @@ def groq_client(root_url: str) -> Client:
 def runner_client(root_url: str) -> Client:
     """runner's streamed send: the same code ``runner run`` uses for ``stream: true``."""
     from runner.providers import Endpoint
-    from runner.stream_send import send_streamed
-    from runner.transport import HttpClient, RetryPolicy, Timeouts
+    from runner.stream_send import stream_once
+    from runner.transport import HttpClient, Timeouts
 
-    http = HttpClient(RetryPolicy(), Timeouts())
+    http = HttpClient(Timeouts())
     endpoint = Endpoint("groq", f"{root_url}/v1")
 
     def send(body: dict[str, Any]) -> tuple[float, float, str]:
@@ -124,7 +124,7 @@ def runner_client(root_url: str) -> Client:
                 first_cpu = time.process_time() - cpu
 
         payload = json.dumps({**body, "stream": True}, separators=(",", ":")).encode()
-        answer = send_streamed(http, endpoint, payload, Timeouts(), RetryPolicy(), on_text)
+        answer = stream_once(http, endpoint, payload, Timeouts(), on_text)
         assert answer.completion is not None, answer.failure
         return first, first_cpu, answer.completion["choices"][0]["message"]["content"]
 
