@@ -20,27 +20,44 @@ from typing import Any
 
 import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError
+from urllib3.util.retry import Retry
 
 from runner import __version__
 from runner.errors import RunnerError
 from runner.providers import Endpoint
-from runner.transport import ProviderRetry, RetryPolicy, Timeouts, _describe_failure
+from runner.transport import RetryPolicy, Timeouts, _describe_failure
 
 CHUNK = 1 << 16
 # The request URL every line of a chat-completions batch names (both providers document it so,
 # whatever their base URL is).
 LINE_URL = "/v1/chat/completions"
+# Answers worth asking again (the Batch API calls are few, so no rate limiter: urllib3 retries).
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class BatchApiError(RunnerError):
     """The provider refused or could not answer a Batch API call."""
 
 
+class ProviderRetry(Retry):
+    """urllib3's Retry, also reading the millisecond ``retry-after-ms`` header: the Batch API
+    calls retry in urllib3 (they do not go through the run's rate limiter)."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        millis = response.headers.get("retry-after-ms")
+        if millis:
+            try:
+                return min(max(float(millis) / 1000.0, 0.0), float(self.retry_after_max))
+            except ValueError:
+                pass
+        return super().get_retry_after(response)
+
+
 class BatchClient:
     """One connection pool for the Batch API calls of one command."""
 
     def __init__(self, retry: RetryPolicy, timeouts: Timeouts):
-        self._retries = retry.retries
+        self._policy = retry
         self._retry = ProviderRetry(
             total=retry.retries,
             connect=retry.retries,
@@ -48,7 +65,7 @@ class BatchClient:
             status=retry.retries,
             redirect=0,
             allowed_methods=frozenset({"GET", "POST"}),
-            status_forcelist=frozenset({429, 500, 502, 503, 504}),
+            status_forcelist=RETRY_STATUSES,
             backoff_factor=retry.backoff_factor,
             backoff_max=retry.backoff_max,
             backoff_jitter=retry.backoff_jitter,
@@ -78,7 +95,8 @@ class BatchClient:
         }
         url = _url(endpoint, "files")
         # A streamed body cannot be rewound by urllib3, so each attempt streams it afresh.
-        for attempt in range(self._retries + 1):
+        retries = self._policy.retries
+        for attempt in range(retries + 1):
             try:
                 response = self._pool.request(
                     "POST",
@@ -89,14 +107,14 @@ class BatchClient:
                     retries=False,
                 )
             except HTTPError as exc:
-                if attempt == self._retries:
+                if attempt == retries:
                     raise BatchApiError(
                         f"uploading {path.name} failed: {_describe_failure(exc)}"
                     ) from None
-                time.sleep(min(0.5 * 2**attempt, 30.0))
+                time.sleep(self._upload_backoff(attempt))
                 continue
-            if response.status in (429, 500, 502, 503, 504) and attempt < self._retries:
-                time.sleep(min(0.5 * 2**attempt, 30.0))
+            if response.status in RETRY_STATUSES and attempt < retries:
+                time.sleep(self._upload_backoff(attempt))
                 continue
             return _json_answer(response, f"uploading {path.name}")
         raise AssertionError("unreachable")
@@ -149,6 +167,11 @@ class BatchClient:
         self._pool.clear()
 
     # ---- plumbing
+
+    def _upload_backoff(self, attempt: int) -> float:
+        """Seconds before sending an upload again: the policy's exponential backoff (no
+        jitter), as urllib3 waits for the other calls."""
+        return min(self._policy.backoff_factor * 2**attempt, self._policy.backoff_max)
 
     def _json(
         self, method: str, endpoint: Endpoint, path: str, body: Any, what: str

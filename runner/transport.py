@@ -15,7 +15,6 @@ from typing import Any
 
 import urllib3
 from urllib3.exceptions import HTTPError
-from urllib3.util.retry import Retry
 
 from runner import __version__
 from runner.providers import Endpoint
@@ -66,20 +65,6 @@ class HttpResult:
 
     def json(self) -> Any:
         return json.loads(self.text or "")
-
-
-class ProviderRetry(Retry):
-    """urllib3's Retry, also reading the millisecond ``retry-after-ms`` header (for the Batch
-    API calls, which do not go through the rate limiter)."""
-
-    def get_retry_after(self, response: Any) -> float | None:
-        millis = response.headers.get("retry-after-ms")
-        if millis:
-            try:
-                return min(max(float(millis) / 1000.0, 0.0), float(self.retry_after_max))
-            except ValueError:
-                pass
-        return super().get_retry_after(response)
 
 
 class HttpClient:
