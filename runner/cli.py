@@ -110,6 +110,19 @@ def cli() -> None:
     """Run LLM chat-completion requests described by YAML spec files."""
 
 
+def out_dir_option(command: F) -> F:
+    """--out DIR (default runs, or $RUNNER_OUT), handed to the command as ``out_dir``."""
+    return click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(path_type=Path),
+        default=Path("runs"),
+        show_default=True,
+        envvar="RUNNER_OUT",
+        help="Folder that receives run directories.",
+    )(command)
+
+
 def allow_key_env_option(command: F) -> F:
     """--allow-key-env NAME (repeatable), handed to the command as ``allow_key_env``."""
     return click.option(
@@ -198,15 +211,7 @@ def render(
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=existing_paths)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=Path("runs"),
-    show_default=True,
-    envvar="RUNNER_OUT",
-    help="Folder that receives run directories.",
-)
+@out_dir_option
 @click.option(
     "--provider",
     envvar="RUNNER_PROVIDER",

@@ -19,6 +19,7 @@ from runner.cli import (
     _cache_mode,
     _echo_json,
     _run_options,
+    out_dir_option,
     reports_errors,
     selection_options,
 )
@@ -41,15 +42,7 @@ def batch() -> None:
 
 @batch.command()
 @click.argument("paths", nargs=-1, type=existing_paths)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=Path("runs"),
-    show_default=True,
-    envvar="RUNNER_OUT",
-    help="Folder that receives run directories.",
-)
+@out_dir_option
 @click.option("--provider", envvar="RUNNER_PROVIDER", help="groq, openai, or a label.")
 @click.option("--base-url", envvar="RUNNER_BASE_URL", help="An OpenAI-compatible API base URL.")
 @click.option("--api-key-env", metavar="NAME", envvar="RUNNER_API_KEY_ENV", help="Key variable.")
