@@ -7,12 +7,13 @@ here prints or exits: mistakes are raised as the error types of ``runner.errors`
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from runner.errors import SpecError, UsageError
+from runner.errors import SpecError, UnknownOption, UsageError
 
 if TYPE_CHECKING:
     from runner.cases import Selection
@@ -288,7 +289,7 @@ def plan_specs(*paths: PathLike, options: RunOptions | None = None, **overrides:
     """What a run would do, request by request (send, cached, offline, replay); sends nothing."""
     from runner.execute import plan_run
 
-    chosen = replace(options or RunOptions(), **overrides)
+    chosen = _with_overrides(options, overrides)
     specs = load_specs(*paths, variables=chosen.variables, allow_key_env=chosen.allow_key_env)
     return plan_run(specs, chosen.settings(dry_run=True))
 
@@ -311,7 +312,7 @@ def run_specs(
     """
     from runner.execute import start_run
 
-    chosen = replace(options or RunOptions(), **overrides)
+    chosen = _with_overrides(options, overrides)
     settings = chosen.settings()
     specs = load_specs(*paths, variables=chosen.variables, allow_key_env=chosen.allow_key_env)
     return start_run(specs, settings, Path(out), on_record, on_text)
@@ -357,7 +358,24 @@ def select(
 
     if limit is not None and sample is not None:
         raise UsageError("give limit or sample, not both")
+    for name, value in (("limit", limit), ("sample", sample)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be 1 or more, not {value}")
     return Selection(tuple(cases), limit, sample, sample_seed)
+
+
+def _with_overrides(options: RunOptions | None, overrides: Mapping[str, Any]) -> RunOptions:
+    """``options`` with the keyword arguments given; a name that is no option is a UsageError."""
+    known = [f.name for f in fields(RunOptions)]
+    for name in overrides:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UnknownOption(
+                f"{name!r} is not a run option ({hint}the options are RunOptions' fields: "
+                f"{', '.join(known)})"
+            )
+    return replace(options or RunOptions(), **overrides)
 
 
 def _load_one(path: Path, variables: Mapping[str, Any] | None = None) -> Spec:

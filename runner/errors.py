@@ -55,6 +55,10 @@ class RenderError(RunnerError):
         super().__init__(str(problem))
 
 
+class UnknownOption(UsageError, TypeError):
+    """A keyword argument that is no option; still a TypeError, as Python reports one."""
+
+
 class ProviderError(UsageError):
     """The provider configuration is unusable (e.g. the API key variable is not set): exit 2."""
 

@@ -178,6 +178,20 @@ def test_options_as_an_object_or_as_keywords(project):
     assert manifest["settings"]["concurrency"] == 1
     with pytest.raises(TypeError):
         runner.run_specs("specs", provider="offline", no_such_option=1)
+    with pytest.raises(runner.UsageError, match=r"'concurency' is not a run option.*'concurrency'"):
+        runner.run_specs("specs", provider="offline", concurency=2)
+    with pytest.raises(runner.UsageError, match="'provder' is not a run option"):
+        runner.plan_specs("specs", provder="offline")
+
+
+@pytest.mark.parametrize("selection", [{"limit": 0}, {"limit": -1}, {"sample": -2}])
+def test_a_selection_below_one_is_a_usage_error(project, selection):
+    spec = write_spec(project, "greet", "Hi {{ who }}", cases=[{"id": "a", "who": "A"}])
+    name = next(iter(selection))
+    with pytest.raises(runner.UsageError, match=f"{name} must be 1 or more"):
+        runner.render_spec(spec, **selection)
+    with pytest.raises(runner.UsageError, match=f"{name} must be 1 or more"):
+        runner.run_specs("specs", provider="offline", **selection)
 
 
 def test_run_offline_then_read_records_in_plan_order(project):
