@@ -293,7 +293,17 @@ class RunStore:
     # Reading ---------------------------------------------------------------------------
 
     def read_manifest(self) -> dict[str, Any]:
-        return json.loads((self.root / MANIFEST).read_text(encoding="utf-8"))
+        path = self.root / MANIFEST
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:  # not JSON, or not UTF-8: edited by hand or by a merge
+            raise UsageError(
+                f"{path} is not a run manifest runner can read ({exc}); restore it from the "
+                "run's copy in git or a backup"
+            ) from None
+        if not isinstance(manifest, dict):
+            raise UsageError(f"{path} is not a run manifest: it holds no JSON object")
+        return manifest
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         write_json_atomic(self.root / MANIFEST, manifest)

@@ -258,3 +258,12 @@ def test_a_reader_leaves_the_temporary_file_of_a_run_finishing_elsewhere(tmp_pat
     resumed = RunStore.open(store.root)
     assert len(resumed.completed_ids()) == 1  # resuming: no other process may write the run
     assert not rewriting.exists()
+
+
+@pytest.mark.parametrize("text", ["{not json", "[]", "\udcff"])
+def test_a_manifest_that_is_not_one_is_a_usage_error_naming_it(tmp_path, run_cli, text):
+    (tmp_path / "manifest.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(UsageError, match=r"manifest\.json is not a run manifest"):
+        RunStore.open(tmp_path).read_manifest()
+    shown = run_cli("export", tmp_path, "--format", "csv", "-o", tmp_path / "x.csv")
+    assert shown.exit_code == 2 and "is not a run manifest" in shown.output
