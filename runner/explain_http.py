@@ -26,8 +26,10 @@ def explain_http_error(
     endpoint: Endpoint,
     spec: Spec,
     location: str | None = None,
+    retried: bool = True,
 ) -> str:
-    """Why a request failed, naming what to check."""
+    """Why a request failed, naming what to check. ``retried``: whether runner sent it more
+    than once (a batch line, or a run with --retries 0, was sent once)."""
     said = provider_message(response)
     suffix = f": {said}" if said else ""
     if status is not None and 300 <= status < 400:
@@ -61,9 +63,12 @@ def explain_http_error(
     if status == 413:
         return f"the request is too large for the provider (HTTP 413){suffix}"
     if status == 429:
+        if not retried:
+            return f"rate limited (HTTP 429){suffix}"
         return f"still rate limited after every retry (HTTP 429){suffix}"
     if status is not None and 400 <= status < 500:
         return f"the provider rejected the request from {spec.display} (HTTP {status}){suffix}"
     if status is not None and status >= 500:
-        return f"the provider failed (HTTP {status}) after every retry{suffix}"
+        after = " after every retry" if retried else ""
+        return f"the provider failed (HTTP {status}){after}{suffix}"
     return f"the provider answered with an error{suffix or ' it did not explain'}"

@@ -123,7 +123,12 @@ def _fill_outcome(
             kind = result.headers.get("content-type", "unknown")
             message = (
                 explain_http_error(
-                    result.status, None, endpoint, spec, result.headers.get("location")
+                    result.status,
+                    None,
+                    endpoint,
+                    spec,
+                    result.headers.get("location"),
+                    retried=result.attempts > 1,
                 )
                 if (result.status != 200)
                 else f"the provider's answer is not JSON ({kind})"
@@ -138,7 +143,12 @@ def _fill_outcome(
         record["error"] = {
             "kind": "http" if result.status != 200 else "provider",
             "message": explain_http_error(
-                result.status, response, endpoint, spec, result.headers.get("location")
+                result.status,
+                response,
+                endpoint,
+                spec,
+                result.headers.get("location"),
+                retried=result.attempts > 1,
             ),
         }
         return

@@ -184,6 +184,17 @@ def test_failed_lines_become_failed_records_with_the_providers_reason(
     assert all(r["status"] == "ok" for r in records(run_dir).values())
 
 
+@pytest.mark.parametrize("status,said", [(429, "rate limited (HTTP 429)"), (503, "(HTTP 503)")])
+def test_a_failed_line_is_not_said_to_be_retried(project, run_cli, openai_server, status, said):
+    write_spec(project, "plain")
+    openai_server.batches.fail_lines("plain", status)
+    run_dir = submit(run_cli, openai_server, "--no-cache")
+    openai_server.batches.advance(10)
+    assert run_cli("batch", "fetch", run_dir).exit_code == 1
+    message = records(run_dir)["plain"]["error"]["message"]
+    assert said in message and "retry" not in message, message
+
+
 def test_an_expired_batch_keeps_its_partial_output(project, run_cli, openai_server):
     for i in range(6):
         write_spec(project, f"s{i}")
