@@ -382,6 +382,10 @@ def run(
     sys.exit(EXIT_OK if passed else EXIT_FAILED)
 
 
+# Sending options of run that batch submit may leave out.
+_RUN_ONLY_OPTIONS = ("concurrency", "rpm", "tpm", "backoff", "max_wait", "idle_timeout", "stream")
+
+
 def _run_options(
     options: dict[str, Any],
     cache: str,
@@ -389,7 +393,8 @@ def _run_options(
     selection: Selection,
     allow_key_env: tuple[str, ...],
 ) -> Any:
-    """The API's RunOptions from the run command's sending options."""
+    """The API's RunOptions from the sending options of run (or of batch submit, which lacks
+    run's pacing options: those keep RunOptions' defaults)."""
     from runner.api import RunOptions
     from runner.variables import read_variables
 
@@ -398,15 +403,9 @@ def _run_options(
         base_url=options["base_url"],
         api_key_env=options["api_key_env"],
         allow_key_env=allow_key_env,
-        concurrency=options.get("concurrency", 8),
-        rpm=options.get("rpm"),
-        tpm=options.get("tpm"),
         retries=options["retries"],
-        backoff=options.get("backoff", 0.5),
-        max_wait=options.get("max_wait", 120.0),
         timeout=options["timeout"],
-        idle_timeout=options.get("idle_timeout", 30.0),
-        stream=options.get("stream"),
+        **{name: options[name] for name in _RUN_ONLY_OPTIONS if name in options},
         variables=read_variables(options["var_items"], options["vars_file"]),
         cases=selection.case_ids,
         limit=selection.limit,

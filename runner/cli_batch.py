@@ -92,8 +92,9 @@ def submit(
         result = resume_batch(resume_dir, load_spec)
     else:
         cache = _cache_mode(no_cache, refresh, None, False, None)
-        sending = {**options, "concurrency": 1, "rpm": None, "tpm": None, "backoff": 0.5}
-        sending["stream"] = False  # a batch answers whole: a spec's stream: true is dropped
+        # One request at a time, and no streaming: a batch answers whole, so a spec's
+        # stream: true is dropped.
+        sending = {**options, "concurrency": 1, "stream": False}
         run_options = _run_options(sending, cache, None, selection, ())
         window, lines, size = (options[k] for k in ("completion_window", "max_lines", "max_bytes"))
         result = submit_batch(
