@@ -28,7 +28,7 @@ def resolve_schema(
         schema = _inline_refs(value, file.folder_of(path), file.root, frozenset())
     except _RefProblem as exc:
         where = (*path, "$ref") if "$ref" in value else path
-        problems.append(file.problem(where, exc.message, exc.hint))
+        problems.append(exc.located or file.problem(where, exc.message, exc.hint))
         return None
     error = _schema_error(json.dumps(schema, sort_keys=True))
     if error is not None:
@@ -100,9 +100,10 @@ def _schema_error(schema_json: str) -> tuple[str, tuple[str | int, ...]] | None:
 
 
 class _RefProblem(Exception):
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, located: Problem | None = None):
         self.message = message
         self.hint = hint
+        self.located = located  # already placed in the file that holds the mistake
 
 
 def _inline_refs(value: Any, folder: Path, root: Path, seen: frozenset[Path]) -> Any:
@@ -137,9 +138,10 @@ def _load_ref(ref: str, folder: Path, root: Path, seen: frozenset[Path]) -> tupl
     try:
         document = json.loads(read_text(target, display_path(target)))
     except json.JSONDecodeError as exc:
-        raise _RefProblem(
-            f"$ref file {ref} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        message = f"not valid JSON: {exc.msg}"
+        hint = "JSON needs double quotes around names and text, and no comma after the last item"
+        at = Problem(display_path(target), message, exc.lineno, exc.colno, hint)
+        raise _RefProblem(f"$ref file {ref} is {message}", hint, at) from None
     except SpecError as exc:
         raise _RefProblem(f"$ref file {ref}: {exc.problems[0].message}") from None
     for part in (p for p in pointer.split("/") if p):

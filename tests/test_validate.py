@@ -160,8 +160,9 @@ MISTAKES = {
     "schema file not JSON": (
         "temperature: 0.5",
         RF + "    schema:\n      $ref: schemas/bad.json",
-        "spec.yaml:9:13: $ref file schemas/bad.json is not valid JSON: Expecting property name "
-        "enclosed in double quotes at line 1 column 2",
+        "schemas/bad.json:1:2: not valid JSON: Expecting property name enclosed in double "
+        "quotes (JSON needs double quotes around names and text, and no comma after the last "
+        "item)",
     ),
     "inline schema with a bad type": (
         "temperature: 0.5",
