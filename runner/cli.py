@@ -134,7 +134,7 @@ def allow_key_env_option(command: F) -> F:
     )(command)
 
 
-@cli.command()
+@cli.command(short_help="Check specs and report every problem at its file:line:col.")
 @click.argument("paths", nargs=-1, required=True, type=existing_paths)
 @click.option("--quiet", "-q", is_flag=True, help="Print only problems, no summary.")
 @click.option(
@@ -209,7 +209,7 @@ def render(
     click.echo(requests_json([(request.id, request.body) for request in requests]))
 
 
-@cli.command()
+@cli.command(short_help="Validate specs, send their requests and save the results.")
 @click.argument("paths", nargs=-1, type=existing_paths)
 @out_dir_option
 @click.option(
@@ -536,12 +536,12 @@ def diff(run_a: Path, run_b: Path, as_json: bool) -> None:
     sys.exit(EXIT_OK if result.counts.identical else EXIT_FAILED)
 
 
-@cli.group()
+@cli.group(short_help="The project's response cache (runner cache clear).")
 def cache() -> None:
     """The response cache of a project (.runner/cache.sqlite, or $RUNNER_CACHE_DIR)."""
 
 
-@cache.command("clear")
+@cache.command("clear", short_help="Delete every cached answer of a project.")
 @click.argument("path", default=".", type=existing_paths)
 @reports_errors
 def cache_clear(path: Path) -> None:

@@ -35,12 +35,12 @@ run_dir_argument = click.argument(
 )
 
 
-@click.group()
+@click.group(short_help="Send specs through the Batch API: cheaper, answers later.")
 def batch() -> None:
     """Send specs through the provider's Batch API (cheaper, answers within a window)."""
 
 
-@batch.command()
+@batch.command(short_help="Render specs and submit their requests as batches.")
 @click.argument("paths", nargs=-1, type=existing_paths)
 @out_dir_option
 @click.option("--provider", envvar="RUNNER_PROVIDER", help="groq, openai, or a label.")
@@ -106,7 +106,7 @@ def submit(
     _print_result(result, "submitted", quiet, as_json)
 
 
-@batch.command()
+@batch.command(short_help="Ask the provider where each batch of RUN_DIR stands.")
 @run_dir_argument
 @click.option("--watch", is_flag=True, help="Poll until every batch has ended.")
 @click.option("--interval", type=click.FloatRange(min=0.01), default=30.0, show_default=True)
@@ -128,7 +128,7 @@ def status(run_dir: Path, watch: bool, interval: float, as_json: bool) -> None:
         show(batch_status(run_dir))
 
 
-@batch.command()
+@batch.command(short_help="Download and save the results of ended batches.")
 @run_dir_argument
 @click.option("--quiet", "-q", is_flag=True, help="No summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
@@ -145,7 +145,7 @@ def fetch(run_dir: Path, quiet: bool, as_json: bool) -> None:
     _print_result(fetch_batch(run_dir, load_spec), "fetched", quiet, as_json)
 
 
-@batch.command()
+@batch.command(short_help="Cancel the batches of RUN_DIR that have not ended.")
 @run_dir_argument
 @reports_errors
 def cancel(run_dir: Path) -> None:

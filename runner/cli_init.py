@@ -9,7 +9,7 @@ import click
 from runner.cli import reports_errors
 
 
-@click.command("init")
+@click.command("init", short_help="Start a project: runner.yaml, specs/, schemas/, templates/.")
 @click.argument("folder", default=".", type=click.Path(file_okay=False, path_type=Path))
 @reports_errors
 def init(folder: Path) -> None:

@@ -12,7 +12,7 @@ from runner.cli import reports_errors
 run_dirs = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
-@click.command()
+@click.command(short_help="Save a run as a cassette for --replay, or as CSV/JSONL.")
 @click.argument("run_dir", type=run_dirs)
 @click.option(
     "--output",
@@ -49,7 +49,7 @@ def register(group: click.Group) -> None:
     group.add_command(report)
 
 
-@click.command()
+@click.command(short_help="Write an HTML or Markdown report of a run, or compare two.")
 @click.argument("run_dirs", nargs=-1, required=True, type=run_dirs, metavar="RUN_DIR [RUN_DIR]")
 @click.option(
     "--output",

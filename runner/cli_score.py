@@ -10,7 +10,7 @@ import click
 from runner.cli import EXIT_FAILED, EXIT_OK, _echo_json, reports_errors
 
 
-@click.command()
+@click.command(short_help="Score a run's saved answers again against expect: checks.")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--spec",

@@ -46,3 +46,14 @@ def test_the_module_map_names_every_module():
     modules = {p.name for p in (ROOT / "runner").glob("*.py")} - {"__init__.py", "__main__.py"}
     section = README.split("Where things happen", 1)[1]
     assert {m for m in modules if f"`{m}`" not in section} == set()
+
+
+def test_command_lists_in_help_are_not_cut_off():
+    from click.testing import CliRunner
+
+    from runner.cli import cli
+
+    for args in ([], ["batch"], ["cache"]):
+        shown = CliRunner().invoke(cli, [*args, "--help"]).output
+        listed = shown.split("Commands:")[1]
+        assert "..." not in listed, listed
