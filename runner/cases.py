@@ -169,6 +169,17 @@ def _check_header(names: list[str], display: str) -> None:
         for i, name in enumerate(names, start=1)
         if not name
     ]
+    if len(names) == 1 and (sep := next((c for c in ";\t|" if c in names[0]), None)):
+        shown = "a tab" if sep == "\t" else f"'{sep}'"
+        problems.append(
+            Problem(
+                display,
+                f"the header is one column, {names[0]!r}: its values are separated by {shown}",
+                1,
+                None,
+                "separate the values with commas (in a spreadsheet: save as CSV, comma delimited)",
+            )
+        )
     dupes = sorted({n for n in names if n and names.count(n) > 1})
     problems += [Problem(display, f"column '{n}' appears twice in the header", 1) for n in dupes]
     if problems:

@@ -221,6 +221,7 @@ def test_run_sends_only_the_selected_cases(project, run_cli):
         ("k.json", "[{]", "specs/data/k.json:1:3: is not valid JSON"),
         ("l.yaml", "- review: [unclosed\n", "specs/data/l.yaml:2:1: YAML syntax error"),
         ("m.csv", "review\nsame\nsame\n", "row 3 has the same content as row 2"),
+        ("n.csv", "id;review\n1;x\n", "specs/data/n.csv:1: the header is one column, 'id;review'"),
     ],
 )
 def test_data_file_mistakes_name_the_file_and_row(project, run_cli, name, text, expected):
