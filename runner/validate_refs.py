@@ -3,6 +3,7 @@ each schema checked against the JSON Schema 2020-12 metaschema."""
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Sequence
 from functools import lru_cache
@@ -32,8 +33,8 @@ def resolve_schema(
         return None
     error = _schema_error(json.dumps(schema, sort_keys=True))
     if error is not None:
-        message, inside = error
-        hint = "see https://json-schema.org/understanding-json-schema/"
+        message, inside, hint = error
+        hint = hint or "see https://json-schema.org/understanding-json-schema/"
         problems.append(locate(file, path, value, inside, message, hint))
         return None
     return schema
@@ -87,16 +88,29 @@ def _ref_target(value: Any, folder: Path, root: Path) -> tuple[Any, Path, tuple[
 
 
 @lru_cache(maxsize=256)
-def _schema_error(schema_json: str) -> tuple[str, tuple[str | int, ...]] | None:
-    """Why a JSON Schema (as canonical JSON) is not valid, and where in it; None when valid.
+def _schema_error(schema_json: str) -> tuple[str, tuple[str | int, ...], str | None] | None:
+    """Why a JSON Schema (as canonical JSON) is not valid, where in it, and what to do;
+    None when valid.
     Checked once per schema: the 2020-12 metaschema costs milliseconds, and a folder of specs
     often shares one response schema.
     """
     try:
         Draft202012Validator.check_schema(json.loads(schema_json))
     except SchemaError as exc:
-        return f"not a valid JSON Schema: {exc.message}", tuple(exc.absolute_path)
+        path = tuple(exc.absolute_path)
+        if path and path[-1] == "type" and isinstance(exc.instance, str):
+            guess = difflib.get_close_matches(exc.instance, JSON_TYPES, n=1)
+            return (
+                f"not a valid JSON Schema: 'type' must be one of {', '.join(JSON_TYPES)} "
+                f"(got {exc.instance!r})",
+                path,
+                f"did you mean '{guess[0]}'?" if guess else None,
+            )
+        return f"not a valid JSON Schema: {exc.message}", path, None
     return None
+
+
+JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
 
 
 class _RefProblem(Exception):

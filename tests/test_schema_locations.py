@@ -55,8 +55,8 @@ def test_a_type_typo_in_a_referenced_file_points_at_its_line(project, run_cli):
     lines = validate(project, run_cli, RESPONSE_REF.format(strict="true", ref="schemas/city.json"))
 
     assert lines == [
-        "schemas/city.json:5:22: not a valid JSON Schema: 'integr' is not valid under any of "
-        "the given schemas (see https://json-schema.org/understanding-json-schema/)"
+        "schemas/city.json:5:22: not a valid JSON Schema: 'type' must be one of string, "
+        "number, integer, boolean, object, array, null (got 'integr') (did you mean 'integer'?)"
     ]
 
 
@@ -106,8 +106,8 @@ def test_an_inline_tool_parameter_typo_points_into_the_spec(project, run_cli):
     lines = validate(project, run_cli, tools)
 
     assert lines == [
-        "spec.yaml:13:19: not a valid JSON Schema: 'strng' is not valid under any of the given "
-        "schemas (see https://json-schema.org/understanding-json-schema/)"
+        "spec.yaml:13:19: not a valid JSON Schema: 'type' must be one of string, number, "
+        "integer, boolean, object, array, null (got 'strng') (did you mean 'string'?)"
     ]
 
 

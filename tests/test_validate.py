@@ -167,8 +167,8 @@ MISTAKES = {
     "inline schema with a bad type": (
         "temperature: 0.5",
         RF + "    schema:\n      type: strin",
-        "spec.yaml:9:13: not a valid JSON Schema: 'strin' is not valid under any of the given "
-        "schemas (see https://json-schema.org/understanding-json-schema/)",
+        "spec.yaml:9:13: not a valid JSON Schema: 'type' must be one of string, number, "
+        "integer, boolean, object, array, null (got 'strin') (did you mean 'string'?)",
     ),
     "strict schema with an optional property": (
         "temperature: 0.5",
