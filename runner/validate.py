@@ -40,6 +40,7 @@ from runner.validate_request import (
     build_provider,
     build_tools,
     check_json_mode_mentions_json,
+    check_project_config,
     check_provider_key,
     check_provider_label,
     check_token_limits,
@@ -59,6 +60,7 @@ CHECKS: list[Check] = [
     check_json_mode_mentions_json,
     check_provider_label,
     check_provider_key,
+    check_project_config,
     check_expectations,
     check_images,
 ]
@@ -114,12 +116,15 @@ def validate_paths(
     ``allowed_keys`` the variables it allows as keys of spec-defined endpoints."""
     result = Validation()
     forget_projects()
+    seen: set[Problem] = set()
     for path in find_spec_files(paths):
         result.files += 1
         try:
             result.specs.append(load_spec(path, variables, allowed_keys))
         except SpecError as exc:
-            result.problems.extend(exc.problems)
+            # one runner.yaml mistake is found through each spec of its project: once is enough
+            result.problems.extend(p for p in exc.problems if p not in seen)
+            seen.update(exc.problems)
     result.problems.extend(_repeated_names(result.specs))
     return result
 

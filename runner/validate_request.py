@@ -165,6 +165,15 @@ def check_provider_label(file: SpecFile, spec: Spec) -> Iterator[Problem]:
         )
 
 
+def check_project_config(file: SpecFile, spec: Spec) -> Iterator[Problem]:
+    """The project's runner.yaml, checked whenever one of its specs is: a misspelt setting
+    must not go unnoticed until a spec happens to need it."""
+    try:
+        project_config(file.root)
+    except SpecError as exc:
+        yield from exc.problems
+
+
 def check_provider_key(file: SpecFile, spec: Spec) -> Iterator[Problem]:
     """A spec that defines its own endpoint may name as its key only a variable the user
     allowed (runner.yaml's allow_key_env, --allow-key-env) or one named RUNNER_KEY_...:
@@ -175,9 +184,8 @@ def check_provider_key(file: SpecFile, spec: Spec) -> Iterator[Problem]:
         return
     try:
         allowed = project_config(file.root).allow_key_env
-    except SpecError as exc:
-        yield from exc.problems
-        return
+    except SpecError:
+        return  # reported by check_project_config
     if name in allowed:
         return
     config = file.root / CONFIG_FILE

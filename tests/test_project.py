@@ -79,6 +79,27 @@ def test_a_broken_runner_yaml_is_reported_at_its_line(project, run_cli, openai_s
     ]
 
 
+def test_a_broken_runner_yaml_is_reported_once_though_no_spec_needs_it(project, run_cli):
+    (project / "runner.yaml").write_text("version: 1\nallow_key_envs: [PROXY_TOKEN]\n")
+    (project / "specs").mkdir(exist_ok=True)
+    for name in ("a", "b"):
+        (project / "specs" / f"{name}.yaml").write_text(
+            "version: 1\nmodel: m\nmessages:\n  - {role: user, content: Hi.}\n"
+        )
+    expected = (
+        "runner.yaml:2:1: unknown setting 'allow_key_envs' in runner.yaml "
+        "(runner.yaml may hold: version, allow_key_env)"
+    )
+
+    result = run_cli("validate", "specs")
+    rendered = run_cli("render", "specs/a.yaml")
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [expected]
+    assert rendered.exit_code == 1
+    assert expected in rendered.output
+
+
 def test_a_ref_leaving_a_folder_without_markers_explains_project_folders(
     tmp_path, monkeypatch, run_cli
 ):
