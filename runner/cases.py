@@ -431,6 +431,18 @@ def expand(
             yield case, combination
 
 
+def unknown_case_ids(sources: Iterable[CaseSource | None], case_ids: Iterable[str]) -> list[str]:
+    """The ids of ``case_ids`` that name no case of any source (read lazily, stopping once
+    every id is found), so a mistyped --case is reported instead of running nothing."""
+    missing = dict.fromkeys(case_ids)
+    for source in sources:
+        if source is None or not missing:
+            continue
+        for case in iter_cases(source, Selection(tuple(missing))):
+            missing.pop(case.id, None)
+    return list(missing)
+
+
 def count_requests(
     source: CaseSource | None,
     matrix: Mapping[str, tuple[Any, ...]],

@@ -23,7 +23,7 @@ from typing import Any
 
 from runner import expect
 from runner.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
-from runner.cases import Selection, count_requests, expand, record_id
+from runner.cases import Selection, count_requests, expand, record_id, unknown_case_ids
 from runner.cassette import Cassette
 from runner.errors import RenderError, RunInterrupted, RunStopped, Terminated, UsageError
 from runner.failures import FailureGroups
@@ -270,6 +270,7 @@ def start_run(
     100,000 cases runs in bounded memory. ``text`` receives the answer as it arrives when the
     run is a single streamed request.
     """
+    _check_case_ids(specs, settings.selection)
     endpoints = _endpoints(specs, settings)
     answers = _open_answers(specs, endpoints, settings)
     store = RunStore.create(out_dir)
@@ -410,6 +411,17 @@ def _plan(
                 yield Job(request.record_id, request, endpoint, str(exc.problem))
                 continue
             yield Job(request.record_id, request, endpoint)
+
+
+def _check_case_ids(specs: list[Spec], selection: Selection) -> None:
+    """Refuse, before anything starts, a --case id that no spec has."""
+    unknown = unknown_case_ids((spec.cases for spec in specs), selection.case_ids)
+    if unknown:
+        names = ", ".join(repr(case) for case in unknown)
+        raise UsageError(
+            f"no spec given has a case with id {names}: check the id (runner render SPEC "
+            "shows every record id, SPEC-NAME/CASE-ID)"
+        )
 
 
 def _request_count(specs: list[Spec], settings: RunSettings) -> int:

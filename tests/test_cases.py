@@ -202,6 +202,15 @@ def test_run_sends_only_the_selected_cases(project, run_cli):
     assert [r["case"]["id"] for r in read_records(latest_run(project)).values()] == ["c"]
 
 
+def test_a_case_id_no_spec_has_is_refused_before_a_run_starts(project, run_cli):
+    write_spec(project, cases=[{"id": k, "review": k} for k in "ab"])
+
+    result = run_cli("run", "specs", "--provider", "offline", "--case", "a", "--case", "zz")
+
+    assert result.exit_code == 2 and "no spec given has a case with id 'zz'" in result.output
+    assert not (project / "runs").exists()  # nothing started, no empty run left behind
+
+
 # ---- checks before sending
 
 
