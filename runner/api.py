@@ -207,6 +207,7 @@ class RunOptions:
         from runner.providers import ProviderOverride
         from runner.transport import RetryPolicy, Timeouts
 
+        self._check_ranges()
         replay = Path(self.replay).resolve() if self.replay is not None else None
         return RunSettings(
             provider=ProviderOverride(
@@ -227,6 +228,28 @@ class RunOptions:
             selection=select(self.cases, self.limit, self.sample, self.sample_seed),
             stream=self.stream,
         )
+
+    def _check_ranges(self) -> None:
+        """The limits ``runner run``'s options have, for options given from Python."""
+        if isinstance(self.cases, str):
+            raise UsageError(f"cases takes a list of case ids, not the string {self.cases!r}")
+        bounds: list[tuple[str, float | None, float, float, bool]] = [
+            ("concurrency", self.concurrency, 1, 512, False),
+            ("rpm", self.rpm, 0, float("inf"), True),
+            ("tpm", self.tpm, 0, float("inf"), True),
+            ("retries", self.retries, 0, 20, False),
+            ("backoff", self.backoff, 0, float("inf"), False),
+            ("max_wait", self.max_wait, 0, float("inf"), False),
+            ("timeout", self.timeout, 0, float("inf"), True),
+            ("idle_timeout", self.idle_timeout, 0, float("inf"), True),
+        ]
+        for name, value, low, high, above in bounds:
+            if value is None:
+                continue
+            if (value <= low if above else value < low) or value > high:
+                more = "more than" if above else "at least"
+                upto = "" if high == float("inf") else f" and at most {high:g}"
+                raise UsageError(f"{name} must be {more} {low:g}{upto}, not {value!r}")
 
 
 def validate_specs(

@@ -184,6 +184,23 @@ def test_options_as_an_object_or_as_keywords(project):
         runner.plan_specs("specs", provder="offline")
 
 
+@pytest.mark.parametrize(
+    "option,said",
+    [
+        ({"concurrency": 0}, "concurrency must be at least 1 and at most 512, not 0"),
+        ({"retries": -1}, "retries must be at least 0 and at most 20, not -1"),
+        ({"timeout": 0}, "timeout must be more than 0, not 0"),
+        ({"cases": "a"}, "cases takes a list of case ids, not the string 'a'"),
+    ],
+)
+def test_options_out_of_range_are_usage_errors(project, option, said):
+    write_spec(project, "greet", "Hi {{ who }}", cases=[{"id": "a", "who": "A"}])
+    with pytest.raises(runner.UsageError) as caught:
+        runner.run_specs("specs", provider="offline", **option)
+    assert str(caught.value) == said
+    assert not (project / "runs").exists()
+
+
 @pytest.mark.parametrize("selection", [{"limit": 0}, {"limit": -1}, {"sample": -2}])
 def test_a_selection_below_one_is_a_usage_error(project, selection):
     spec = write_spec(project, "greet", "Hi {{ who }}", cases=[{"id": "a", "who": "A"}])
