@@ -588,6 +588,10 @@ def _run_pool(
                             future.add_done_callback(partial(done, stream=stream))
                     if open_streams:
                         changed.wait(0.5)
+                # Every job is handed out: wait for them here, where Ctrl-C still stops the
+                # ones waiting for their turn (the pool's own exit would wait them all out).
+                while any(active):
+                    changed.wait(0.5)
         except KeyboardInterrupt:
             # Requests waiting for their turn give up, what has not started is dropped, and
             # leaving the block waits for the answers in flight.

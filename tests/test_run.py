@@ -466,6 +466,31 @@ def test_a_redirect_is_not_followed(project, openai_server, run_against):
         other.stop()
 
 
+def test_ctrl_c_when_every_request_is_handed_out_still_sends_no_more(project, openai_server):
+    """Four requests, eight workers: all are handed out at once and three wait for --rpm when
+    Ctrl-C comes. They give up: nothing is sent that is not saved, and the rest can resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for i in range(4):
+        write_spec(project, f"s{i}")
+    command = [sys.executable, "-m", "runner", *run_args(openai_server.base_url), "--rpm", "6"]
+    env = {**os.environ, KEY_ENV: KEY}
+    process = subprocess.Popen(command, cwd=project, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while openai_server.count < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130, stderr
+    saved = read_records(latest_run(project))
+    assert len(saved) == openai_server.count < 4, stderr
+
+
 @pytest.mark.parametrize(
     ("fault", "words"),
     [
