@@ -8,7 +8,7 @@ token each; three words per chunk, so about 70 chunks) to every client:
 - **per request**, each client in a process of its own, the clients taking turns each round:
   raw urllib3 reading the chunked body and ``json.loads`` on each event (the floor), the groq
   SDK iterating ``create(stream=True)``, and runner's streamed send
-  (``runner.stream_send.send_streamed``: urllib3, the event decoder, the chunk assembler and
+  (``runner.stream_send.stream_once``: urllib3, the event decoder, the chunk assembler and
   timing). Time to first token is taken
   where each client's own code first sees answer text; CPU is ``time.process_time`` around
   the whole request, the stream read to its end.

@@ -17,7 +17,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from jinja2 import filters, pass_eval_context
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError, safe_range
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 MAX_TEXT = 1_000_000  # characters or items one operation may produce
 MAX_RANGE_TOTAL = 1_000_000  # numbers all range() calls of one template may produce

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.exceptions
 import jinja2.meta
 import jinja2.nodes
-import jinja2.sandbox
 
 from runner.errors import Problem
 from runner.expect import expect_templates
@@ -136,7 +136,7 @@ def _load_problems(
             source, filename, _ = env.loader.get_source(env, name)
         except jinja2.TemplateNotFound:
             continue
-        except jinja2.sandbox.SecurityError as exc:
+        except jinja2.exceptions.SecurityError as exc:
             yield place.problem(
                 statement.lineno,
                 f"template tried something unsafe: {exc}",
