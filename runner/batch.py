@@ -39,6 +39,7 @@ from runner.execute import (
     Job,
     RunSettings,
     RunSummary,
+    _check_case_ids,
     _endpoints,
     _finish_manifest,
     _manifest,
@@ -252,6 +253,7 @@ def submit_batch(
 ) -> BatchResult:
     """Render the specs' requests into a new run directory and submit them as batches."""
     _check_window(options.completion_window)
+    _check_case_ids(specs, settings.selection)
     endpoints = _endpoints(specs, settings)
     answers = _open_answers(specs, endpoints, settings)
     store = RunStore.create(out_dir)

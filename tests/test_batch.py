@@ -195,6 +195,13 @@ def test_a_failed_line_is_not_said_to_be_retried(project, run_cli, openai_server
     assert said in message and "retry" not in message, message
 
 
+def test_a_case_id_no_spec_has_stops_submit(project, run_cli, openai_server):
+    write_spec(project, "graded", "{{ review }}", cases=[{"id": "r1", "review": "x"}])
+    result = run_cli(*submit_args(openai_server.base_url, "--case", "r9"))
+    assert result.exit_code == 2 and "no spec given has a case with id 'r9'" in result.output
+    assert not (project / "runs").exists() and openai_server.batches.calls == []
+
+
 def test_an_expired_batch_keeps_its_partial_output(project, run_cli, openai_server):
     for i in range(6):
         write_spec(project, f"s{i}")
