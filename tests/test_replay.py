@@ -228,3 +228,16 @@ def test_an_export_names_the_first_ids_left_out_and_counts_the_rest(tmp_path, ru
     assert "0 record(s) written" in result.stderr and "25 left out" in result.stderr
     assert "offline/09 ..." in result.stderr and "offline/10" not in result.stderr
     assert (tmp_path / "cassette.jsonl").read_text() == ""
+
+
+def test_a_replay_on_the_offline_provider_is_answered_offline(project, run_cli):
+    """Offline answers are never recorded, so a cassette cannot hold them: the offline
+    provider answers, and the replay does not stop for them."""
+    write_spec(project, "alpha")
+    cassette = project / "empty.jsonl"
+    cassette.write_text("")
+
+    result = run_cli("run", "specs", "--provider", "offline", "--replay", str(cassette), "--json")
+
+    run_dir = Path(json.loads(result.stdout)["run_dir"])
+    assert [r["offline"] for r in records_of(run_dir).values()] == [True]
