@@ -12,6 +12,7 @@ environment variables specs may name as the key of an endpoint they define.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -133,6 +134,21 @@ def resolve_inside(root: Path, base: Path, relative: str) -> Path | None:
     if target == root or root in target.parents:
         return target
     return None
+
+
+def missing_file_hint(reference: str, target: Path) -> str:
+    """What to say about ``reference`` (resolved to ``target``) not being found: the file of
+    the closest name in that folder when there is one (a typo), else where paths start."""
+    fallback = "the path is relative to the folder of the spec file"
+    try:
+        names = [p.name for p in target.parent.iterdir() if p.is_file()]
+    except OSError:
+        return fallback
+    close = difflib.get_close_matches(target.name, names, n=1, cutoff=0.85)
+    if not close:
+        return fallback
+    folder, slash, _ = reference.rpartition("/")
+    return f"did you mean '{folder}{slash}{close[0]}'?"
 
 
 def display_path(path: Path) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from runner.cases import DATA_SUFFIXES, CaseSource, FilePattern, check_cases
 from runner.errors import Problem, SpecError
 from runner.load import PathKey
-from runner.project import display_path, outside_hint, resolve_inside
+from runner.project import display_path, missing_file_hint, outside_hint, resolve_inside
 from runner.spec import RUNNER_KEYS
 from runner.validate_context import SpecFile
 from runner.validate_schema import field_validator, spec_properties
@@ -109,7 +109,7 @@ def _data_file(file: SpecFile, reference: str, problems: list[Problem]) -> Path 
             file.problem(
                 ("cases",),
                 f"data file not found: {reference}",
-                "the path is relative to the folder of the spec file",
+                missing_file_hint(reference, target),
             )
         )
     else:

@@ -16,7 +16,7 @@ from jsonschema.exceptions import SchemaError
 from runner.errors import Problem, SpecError
 from runner.json_positions import json_positions
 from runner.load import PathKey, read_text
-from runner.project import display_path, outside_hint, resolve_inside
+from runner.project import display_path, missing_file_hint, outside_hint, resolve_inside
 from runner.validate_context import SpecFile
 
 
@@ -147,7 +147,8 @@ def _load_ref(ref: str, folder: Path, root: Path, seen: frozenset[Path]) -> tupl
         raise _RefProblem(f"$ref '{ref}' refers back to itself through other files")
     if not target.is_file():
         raise _RefProblem(
-            f"$ref file not found: {ref}", "the path is relative to the folder of the spec file"
+            f"$ref file not found: {ref}",
+            missing_file_hint(file_part, target),
         )
     try:
         document = json.loads(read_text(target, display_path(target)))

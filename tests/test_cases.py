@@ -244,6 +244,18 @@ def test_data_file_mistakes_name_the_file_and_row(project, run_cli, name, text, 
     assert "Traceback" not in result.output
 
 
+def test_a_misspelt_data_file_name_suggests_the_file_beside_it(project, run_cli):
+    write(project, "specs/data/tickets.csv", "id,review\n1,x\n")
+    write_spec(project, cases="data/tikets.csv")
+
+    result = run_cli("validate", "specs")
+
+    assert result.exit_code == 1
+    assert "data file not found: data/tikets.csv (did you mean 'data/tickets.csv'?)" in (
+        result.output
+    )
+
+
 def test_inline_case_mistakes_point_into_the_spec(project, run_cli):
     write_spec(project, cases=[{"id": "a", "review": "x"}, {"id": "b"}])
 

@@ -147,9 +147,14 @@ MISTAKES = {
     ),
     "missing schema file": (
         "temperature: 0.5",
-        RF + "    schema:\n      $ref: schemas/nope.json",
-        "spec.yaml:9:13: $ref file not found: schemas/nope.json "
+        RF + "    schema:\n      $ref: schemas/absent.json",
+        "spec.yaml:9:13: $ref file not found: schemas/absent.json "
         "(the path is relative to the folder of the spec file)",
+    ),
+    "misspelt schema file": (
+        "temperature: 0.5",
+        RF + "    schema:\n      $ref: schemas/opn.json",
+        "spec.yaml:9:13: $ref file not found: schemas/opn.json (did you mean 'schemas/open.json'?)",
     ),
     "schema file outside the project": (
         "temperature: 0.5",
