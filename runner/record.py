@@ -17,6 +17,7 @@ from runner.explain_http import explain_http_error
 from runner.providers import Endpoint
 from runner.render import Request
 from runner.score import score_record
+from runner.spec import Spec
 from runner.store import utc_now
 from runner.stream import StreamFailure, StreamTiming
 from runner.transport import HttpResult
@@ -122,14 +123,7 @@ def _fill_outcome(
             record["response_text"] = (result.text or "")[:10_000]
             kind = result.headers.get("content-type", "unknown")
             message = (
-                explain_http_error(
-                    result.status,
-                    None,
-                    endpoint,
-                    spec,
-                    result.headers.get("location"),
-                    retried=result.attempts > 1,
-                )
+                _http_error(result, None, endpoint, spec)
                 if (result.status != 200)
                 else f"the provider's answer is not JSON ({kind})"
             )
@@ -142,14 +136,7 @@ def _fill_outcome(
     if result.status != 200 or (isinstance(response, dict) and "error" in response):
         record["error"] = {
             "kind": "http" if result.status != 200 else "provider",
-            "message": explain_http_error(
-                result.status,
-                response,
-                endpoint,
-                spec,
-                result.headers.get("location"),
-                retried=result.attempts > 1,
-            ),
+            "message": _http_error(result, response, endpoint, spec),
         }
         return
     try:
@@ -163,3 +150,15 @@ def _fill_outcome(
     record["output"] = output.to_json()
     record["usage"] = response.get("usage")
     record["status"] = "ok" if output.valid else "invalid_output"
+
+
+def _http_error(result: HttpResult, response: Any, endpoint: Endpoint, spec: Spec) -> str:
+    """Why the provider refused this request, in a sentence that says what to check."""
+    return explain_http_error(
+        result.status,
+        response,
+        endpoint,
+        spec,
+        result.headers.get("location"),
+        retried=result.attempts > 1,
+    )
