@@ -17,16 +17,14 @@ ru_maxrss). Bounded memory means the peak does not grow with the records.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases_scale import WORK, write_project
+from cases_scale import WORK, offline_run, write_project
+from measure import run_child
 
 READERS = {
     "plain": (
@@ -51,28 +49,16 @@ READERS = {
 
 
 def make_run(folder: Path, rows: int) -> Path:
-    spec = write_project(folder, rows)
-    command = [
-        sys.executable, "-m", "runner", "run", str(spec), "--provider", "offline",
-        "--out", str(folder / "runs"), "--quiet",
-    ]  # fmt: skip
-    subprocess.run(command, cwd=folder, check=True)
+    offline_run(write_project(folder, rows), folder)
     return next((folder / "runs").iterdir())
 
 
 def measure(run_dir: Path, reader: str) -> tuple[float, float, int]:
     """Wall seconds, peak RSS in MB and the number of records one reader saw."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-c", READERS[reader], str(run_dir)], stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    out = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"the {reader} reader failed on {run_dir}")
-    return wall, usage.ru_maxrss / 1024.0, int(out.strip())
+    usage = run_child([sys.executable, "-c", READERS[reader], str(run_dir)])
+    if usage.returncode != 0:
+        raise SystemExit(f"the {reader} reader failed on {run_dir}:\n{usage.stderr[-2000:]}")
+    return usage.wall, usage.maxrss_mb, int(usage.stdout.strip())
 
 
 def main() -> None:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from measure import Usage, run_child
 
 # Scratch space beside the project: on some machines /tmp is a much slower file system.
 WORK = Path(__file__).resolve().parent / ".work"
@@ -61,26 +60,26 @@ def write_project(folder: Path, rows: int) -> Path:
     return specs / "scale.yaml"
 
 
+def offline_run(spec: Path, folder: Path, concurrency: int = 8) -> Usage:
+    """``runner run SPEC --provider offline`` into FOLDER/runs, measured; exits when it fails."""
+    command = [
+        sys.executable, "-m", "runner", "run", str(spec), "--provider", "offline",
+        "--out", str(folder / "runs"), "--quiet", "-c", str(concurrency),
+    ]  # fmt: skip
+    usage = run_child(command, cwd=folder)
+    if usage.returncode != 0:
+        raise SystemExit(f"runner run failed on {spec}:\n{usage.stderr[-2000:]}")
+    return usage
+
+
 def measure(rows: int, concurrency: int) -> Measurement:
     WORK.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=WORK) as temp:
         folder = Path(temp)
-        spec = write_project(folder, rows)
-        command = [
-            sys.executable, "-m", "runner", "run", str(spec), "--provider", "offline",
-            "--out", str(folder / "runs"), "--quiet", "-c", str(concurrency),
-        ]  # fmt: skip
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=folder)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"runner run failed for {rows} rows")
+        usage = offline_run(write_project(folder, rows), folder, concurrency)
         results = next((folder / "runs").iterdir()) / "results.jsonl"
         records = results.read_bytes().count(b"\n")
-    return Measurement(
-        rows, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, records
-    )
+    return Measurement(rows, usage.wall, usage.cpu, usage.maxrss_mb, records)
 
 
 def main() -> None:

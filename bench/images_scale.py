@@ -15,12 +15,9 @@ the images: both stay flat per image while the images' own bytes grow tenfold.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import imagefiles  # noqa: E402
-
-# Scratch space beside the project (as cases_scale.py): a run creates one file per case.
-WORK = Path(__file__).resolve().parent / ".work"
+from cases_scale import WORK, offline_run  # noqa: E402
 
 SPEC = """\
 version: 1
@@ -106,16 +101,7 @@ def measure(images: int, size: int, concurrency: int, spec_text: str = SPEC) -> 
         folder = Path(temp)
         spec, image_bytes = write_project(folder, images, size, spec_text)
         base64_bytes = 4 * ((image_bytes + 2) // 3)
-        command = [
-            sys.executable, "-m", "runner", "run", str(spec), "--provider", "offline",
-            "--out", str(folder / "runs"), "--quiet", "-c", str(concurrency),
-        ]  # fmt: skip
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=folder)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"runner run failed for {images} images")
+        usage = offline_run(spec, folder, concurrency)
         run_dir = next((folder / "runs").iterdir())
         records = sum(1 for line in (run_dir / "results.jsonl").open() if line.strip())
         if b"base64" in (run_dir / "results.jsonl").read_bytes():
@@ -124,9 +110,9 @@ def measure(images: int, size: int, concurrency: int, spec_text: str = SPEC) -> 
             images,
             image_bytes,
             base64_bytes,
-            wall,
-            usage.ru_utime + usage.ru_stime,
-            usage.ru_maxrss / 1024.0,
+            usage.wall,
+            usage.cpu,
+            usage.maxrss_mb,
             disk_bytes(run_dir),
             records,
         )

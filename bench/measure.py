@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +35,13 @@ class Usage:
         return json.loads(text[start:])
 
 
-def run_child(argv: Sequence[str], env: dict[str, str] | None = None) -> Usage:
+def run_child(
+    argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Usage:
     """Run ``argv`` to completion; CPU and RSS come from os.wait4 on exactly that child."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=env)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=env, cwd=cwd)
         assert proc.stdout is not None
         out = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -61,6 +61,8 @@ def run_child(argv: Sequence[str], env: dict[str, str] | None = None) -> Usage:
 
 
 def median(values: Sequence[float]) -> float:
+    import statistics
+
     return statistics.median(values) if values else float("nan")
 
 
@@ -86,6 +88,8 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def stats(self) -> dict[str, Any]:
+        import urllib.request  # here, not at the top: children's peaks start at our size
+
         with urllib.request.urlopen(f"{self.root_url}/stats", timeout=10) as response:
             return json.loads(response.read())
 
