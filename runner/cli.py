@@ -104,6 +104,31 @@ def selection_options(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def variables_options(command: F) -> F:
+    """--var and --vars-file, read and handed to the command as ``variables``. Goes under
+    ``reports_errors``: an unreadable --vars-file is a mistake to report, not a traceback."""
+
+    @click.option(
+        "--var",
+        "var_items",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Set a template variable (repeatable); overrides the specs' vars and cases.",
+    )
+    @click.option(
+        "--vars-file", type=existing_paths, help="YAML or JSON file of template variables."
+    )
+    @wraps(command)
+    def wrapper(
+        *args: Any, var_items: tuple[str, ...], vars_file: Path | None, **kwargs: Any
+    ) -> Any:
+        from runner.variables import read_variables
+
+        return command(*args, variables=read_variables(var_items, vars_file), **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="runner")
 def cli() -> None:
@@ -176,28 +201,17 @@ def validate(
 
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=existing_paths)
-@click.option(
-    "--var",
-    "var_items",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Set a template variable (repeatable); overrides the spec's vars.",
-)
-@click.option("--vars-file", type=existing_paths, help="YAML or JSON file of template variables.")
 @selection_options
 @reports_errors
-def render(
-    spec_path: Path, var_items: tuple[str, ...], vars_file: Path | None, selection: Selection
-) -> None:
+@variables_options
+def render(spec_path: Path, variables: dict[str, Any], selection: Selection) -> None:
     """Print the exact JSON request body SPEC would send. Sends nothing.
 
     A spec with cases or a matrix prints a JSON list of {"id", "body"}, one per request.
     """
     from runner.api import render_spec
     from runner.render import requests_json
-    from runner.variables import read_variables
 
-    variables = read_variables(var_items, vars_file)
     requests = render_spec(
         spec_path,
         variables,
@@ -286,14 +300,6 @@ def render(
     help="Send every request streamed, or none; default: as each spec says.",
 )
 @click.option(
-    "--var",
-    "var_items",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Set a template variable (repeatable).",
-)
-@click.option("--vars-file", type=existing_paths, help="YAML or JSON file of template variables.")
-@click.option(
     "--resume",
     "resume_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -322,6 +328,7 @@ def render(
 @allow_key_env_option
 @selection_options
 @reports_errors
+@variables_options
 def run(
     paths: tuple[Path, ...],
     out_dir: Path,
@@ -396,7 +403,6 @@ def _run_options(
     """The API's RunOptions from the sending options of run (or of batch submit, which lacks
     run's pacing options: those keep RunOptions' defaults)."""
     from runner.api import RunOptions
-    from runner.variables import read_variables
 
     return RunOptions(
         provider=options["provider"],
@@ -406,7 +412,7 @@ def _run_options(
         retries=options["retries"],
         timeout=options["timeout"],
         **{name: options[name] for name in _RUN_ONLY_OPTIONS if name in options},
-        variables=read_variables(options["var_items"], options["vars_file"]),
+        variables=options["variables"],
         cases=selection.case_ids,
         limit=selection.limit,
         sample=selection.sample,

@@ -22,6 +22,7 @@ from runner.cli import (
     out_dir_option,
     reports_errors,
     selection_options,
+    variables_options,
 )
 from runner.errors import UsageError
 
@@ -56,8 +57,6 @@ def batch() -> None:
 @click.option("--max-bytes", type=click.IntRange(min=1024), help="Bytes per batch file.")
 @click.option("--retries", type=click.IntRange(0, 20), default=5, show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0)
-@click.option("--var", "var_items", multiple=True, metavar="KEY=VALUE", help="A variable.")
-@click.option("--vars-file", type=existing_paths, help="YAML or JSON file of variables.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
 @click.option("--refresh", is_flag=True, help="Submit every request; update the cache.")
 @click.option(
@@ -70,6 +69,7 @@ def batch() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
 @selection_options
 @reports_errors
+@variables_options
 def submit(
     paths: tuple[Path, ...],
     out_dir: Path,
