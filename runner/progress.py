@@ -10,6 +10,7 @@ bar; elsewhere (CI logs, a pipe) one line goes to stderr every few seconds with 
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -22,6 +23,8 @@ from runner.ratelimit import Wait, describe_seconds
 
 # Seconds between two progress lines when stderr is not a terminal (RUNNER_PROGRESS_EVERY).
 DEFAULT_EVERY = 5.0
+# What click draws before our text, "  [" + 20-column bar + "]  ", and one spare column.
+BAR_COLUMNS = 27
 
 
 class RunProgress:
@@ -135,7 +138,14 @@ class RunProgress:
             self._bar.render_progress()
 
     def _bar_text(self) -> str:
-        return self.describe()
+        # A line wider than the terminal wraps, and every redraw of a wrapped line scrolls the
+        # screen instead of overwriting it: cut the text to what fits beside the bar.
+        # When it does not fit, the count and the current wait are what matter most.
+        room = shutil.get_terminal_size().columns - BAR_COLUMNS
+        text = self.describe()
+        if len(text) > room and (wait := self._current_wait()):
+            text = f"{self.done}/{self.total}; {wait.describe()}"
+        return text if len(text) <= room else text[: max(room - 3, 0)] + "..."
 
 
 def progress_for(quiet: bool, every: float | None = None) -> RunProgress | None:

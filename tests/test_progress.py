@@ -105,3 +105,42 @@ def test_different_causes_are_counted_apart(project, openai_server, run_cli, mon
     rejected = next(g for cause, g in groups.items() if "HTTP 400" in cause)
     assert rejected["count"] == 3 and "<spec>" in rejected["cause"]
     assert rejected["example"]["spec"] == f"specs/{rejected['example']['record']}.yaml"
+
+
+def test_on_a_narrow_terminal_the_bar_line_fits_and_so_redraws_in_place():
+    """A line wider than the terminal wraps, and each redraw of a wrapped line scrolls the
+    screen instead of overwriting the line: the text is cut to the terminal's width."""
+    script = (
+        "from runner.progress import RunProgress\n"
+        "from runner.ratelimit import Wait\n"
+        "p = RunProgress()\n"
+        "p.start(10)\n"
+        "p.waiting(Wait('tokens-per-minute', 'meta-llama/llama-4-scout-17b-16e-instruct', 12))\n"
+        "p({'status': 'ok'}, 1, 10)\n"
+        "p.close()\n"
+    )
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env={**os.environ, "COLUMNS": "80"},
+        stderr=terminal,
+        stdout=subprocess.DEVNULL,
+    )
+    os.close(terminal)
+    shown = b""
+    while chunk := _read(controller):
+        shown += chunk
+    os.close(controller)
+
+    assert process.wait(timeout=30) == 0
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode())  # cursor hide and show
+    drawn = [line for line in re.split(r"[\r\n]", plain) if line.strip()]
+    assert any("waiting 12 s" in line for line in drawn), drawn
+    assert max(len(line.rstrip()) for line in drawn) < 80, drawn
+
+
+def _read(controller: int) -> bytes:
+    try:
+        return os.read(controller, 65536)
+    except OSError:  # the child ended and closed the terminal
+        return b""
