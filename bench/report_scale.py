@@ -27,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import Usage, median, run_child
 
-from runner.store import RunStore, utc_now
+from runner.runs.store import RunStore, utc_now
 
 WORK = Path(__file__).resolve().parent / ".work"
 MODELS = ("llama-3.1-8b-instant", "llama-3.3-70b-versatile")
 LABELS = ("billing", "platform", "docs")
 READ = (
-    "import sys; from pathlib import Path; from runner.store import RunStore; "
+    "import sys; from pathlib import Path; from runner.runs.store import RunStore; "
     "sum(1 for _ in RunStore.open(Path(sys.argv[1])).records())"
 )
 

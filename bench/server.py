@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
-from runner import offline
+from runner.send import offline
 
 REASONS = {200: "OK", 404: "Not Found", 429: "Too Many Requests", 400: "Bad Request"}
 

@@ -8,7 +8,7 @@ token each; three words per chunk, so about 70 chunks) to every client:
 - **per request**, each client in a process of its own, the clients taking turns each round:
   raw urllib3 reading the chunked body and ``json.loads`` on each event (the floor), the groq
   SDK iterating ``create(stream=True)``, and runner's streamed send
-  (``runner.stream_send.stream_once``: urllib3, the event decoder, the chunk assembler and
+  (``runner.send.stream_send.stream_once``: urllib3, the event decoder, the chunk assembler and
   timing). Time to first token is taken
   where each client's own code first sees answer text; CPU is ``time.process_time`` around
   the whole request, the stream read to its end.
@@ -106,9 +106,9 @@ def groq_client(root_url: str) -> Client:
 
 def runner_client(root_url: str) -> Client:
     """runner's streamed send: the same code ``runner run`` uses for ``stream: true``."""
-    from runner.providers import Endpoint
-    from runner.stream_send import stream_once
-    from runner.transport import HttpClient, Timeouts
+    from runner.providers.endpoints import Endpoint
+    from runner.send.stream_send import stream_once
+    from runner.send.transport import HttpClient, Timeouts
 
     http = HttpClient(Timeouts())
     endpoint = Endpoint("groq", f"{root_url}/v1")

@@ -4,8 +4,6 @@ The public Python API is what ``__all__`` lists (see "Use from Python" in README
 other module of the package is private and may change without notice.
 """
 
-__version__ = "0.1.0"
-
 from runner.api import (
     API_VERSION,
     Record,
@@ -31,6 +29,7 @@ from runner.errors import (
     SpecError,
     UsageError,
 )
+from runner.version import __version__
 
 __all__ = [
     "API_VERSION",

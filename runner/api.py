@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from runner.errors import SpecError, UnknownOption, UsageError
 
 if TYPE_CHECKING:
-    from runner.cases import Selection
-    from runner.diff import RunDiff
-    from runner.execute import RunPlan, RunSettings, RunSummary
-    from runner.spec import Spec
-    from runner.validate import Validation
+    from runner.check.validate import Validation
+    from runner.results.diff import RunDiff
+    from runner.runs.execute import RunPlan, RunSettings, RunSummary
+    from runner.spec.cases import Selection
+    from runner.spec.objects import Spec
 
 # Bumped whenever a public name disappears or a public signature changes incompatibly
 # (tests/test_api.py holds the signatures of this version).
@@ -138,7 +138,7 @@ class Run:
     """A run directory opened for reading. Records are read lazily, in plan order."""
 
     def __init__(self, path: PathLike):
-        from runner.store import RunStore
+        from runner.runs.store import RunStore
 
         self.path = Path(path)
         self._store = RunStore.open(self.path)
@@ -203,9 +203,9 @@ class RunOptions:
 
     def settings(self, dry_run: bool = False) -> RunSettings:
         """The executor's settings for these options (a dry run needs no API key)."""
-        from runner.execute import RunSettings
-        from runner.providers import ProviderOverride
-        from runner.transport import RetryPolicy, Timeouts
+        from runner.providers.endpoints import ProviderOverride
+        from runner.runs.execute import RunSettings
+        from runner.send.transport import RetryPolicy, Timeouts
 
         self._check_ranges()
         replay = Path(self.replay).resolve() if self.replay is not None else None
@@ -264,7 +264,7 @@ def validate_specs(
     from outside the specs (as ``--var`` does); ``allow_key_env`` names key variables the
     specs' own endpoints may read (as ``--allow-key-env`` does).
     """
-    from runner.validate import validate_paths
+    from runner.check.validate import validate_paths
 
     return validate_paths((Path(p) for p in paths), variables, allow_key_env)
 
@@ -295,7 +295,7 @@ def render_spec(
     """The request bodies ``spec`` would send, for the selected cases; sends nothing.
 
     Raises UsageError when no case matches the selection."""
-    from runner.render import render_requests
+    from runner.spec.render import render_requests
 
     loaded = spec if not isinstance(spec, str | Path) else _load_one(Path(spec), variables)
     selected = select(cases, limit, sample, sample_seed)
@@ -310,7 +310,7 @@ def render_spec(
 
 def plan_specs(*paths: PathLike, options: RunOptions | None = None, **overrides: Any) -> RunPlan:
     """What a run would do, request by request (send, cached, offline, replay); sends nothing."""
-    from runner.execute import plan_run
+    from runner.runs.execute import plan_run
 
     chosen = _with_overrides(options, overrides)
     specs = load_specs(*paths, variables=chosen.variables, allow_key_env=chosen.allow_key_env)
@@ -333,7 +333,7 @@ def run_specs(
     ``on_record(record, done, total)`` is called after each record is saved; ``on_text``
     receives the answer's text as it arrives when the run is one streamed request.
     """
-    from runner.execute import start_run
+    from runner.runs.execute import start_run
 
     chosen = _with_overrides(options, overrides)
     settings = chosen.settings()
@@ -345,7 +345,7 @@ def resume_run(
     run_dir: PathLike, on_record: Callable[[dict[str, Any], int, int], None] | None = None
 ) -> RunSummary:
     """Finish an interrupted run: send only the requests without a saved answer."""
-    from runner.execute import resume_run as resume
+    from runner.runs.execute import resume_run as resume
 
     return resume(Path(run_dir), _load_one, on_record)
 
@@ -357,14 +357,14 @@ def open_run(run_dir: PathLike) -> Run:
 
 def diff_runs(run_a: PathLike, run_b: PathLike) -> RunDiff:
     """Compare two runs record by record, paired by id (``result.identical``, ``.changed``)."""
-    from runner.diff import diff_runs as diff
+    from runner.results.diff import diff_runs as diff
 
     return diff(Path(run_a), Path(run_b))
 
 
 def record_rows(records: Iterable[Mapping[str, Any] | Record]) -> Iterator[dict[str, Any]]:
     """One flat dict per record, for ``pandas.DataFrame(record_rows(...))`` or a csv writer."""
-    from runner.table import record_row
+    from runner.results.table import record_row
 
     for record in records:
         yield record_row(dict(record.raw if isinstance(record, Record) else record))
@@ -377,7 +377,7 @@ def select(
     sample_seed: int = 0,
 ) -> Selection:
     """Which cases of each spec to use (all when nothing is given)."""
-    from runner.cases import Selection
+    from runner.spec.cases import Selection
 
     if limit is not None and sample is not None:
         raise UsageError("give limit or sample, not both")
@@ -402,6 +402,6 @@ def _with_overrides(options: RunOptions | None, overrides: Mapping[str, Any]) ->
 
 
 def _load_one(path: Path, variables: Mapping[str, Any] | None = None) -> Spec:
-    from runner.validate import load_spec
+    from runner.check.validate import load_spec
 
     return load_spec(path, variables)

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner import offline
+from runner.send import offline
 
 START = 1_760_000_000  # the clock's first second (a fixed Unix time)
 WINDOWS = {"24h": 86400, "48h": 172800, "72h": 259200, "4d": 345600, "5d": 432000}

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from render_audit import assert_valid_specs_render
 
-from runner.cli import cli
+from runner.cli.main import cli
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ def report(path=sys.argv[1]):
         out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
 atexit.register(report)
 sys.argv = ["runner", *sys.argv[2:]]
-from runner.cli import main
+from runner.cli.main import main
 main()
 """
 

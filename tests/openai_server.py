@@ -52,7 +52,7 @@ import stream_server
 from batch_server import BatchBackend
 from provider_limits import ProviderLimits
 
-from runner import offline
+from runner.send import offline
 
 
 @dataclass

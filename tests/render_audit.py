@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from runner.check.validate import find_spec_files, load_spec
 from runner.errors import RenderError, RunnerError
-from runner.render import render_requests
-from runner.validate import find_spec_files, load_spec
+from runner.spec.render import render_requests
 
 MAX_SPEC_BYTES = 64 * 1024
 

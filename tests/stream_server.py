@@ -33,7 +33,7 @@ import random
 import time
 from typing import Any
 
-from runner.offline_stream import completion_chunks, wants_usage_chunk
+from runner.send.offline_stream import completion_chunks, wants_usage_chunk
 
 WORDS = "the quick brown fox jumps over a lazy dog while rivers run to the sea"
 

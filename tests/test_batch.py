@@ -24,8 +24,8 @@ from helpers import (
 )
 from jsonschema import Draft202012Validator
 
-from runner.batch import BatchStatus, iter_input_lines, watch_status
-from runner.store import RunStore
+from runner.runs.batch import BatchStatus, iter_input_lines, watch_status
+from runner.runs.store import RunStore
 
 HERE = Path(__file__).parent
 BATCH_SCHEMAS = json.loads((HERE / "data" / "openai-batch-schemas.json").read_text())

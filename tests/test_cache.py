@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import KEY, KEY_ENV, read_records, run_args, saved_count, write_spec
 
-from runner.cache import request_key
+from runner.runs.cache import request_key
 
 
 def records_of(run_dir: Path) -> dict[str, dict]:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from helpers import latest_run, read_records
 
-from runner.cases import CaseSource, Selection, case_id, iter_cases
+from runner.spec.cases import CaseSource, Selection, case_id, iter_cases
 
 USER = {"role": "user", "content": "Review: {{ review }}"}
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.check import MalformedResponse, check_response
-from runner.spec import OutputSchema, Spec, Tool
+from runner.grade.output import MalformedResponse, check_response
+from runner.spec.objects import OutputSchema, Spec, Tool
 
 PERSON = {
     "type": "object",

@@ -134,7 +134,7 @@ def test_a_folder_that_is_no_run_is_a_usage_error(project, run_specs, run_cli):
 
 def saved_run(folder: Path, records: list[dict]) -> Path:
     """A finished run directory holding RECORDS in this order (written through the store)."""
-    from runner.store import RunStore
+    from runner.runs.store import RunStore
 
     store = RunStore.create(folder)
     store.write_manifest({"run_id": store.run_id, "status": "complete"})
@@ -181,7 +181,7 @@ def test_large_runs_pair_by_id_whatever_their_order(tmp_path, run_cli, order):
     assert text.stdout.splitlines()[-1] == (
         f"390 paired: {len(changed)} changed, {390 - len(changed)} unchanged; 20 added, 10 missing"
     )
-    from runner.diff import diff_runs
+    from runner.results.diff import diff_runs
 
     assert diff_runs(run_a, run_b).to_json() == data
 
@@ -189,7 +189,7 @@ def test_large_runs_pair_by_id_whatever_their_order(tmp_path, run_cli, order):
 def test_records_that_differ_only_in_timings_are_the_same_and_the_rest_still_counts(tmp_path):
     """Lines equal but for attempts, latency and times are compared without parsing; any other
     difference, even inside a field after the timings, is parsed and shown."""
-    from runner.diff import diff_runs
+    from runner.results.diff import diff_runs
 
     def record(record_id, content="same", latency=1.5, when="2026-11-26T00:00:00.000Z", **more):
         stream = more.pop("stream", None)
@@ -228,7 +228,7 @@ def test_records_that_differ_only_in_timings_are_the_same_and_the_rest_still_cou
     assert sorted(r.id for r in result.changed) == ["content", "verdict"]
     assert result.unchanged == 2 and result.paired == 4
     # The timing-only pair took the byte comparison, not the parser.
-    from runner.diff import _same_answer
+    from runner.results.diff import _same_answer
 
     line_a, line_b = (
         (run / "results.jsonl").read_bytes().split(b"\n")[0] for run in (run_a, run_b)

@@ -15,7 +15,7 @@ def test_every_spec_key_is_documented():
 
 
 def test_every_run_option_is_documented():
-    from runner.cli import run
+    from runner.cli.main import run
 
     for param in run.params:
         for option in param.opts:
@@ -51,7 +51,7 @@ def test_the_module_map_names_every_module():
 def test_command_lists_in_help_are_not_cut_off():
     from click.testing import CliRunner
 
-    from runner.cli import cli
+    from runner.cli.main import cli
 
     for args in ([], ["batch"], ["cache"]):
         shown = CliRunner().invoke(cli, [*args, "--help"]).output

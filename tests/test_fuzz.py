@@ -18,10 +18,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runner.check.validate import validate_paths
 from runner.errors import RunnerError
-from runner.load import load_yaml
-from runner.render import render_request
-from runner.validate import validate_paths
+from runner.spec.load import load_yaml
+from runner.spec.render import render_request
 
 # RUNNER_FUZZ_EXAMPLES=5000 for a longer hunt; the normal suite keeps it short.
 EXAMPLES = int(os.environ.get("RUNNER_FUZZ_EXAMPLES", "150"))

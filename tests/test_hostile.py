@@ -16,7 +16,7 @@ import pytest
 import yaml
 from helpers import read_records
 
-from runner.store import RunStore
+from runner.runs.store import RunStore
 
 # Looks like a secret; lives outside the project, so it must never be printed.
 OUTSIDE_SECRET = "OUTSIDE-SECRET-7f3a9c1e"
@@ -154,7 +154,7 @@ def test_a_symlinked_include_is_refused_even_when_only_rendering(hostile_project
     import jinja2
     from jinja2.sandbox import SecurityError
 
-    from runner.render import template_environment
+    from runner.spec.render import template_environment
 
     os.symlink(hostile_project.parent / "outside.txt", hostile_project / "templates" / "link.j2")
     env = template_environment(hostile_project)

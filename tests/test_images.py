@@ -12,7 +12,7 @@ import pytest
 import yaml
 from helpers import KEY, KEY_ENV, read_records, run_args
 
-from runner.images import gif_frames, inspect_image
+from runner.spec.images import gif_frames, inspect_image
 
 ROOT = Path(__file__).parent.parent
 
@@ -298,9 +298,9 @@ def test_validate_refuses_a_request_above_the_providers_size_limit(project, run_
 
 
 def test_the_size_check_counts_the_request_as_sent(project, run_cli, monkeypatch):
+    from runner.check.validate import load_spec
     from runner.errors import SpecError
-    from runner.images import IMAGE_LIMITS, ImageLimits
-    from runner.validate import load_spec
+    from runner.spec.images import IMAGE_LIMITS, ImageLimits
 
     write(project / "specs" / "pic.png", imagefiles.png(2, 2, pad_to=2_000_000))
     spec = image_spec(project, [image_part("pic.png")])
@@ -358,7 +358,7 @@ def test_a_part_with_both_url_and_path_is_refused(project, run_cli):
 
 
 def test_validate_checks_bytes_per_image_and_per_request(project, run_cli, monkeypatch):
-    from runner.images import IMAGE_LIMITS, ImageLimits
+    from runner.spec.images import IMAGE_LIMITS, ImageLimits
 
     limits = ImageLimits("openai", max_image_bytes=1000, max_total_image_bytes=1500)
     monkeypatch.setitem(IMAGE_LIMITS, "openai", limits)

@@ -82,7 +82,7 @@ def test_the_scaffolded_runner_yaml_marks_the_project_for_refs(tmp_path, monkeyp
 
 
 def test_version(run_cli):
-    from runner import __version__
+    from runner.version import __version__
 
     result = run_cli("--version")
 

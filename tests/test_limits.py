@@ -17,7 +17,7 @@ import yaml
 from helpers import KEY, KEY_ENV, latest_run, run_args
 from provider_limits import ProviderLimits
 
-from runner.store import RunStore
+from runner.runs.store import RunStore
 
 MODEL = "llama-3.3-70b-versatile"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import SpecError
-from runner.load import MAX_FILE_BYTES, load_yaml
+from runner.spec.load import MAX_FILE_BYTES, load_yaml
 
 
 def load_error(path: Path) -> str:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from runner.offline import complete, instance_for
+from runner.send.offline import complete, instance_for
 
 USER = {"role": "user", "content": "What is the capital of France? Answer briefly."}
 

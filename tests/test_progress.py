@@ -111,8 +111,8 @@ def test_on_a_narrow_terminal_the_bar_line_fits_and_so_redraws_in_place():
     """A line wider than the terminal wraps, and each redraw of a wrapped line scrolls the
     screen instead of overwriting the line: the text is cut to the terminal's width."""
     script = (
-        "from runner.progress import RunProgress\n"
-        "from runner.ratelimit import Wait\n"
+        "from runner.runs.progress import RunProgress\n"
+        "from runner.send.ratelimit import Wait\n"
         "p = RunProgress()\n"
         "p.start(10)\n"
         "p.waiting(Wait('tokens-per-minute', 'meta-llama/llama-4-scout-17b-16e-instruct', 12))\n"

@@ -155,8 +155,8 @@ def test_github_annotations_follow_the_workflow_command_syntax(project, run_cli)
 
 
 def test_github_escaping_of_percent_and_newlines():
+    from runner.check.formats import github_annotation
     from runner.errors import Problem
-    from runner.problem_formats import github_annotation
 
     line = github_annotation(Problem("d:/x,y.yaml", "50%\r\nnext: a, b", 2, None, "h"))
 

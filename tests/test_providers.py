@@ -3,8 +3,8 @@
 import pytest
 
 from runner.errors import ProviderError
-from runner.providers import ProviderOverride, Secret, resolve_endpoint
-from runner.spec import Provider
+from runner.providers.endpoints import ProviderOverride, Secret, resolve_endpoint
+from runner.spec.objects import Provider
 
 ENV = {"GROQ_API_KEY": "gsk_secret", "OPENAI_API_KEY": "sk_secret", "LOCAL_KEY": "local"}
 

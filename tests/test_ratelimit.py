@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from runner.ratelimit import (
+from runner.send.ratelimit import (
     Cancelled,
     Limits,
     LongWait,

@@ -214,7 +214,7 @@ def test_outside_a_repository_the_manifest_has_no_git(project, run_cli, monkeypa
 
 
 def test_an_export_names_the_first_ids_left_out_and_counts_the_rest(tmp_path, run_cli):
-    from runner.store import RunStore
+    from runner.runs.store import RunStore
 
     store = RunStore.create(tmp_path / "runs")
     store.write_manifest({"run_id": store.run_id, "status": "complete"})

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from helpers import KEY, KEY_ENV, SENTIMENT, latest_run, run_args, write_spec
 
-from runner.diff import diff_runs
-from runner.report import Sample, build_report
+from runner.results.diff import diff_runs
+from runner.results.report import Sample, build_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 HOSTILE = "<script>alert(1)</script> and </td></tr></table> and {{ x }} & done"

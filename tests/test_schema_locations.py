@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runner.json_positions import json_positions
+from runner.spec.json_positions import json_positions
 
 SPEC = """\
 version: 1

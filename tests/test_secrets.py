@@ -186,7 +186,7 @@ def test_tls_verification_cannot_be_turned_off():
         r"InsecureRequestWarning",
     ):
         assert not re.search(pattern, source), pattern
-    from runner.cli import run as run_command
+    from runner.cli.main import run as run_command
 
     options = [o for p in run_command.params for o in p.opts]
     assert not [o for o in options if re.search("insecure|verify|tls|ssl|cert", o)]

@@ -9,7 +9,7 @@ import pytest
 from helpers import read_records
 
 from runner.errors import RunnerError, UsageError
-from runner.store import RecordWriter, RunStore, write_json_atomic
+from runner.runs.store import RecordWriter, RunStore, write_json_atomic
 
 RUN_FILES = ["manifest.json", "results.jsonl"]
 

@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from runner import offline
-from runner.offline_stream import completion_chunks
-from runner.stream import ChunkAssembler, Event, EventDecoder, read_stream
+from runner.send import offline
+from runner.send.offline_stream import completion_chunks
+from runner.send.stream import ChunkAssembler, Event, EventDecoder, read_stream
 
 # --- the event-stream decoder ---------------------------------------------------------------
 
@@ -483,9 +483,9 @@ def test_cache_and_resume_keep_the_streamed_answer(project, openai_server, run_c
 
 
 def test_a_single_streamed_request_shows_its_text_as_it_arrives(project):
-    from runner.execute import RunSettings, start_run
-    from runner.providers import ProviderOverride
-    from runner.validate import load_spec
+    from runner.check.validate import load_spec
+    from runner.providers.endpoints import ProviderOverride
+    from runner.runs.execute import RunSettings, start_run
 
     spec = load_spec(write_spec(project, "alpha", "Tell me about the hills and the sea."))
     pieces: list[str] = []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import KEY, KEY_ENV, SENTIMENT, WEATHER_TOOL, latest_run, run_args, write_spec
 
-from runner.table import expectation_columns, order_columns, record_row
+from runner.results.table import expectation_columns, order_columns, record_row
 
 HARD_TEXT = 'Zoë said "hi, there",\nthen left: 日本語 — ok\r\nend'
 

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from render_audit import assert_valid_specs_render
 
+from runner.check.validate import load_spec
 from runner.errors import RenderError, SpecError
-from runner.render import render_requests
-from runner.validate import load_spec
+from runner.spec.render import render_requests
 
 ROOT = Path(__file__).parent.parent
 SPEC = """\

@@ -1,0 +1,199 @@
+"""Request fields a schema cannot judge alone: structured output, tools and tool_choice, token
+limits, JSON mode, and the provider a spec names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from runner.check.context import SpecFile
+from runner.check.refs import locate, resolve_schema
+from runner.check.strict import strict_mode_problems
+from runner.errors import Problem, SpecError
+from runner.providers.endpoints import BUILTIN_PROVIDERS, OFFLINE
+from runner.spec.load import PathKey
+from runner.spec.objects import OutputSchema, Provider, Spec, Tool
+from runner.spec.project import CONFIG_FILE, KEY_ENV_PREFIX, display_path, project_config
+
+
+def build_output_schema(
+    file: SpecFile, params: dict[str, Any], problems: list[Problem]
+) -> OutputSchema | None:
+    """What the answer must look like; ``params['response_format']`` gets its refs inlined."""
+    response_format = params.get("response_format")
+    if not response_format or response_format.get("type") == "text":
+        return None
+    if response_format["type"] == "json_object":
+        return OutputSchema("json_object")
+    spec = response_format["json_schema"]
+    path: PathKey = ("response_format", "json_schema", "schema")
+    raw = spec.get("schema", {})
+    schema = resolve_schema(file, path, raw, problems)
+    if schema is not None:
+        if spec.get("strict"):
+            hint = "fix the schema, or set strict: false"
+            problems.extend(
+                _strict_problems(file, path, raw, schema, "response schema breaks", hint)
+            )
+        params["response_format"] = {
+            **response_format,
+            "json_schema": {**spec, "schema": schema},
+        }
+    return OutputSchema("json_schema", schema, spec.get("name"))
+
+
+def build_tools(
+    file: SpecFile, params: dict[str, Any], problems: list[Problem]
+) -> tuple[Tool, ...]:
+    """The spec's function tools; ``params['tools']`` gets their parameter refs inlined."""
+    raw_tools = params.get("tools") or []
+    tools: list[Tool] = []
+    resolved: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_tools):
+        function = raw.get("function")
+        if raw.get("type") != "function" or not isinstance(function, dict):
+            resolved.append(raw)
+            continue
+        name = function["name"]
+        if name in seen:
+            problems.append(
+                file.problem(
+                    ("tools", i, "function", "name"),
+                    f"two tools are named '{name}'",
+                    "give each tool its own name",
+                )
+            )
+        seen.add(name)
+        path: PathKey = ("tools", i, "function", "parameters")
+        raw_parameters = function.get("parameters", {"type": "object"})
+        parameters = resolve_schema(file, path, raw_parameters, problems)
+        parameters = parameters if parameters is not None else {}
+        if function.get("strict"):
+            problems.extend(
+                _strict_problems(file, path, raw_parameters, parameters, "tool parameters break")
+            )
+        tools.append(Tool(name, parameters, function.get("description")))
+        if "parameters" in function:
+            function = {**function, "parameters": parameters}
+        resolved.append({**raw, "function": function})
+    if raw_tools:
+        params["tools"] = resolved
+    return tuple(tools)
+
+
+def _strict_problems(
+    file: SpecFile,
+    path: PathKey,
+    value: Any,
+    schema: dict[str, Any],
+    what: str,
+    hint: str | None = None,
+) -> Iterator[Problem]:
+    """``what`` is the subject and verb of the message: 'tool parameters break'. Each problem
+    is at the schema node that breaks the rule, in the spec or in a $ref'd file."""
+    for where, message in strict_mode_problems(schema):
+        inside = [part for part in where.split("/") if part]
+        yield locate(file, path, value, inside, f"{what} strict mode: {message}", hint)
+
+
+def build_provider(value: Any) -> Provider | None:
+    """The spec's ``provider:`` (a name, or a mapping with a base_url)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Provider(value)
+    return Provider(value.get("name") or "custom", value["base_url"], value.get("api_key_env"))
+
+
+def check_tool_choice(file: SpecFile, spec: Spec) -> Iterator[Problem]:
+    """tool_choice needs tools, and a tool_choice naming a function needs that function."""
+    choice = file.data.get("tool_choice")
+    if choice is None:
+        return
+    if not file.data.get("tools") and choice != "none":
+        yield file.problem(
+            ("tool_choice",),
+            "tool_choice is set but the spec defines no tools",
+            "add 'tools:' or remove 'tool_choice'",
+            key=True,
+        )
+    if isinstance(choice, dict):
+        name = choice.get("function", {}).get("name")
+        names = [t.name for t in spec.tools]
+        if name not in names:
+            yield file.problem(
+                ("tool_choice", "function", "name"),
+                f"tool_choice names the tool '{name}', which is not defined",
+                f"defined tools: {', '.join(names)}" if names else None,
+            )
+
+
+def check_token_limits(file: SpecFile, spec: Spec) -> Iterator[Problem]:
+    """max_tokens is the old name of max_completion_tokens; both at once is a mistake."""
+    if "max_tokens" in file.data and "max_completion_tokens" in file.data:
+        yield file.problem(
+            ("max_tokens",),
+            "both max_tokens and max_completion_tokens are set",
+            "keep only max_completion_tokens (max_tokens is its old name)",
+            key=True,
+        )
+
+
+def check_json_mode_mentions_json(file: SpecFile, spec: Spec) -> Iterator[Problem]:
+    """Providers reject JSON mode unless the messages ask for JSON."""
+    if spec.output is None or spec.output.kind != "json_object":
+        return
+    if not any("json" in source.lower() for _, source in file.template_sources()):
+        yield file.problem(
+            ("response_format", "type"),
+            "JSON mode needs the word 'JSON' in the messages, or the provider rejects the request",
+            "ask for JSON in the system or user message",
+        )
+
+
+def check_provider_label(file: SpecFile, spec: Spec) -> Iterator[Problem]:
+    """A built-in provider's name on another base_url would send that provider's key
+    (GROQ_API_KEY, ...) to the URL a spec chose; a spec from elsewhere could steal it."""
+    provider = file.data.get("provider")
+    if isinstance(provider, dict) and provider.get("name") in (*BUILTIN_PROVIDERS, OFFLINE):
+        yield file.problem(
+            ("provider", "name"),
+            f"'{provider['name']}' is a built-in provider; a provider with its own "
+            "base_url needs another name",
+            "e.g. name: my-proxy, with api_key_env: naming the key it needs",
+        )
+
+
+def check_project_config(file: SpecFile, spec: Spec) -> Iterator[Problem]:
+    """The project's runner.yaml, checked whenever one of its specs is: a misspelt setting
+    must not go unnoticed until a spec happens to need it."""
+    try:
+        project_config(file.root)
+    except SpecError as exc:
+        yield from exc.problems
+
+
+def check_provider_key(file: SpecFile, spec: Spec) -> Iterator[Problem]:
+    """A spec that defines its own endpoint may name as its key only a variable the user
+    allowed (runner.yaml's allow_key_env, --allow-key-env) or one named RUNNER_KEY_...:
+    otherwise a spec from someone else could send any secret in the environment to its URL."""
+    provider = file.data.get("provider")
+    name = provider.get("api_key_env") if isinstance(provider, dict) else None
+    if not isinstance(name, str) or name.startswith(KEY_ENV_PREFIX) or name in file.allowed_keys:
+        return
+    try:
+        allowed = project_config(file.root).allow_key_env
+    except SpecError:
+        return  # reported by check_project_config
+    if name in allowed:
+        return
+    config = file.root / CONFIG_FILE
+    yield file.problem(
+        ("provider", "api_key_env"),
+        f"the spec sends the environment variable {name} as the key of its own endpoint, and "
+        "this project has not allowed that variable (a spec from elsewhere could otherwise "
+        "send any of your secrets to an address it chooses)",
+        f"if you trust this spec, allow it in {display_path(config)} (allow_key_env: [{name}]) "
+        f"or with --allow-key-env {name}, or name the variable {KEY_ENV_PREFIX}...",
+    )

@@ -1,0 +1,211 @@
+"""Check spec files and turn them into Spec objects: the orchestrator of the checks.
+
+All problems of all files are reported in one pass. For each file:
+1. the published JSON Schema (``runner/validate_schema.py``): keys, types, ranges; a file that
+   breaks it goes no further;
+2. the Spec is built, each part checked as it is built: templates (``validate_templates.py``),
+   cases and matrix (``validate_cases.py``), response schemas and tools with their ``$ref``
+   files (``validate_request.py``, ``validate_refs.py``);
+3. every function in ``CHECKS`` runs on the built Spec;
+4. when nothing is wrong so far, every request is rendered as ``render``/``run`` will
+   (``validate_render.py``): what they would refuse is reported here first.
+
+Adding a check (the hook): write ``check_x(file: SpecFile, spec: Spec) -> Iterable[Problem]``
+in its own module ``runner/validate_<concern>.py`` (see ``runner/validate_context.py``: the
+file's data, positions, project folder and ``file.problem(path, message, hint)``), and add it
+to ``CHECKS`` below with one line. A check only reports; it never raises for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.check.cases import build_cases, build_matrix
+from runner.check.context import Check, SpecFile
+from runner.check.expect import check_expectations
+from runner.check.images import check_images
+from runner.check.render import render_problems
+from runner.check.request import (
+    build_output_schema,
+    build_provider,
+    build_tools,
+    check_json_mode_mentions_json,
+    check_project_config,
+    check_provider_key,
+    check_provider_label,
+    check_token_limits,
+    check_tool_choice,
+)
+from runner.check.schema import schema_problems, spec_schema_text
+from runner.check.templates import build_messages, variables_without_value
+from runner.errors import Problem, SpecError
+from runner.grade.expect import parse_checks
+from runner.spec.extends import with_bases
+from runner.spec.load import load_yaml
+from runner.spec.objects import RUNNER_KEYS, Spec
+from runner.spec.project import display_path, forget_projects
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+# Folders inside a spec folder that hold other things than specs.
+NOT_SPEC_FOLDERS = frozenset({"data", "templates", "schemas", "runs"})
+
+# Checks run on every schema-valid spec once its Spec is built, in this order.
+CHECKS: list[Check] = [
+    check_tool_choice,
+    check_token_limits,
+    check_json_mode_mentions_json,
+    check_provider_label,
+    check_provider_key,
+    check_project_config,
+    check_expectations,
+    check_images,
+]
+
+
+@dataclass
+class Validation:
+    """The outcome of validating many files: the good specs and every problem found."""
+
+    specs: list[Spec] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def find_spec_files(paths: Iterable[Path]) -> list[Path]:
+    """Every spec file named by ``paths``: files as given, folders searched recursively.
+
+    In folders, files and folders whose names start with '.' or '_' are skipped (so a base
+    spec or partial can be named ``_base.yaml``), as are folders named data, templates,
+    schemas and runs.
+    """
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(_walk(path)))
+        else:
+            found.append(path)
+    return found
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for entry in folder.iterdir():
+        if entry.name.startswith((".", "_")):
+            continue
+        if entry.is_dir():
+            if entry.name not in NOT_SPEC_FOLDERS:
+                yield from _walk(entry)
+        elif entry.suffix in SPEC_SUFFIXES:
+            yield entry
+
+
+def validate_paths(
+    paths: Iterable[Path],
+    variables: Mapping[str, Any] | None = None,
+    allowed_keys: Iterable[str] = (),
+) -> Validation:
+    """Validate every spec file under ``paths``, collecting all problems. ``variables`` are
+    the command line's template variables, which win over the specs' and cases';
+    ``allowed_keys`` the variables it allows as keys of spec-defined endpoints."""
+    result = Validation()
+    forget_projects()
+    seen: set[Problem] = set()
+    for path in find_spec_files(paths):
+        result.files += 1
+        try:
+            result.specs.append(load_spec(path, variables, allowed_keys))
+        except SpecError as exc:
+            # one runner.yaml mistake is found through each spec of its project: once is enough
+            result.problems.extend(p for p in exc.problems if p not in seen)
+            seen.update(exc.problems)
+    result.problems.extend(_repeated_names(result.specs))
+    return result
+
+
+def _repeated_names(specs: list[Spec]) -> Iterator[Problem]:
+    seen: dict[str, Spec] = {}
+    for spec in specs:
+        first = seen.setdefault(spec.name, spec)
+        if first is not spec:
+            yield Problem(
+                spec.display,
+                f"spec name '{spec.name}' is also used by {first.display}",
+                1,
+                1,
+                "give each spec its own 'name:'; outputs are filed under it",
+            )
+
+
+def load_spec(
+    path: Path, variables: Mapping[str, Any] | None = None, allowed_keys: Iterable[str] = ()
+) -> Spec:
+    """Load and fully check one spec file; raise SpecError listing every problem in it.
+
+    ``variables`` are the command line's template variables (--var, --vars-file) and
+    ``allowed_keys`` its --allow-key-env names."""
+    display = display_path(path)
+    doc, bases = with_bases(load_yaml(path, display))
+    problems = schema_problems(doc, display)
+    if problems:
+        raise SpecError(problems)
+    file = SpecFile.of(doc, display, bases, variables, allowed_keys)
+    spec = _build(file, problems)
+    for check in CHECKS:
+        problems.extend(check(file, spec))
+    if not problems:
+        problems = render_problems(file, spec)
+    if problems:
+        raise SpecError(sorted(problems, key=lambda p: (p.line or 0, p.column or 0)))
+    return spec
+
+
+def _build(file: SpecFile, problems: list[Problem]) -> Spec:
+    """The Spec a schema-valid file describes; what is wrong in its parts goes to ``problems``."""
+    data = file.data
+    params = {
+        k: v for k, v in data.items() if k not in RUNNER_KEYS and k not in ("model", "messages")
+    }
+    output = build_output_schema(file, params, problems)
+    tools = build_tools(file, params, problems)
+    messages = build_messages(file, problems)
+    cases = build_cases(file, variables_without_value(file, problems), problems)
+    matrix = build_matrix(file, problems)
+    params.update(data.get("extra_body") or {})
+    digest = hashlib.sha256(file.doc.text.encode())
+    for base in file.bases:
+        digest.update(base.text.encode())
+    return Spec(
+        path=file.doc.path,
+        display=file.display,
+        sha256=digest.hexdigest(),
+        name=data.get("name") or file.doc.path.stem,
+        model=data["model"],
+        messages=messages,
+        params=params,
+        vars=data.get("vars") or {},
+        provider=build_provider(data.get("provider")),
+        description=data.get("description"),
+        tools=tools,
+        output=output,
+        cases=cases,
+        matrix=matrix,
+        bases=tuple(base.display for base in file.bases),
+        expect=parse_checks(data.get("expect") or ()),
+    )
+
+
+__all__ = [
+    "CHECKS",
+    "Validation",
+    "find_spec_files",
+    "load_spec",
+    "spec_schema_text",
+    "validate_paths",
+]

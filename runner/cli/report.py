@@ -1,0 +1,90 @@
+"""Commands that read finished runs: ``runner export`` (cassette, CSV, JSON Lines) and
+``runner report`` (HTML or Markdown)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from runner.cli.main import reports_errors
+
+run_dirs = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+@click.command(short_help="Save a run as a cassette for --replay, or as CSV/JSONL.")
+@click.argument("run_dir", type=run_dirs)
+@click.option(
+    "--output",
+    "-o",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The file to write.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cassette", "csv", "jsonl"]),
+    default="cassette",
+    show_default=True,
+    help="cassette: answers for runner run --replay; csv / jsonl: one row per record.",
+)
+@reports_errors
+def export(run_dir: Path, out: Path, fmt: str) -> None:
+    """Save RUN_DIR as a cassette for runner run --replay (no secrets), or as a table."""
+    if fmt == "cassette":
+        from runner.runs.cassette import export_run
+
+        click.echo(export_run(run_dir, out).describe(), err=True)
+    else:
+        from runner.results.table import export_table
+
+        click.echo(export_table(run_dir, out, fmt).describe(), err=True)  # type: ignore[arg-type]
+
+
+def register(group: click.Group) -> None:
+    """Add this module's commands to the ``runner`` command group."""
+    group.add_command(export)
+    group.add_command(report)
+
+
+@click.command(short_help="Write an HTML or Markdown report of a run, or compare two.")
+@click.argument("run_dirs", nargs=-1, required=True, type=run_dirs, metavar="RUN_DIR [RUN_DIR]")
+@click.option(
+    "--output",
+    "-o",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The file to write (default: report.html in the run directory; Markdown: stdout).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained page; md: the overview tables, for CI summaries.",
+)
+@click.option(
+    "--max-rows",
+    type=click.IntRange(min=0),
+    default=2000,
+    show_default=True,
+    help="Records shown as rows (the overview always counts every record).",
+)
+@reports_errors
+def report(run_dirs: tuple[Path, ...], out: Path | None, fmt: str, max_rows: int) -> None:
+    """Write a report of RUN_DIR, or compare two runs (A before, B after).
+
+    The HTML page needs no network: open it from disk or as a CI artifact.
+    """
+    from runner.results.report import write_report
+
+    if out is None and fmt == "html":
+        out = run_dirs[-1] / "report.html"
+    written = write_report(run_dirs, out, fmt, max_rows)  # type: ignore[arg-type]
+    if written.text is not None:
+        click.echo(written.text, nl=False)
+    else:
+        click.echo(written.describe(), err=True)

@@ -1,0 +1,443 @@
+"""Expectations: what a correct answer is, checked without asking a model.
+
+A spec's ``expect:`` is a list of checks. Each check names one kind and, for checks on the
+answer, what it looks at (``path:`` a field of the parsed JSON; otherwise the answer text)::
+
+    expect:
+      - equals: "{{ expected_label }}"      # values are Jinja templates over the case's variables
+        path: label
+      - one_of: [billing, platform, docs]
+        path: team
+      - contains: refund                    # on the text; ignore_case: true to ignore case
+      - regex: '^\\w+$'
+      - tool_call: get_weather              # this tool is called, with at least these arguments
+        arguments: {city: "{{ city }}"}
+      - max_latency_ms: 2000
+      - max_tokens: 300                     # completion tokens of the answer
+      - max_total_tokens: 1200              # prompt + completion tokens
+
+Every check is deterministic: the same saved answer and the same spec give the same result, so
+a run can be scored again later from its records alone (``runner score``), sending nothing.
+
+Results are stored in each record as ``record["expectations"]``: None when the spec has no
+checks, else ``{"passed", "total", "failed", "checks": [{"check", "target", "expected",
+"actual", "passed", "message"}]}``.
+
+Where model-graded checks would go (none exist: they cost money and do not reproduce). A kind
+such as ``rubric:`` would be added to ``KINDS`` and the spec schema and parsed into a ``Check``
+here like any other, but ``evaluate`` would leave it out: a separate stage after the run
+(``runner grade RUN_DIR``, beside ``runner score``) would send each answer with the rubric to a
+judge model, through the same execute/record path as a run, and save its verdicts in the record
+next to ``expectations`` (say ``record["grades"]``), so deterministic scores never depend on it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+
+from runner.spec.sandbox import work_budget
+
+TEXT = "text"
+
+# Check kinds on the answer itself (text, or a field of the parsed JSON when ``path`` is given).
+ANSWER_KINDS = ("equals", "one_of", "contains", "regex")
+# Ceilings on what the answer cost: (record field they read, what they are called in results).
+CEILING_KINDS = {
+    "max_latency_ms": "latency_ms",
+    "max_tokens": "completion_tokens",
+    "max_total_tokens": "total_tokens",
+}
+TOOL_KIND = "tool_call"
+KINDS = (*ANSWER_KINDS, TOOL_KIND, *CEILING_KINDS)
+# Options a check may carry beside its kind.
+OPTIONS = ("path", "ignore_case", "arguments")
+
+PathPart = str | int
+BARE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
+_PATH_PART = re.compile(r"\.?([^.\[\]\s]+)|\[(\d+)\]")
+
+
+class PathSyntaxError(ValueError):
+    """A ``path:`` that is not ``name``, ``name.sub`` or ``name[0].sub``."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation of a spec: its kind, what it looks at, and the expected value.
+
+    ``expected`` is the value as written in YAML: strings in it are Jinja templates, rendered
+    per record with the case's variables. ``path`` is the parsed ``path:`` (None: the text).
+    """
+
+    kind: str
+    expected: Any
+    path: tuple[PathPart, ...] | None = None
+    path_text: str | None = None
+    ignore_case: bool = False
+    arguments: Mapping[str, Any] | None = None
+
+    @property
+    def target(self) -> str:
+        if self.kind == TOOL_KIND:
+            return str(self.expected)
+        if self.kind in CEILING_KINDS:
+            return CEILING_KINDS[self.kind]
+        return self.path_text or TEXT
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    target: str
+    expected: Any
+    actual: Any
+    passed: bool
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "target": self.target,
+            "expected": self.expected,
+            "actual": self.actual,
+            "passed": self.passed,
+            "message": self.message,
+        }
+
+
+def parse_path(text: str) -> tuple[PathPart, ...]:
+    """``items[0].name`` -> ("items", 0, "name"); raises PathSyntaxError."""
+    parts: list[PathPart] = []
+    position = 0
+    while position < len(text):
+        match = _PATH_PART.match(text, position)
+        dotted = match is not None and match.group(0).startswith(".")
+        if match is None or (match.group(1) is not None and dotted != (position > 0)):
+            raise PathSyntaxError(
+                f"'{text}' is not a path like label, items[0].name or scores.overall"
+            )
+        name, index = match.groups()
+        parts.append(int(index) if index is not None else name)
+        position = match.end()
+    if not parts:
+        raise PathSyntaxError("the path is empty; name a field, like label or items[0].name")
+    return tuple(parts)
+
+
+def parse_checks(raw: Iterable[Any]) -> tuple[Check, ...]:
+    """Checks from schema-valid ``expect:`` items (validation has reported any bad item)."""
+    checks: list[Check] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            continue
+        kinds = [k for k in item if k in KINDS]
+        if len(kinds) != 1:
+            continue
+        kind = kinds[0]
+        path_text = item.get("path")
+        try:
+            path = parse_path(str(path_text)) if path_text is not None else None
+        except PathSyntaxError:
+            continue
+        checks.append(
+            Check(
+                kind,
+                item[kind],
+                path,
+                path_text,
+                bool(item.get("ignore_case", False)),
+                item.get("arguments"),
+            )
+        )
+    return tuple(checks)
+
+
+def template_strings(value: Any) -> Iterable[tuple[tuple[PathPart, ...], str]]:
+    """Every string inside an expected value, with its place in it (the templates to check)."""
+    if isinstance(value, str):
+        yield (), value
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from (((i, *p), s) for p, s in template_strings(item))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from (((key, *p), s) for p, s in template_strings(item))
+
+
+def expect_templates(data: Mapping[str, Any]) -> Iterable[tuple[tuple[PathPart, ...], str]]:
+    """(place in the spec, text) of every template in ``expect:`` (expected values, arguments),
+    so validation checks their variables the way it checks the messages'."""
+    for i, item in enumerate(data.get("expect") or []):
+        if not isinstance(item, dict):
+            continue
+        for key in (*KINDS, "arguments"):
+            if key in item:
+                for where, text in template_strings(item[key]):
+                    yield ("expect", i, key, *where), text
+
+
+# ---- evaluating a record
+
+
+def evaluate(
+    checks: tuple[Check, ...],
+    record: Mapping[str, Any],
+    variables: Mapping[str, Any],
+    env: jinja2.Environment,
+) -> dict[str, Any] | None:
+    """The expectation results of one record (None when there are no checks)."""
+    if not checks:
+        return None
+    results = [_evaluate_one(check, record, variables, env) for check in checks]
+    failed = sum(not r.passed for r in results)
+    return {
+        "passed": failed == 0,
+        "total": len(results),
+        "failed": failed,
+        "checks": [r.to_json() for r in results],
+    }
+
+
+def empty_counts() -> dict[str, int]:
+    return {"records": 0, "passed": 0, "failed": 0}
+
+
+def count(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Manifest counts: records with checks, and how many of them passed or failed."""
+    counts = empty_counts()
+    for record in records:
+        add_count(counts, record)
+    return counts
+
+
+def add_count(counts: dict[str, int], record: Mapping[str, Any]) -> None:
+    """Count one record's expectations into ``counts`` (records, passed, failed)."""
+    results = record.get("expectations")
+    if isinstance(results, dict):
+        counts["records"] += 1
+        counts["passed" if results.get("passed") else "failed"] += 1
+
+
+def describe_counts(counts: Mapping[str, int]) -> list[str]:
+    """The summary line about expectations (none when no record had checks)."""
+    if not counts.get("records"):
+        return []
+    records, passed = counts["records"], counts["passed"]
+    return [
+        f"expectations: {passed} of {records} record(s) passed ({100 * passed / records:.0f}%), "
+        f"{counts['failed']} failed"
+    ]
+
+
+class _RenderFailed(Exception):
+    pass
+
+
+def _evaluate_one(
+    check: Check, record: Mapping[str, Any], variables: Mapping[str, Any], env: jinja2.Environment
+) -> CheckResult:
+    try:
+        expected = _render(env, check.expected, variables)
+        arguments = _render(env, check.arguments, variables) if check.arguments else None
+    except _RenderFailed as exc:
+        return CheckResult(check.kind, check.target, check.expected, None, False, str(exc))
+    output = record.get("output")
+    if not isinstance(output, dict):
+        return _result(check, expected, None, False, "no answer to check (the request failed)")
+    if check.kind in CEILING_KINDS:
+        return _ceiling(check, record, expected)
+    if check.kind == TOOL_KIND:
+        return _tool_call(check, output, expected, arguments)
+    return _answer(check, output, expected)
+
+
+def _result(check: Check, expected: Any, actual: Any, passed: bool, message: str) -> CheckResult:
+    return CheckResult(check.kind, check.target, expected, actual, passed, message)
+
+
+def _render(env: jinja2.Environment, value: Any, variables: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        if "{" not in value:
+            return value
+        bare = BARE_VARIABLE.fullmatch(value)  # "{{ column }}": read it, no need to render
+        if bare is not None and isinstance(variables.get(bare[1]), str):
+            return variables[bare[1]]
+        try:
+            with work_budget():
+                return _compiled(env, value).render(variables)
+        except jinja2.UndefinedError as exc:
+            raise _RenderFailed(f"cannot fill in the expected value: {exc.message}") from None
+        except Exception as exc:  # any template failure fails this check, not the run
+            raise _RenderFailed(f"cannot fill in the expected value: {exc}") from None
+    if isinstance(value, list):
+        return [_render(env, v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: _render(env, v, variables) for k, v in value.items()}
+    return value
+
+
+@lru_cache(maxsize=1024)
+def _compiled(env: jinja2.Environment, source: str) -> jinja2.Template:
+    """A template compiled once for all the records it is filled in for."""
+    return env.from_string(source)
+
+
+def _ceiling(check: Check, record: Mapping[str, Any], limit: Any) -> CheckResult:
+    field = CEILING_KINDS[check.kind]
+    if field == "latency_ms":
+        actual = record.get("latency_ms")
+    else:
+        usage = record.get("usage")
+        actual = usage.get(field) if isinstance(usage, dict) else None
+    if not isinstance(actual, int | float) or isinstance(actual, bool):
+        return _result(check, limit, None, False, f"the record has no {field}")
+    try:
+        ceiling = float(limit)
+    except (TypeError, ValueError):
+        return _result(check, limit, actual, False, f"the ceiling {limit!r} is not a number")
+    passed = actual <= ceiling
+    relation = "within" if passed else "over"
+    return _result(check, limit, actual, passed, f"{field} {actual} is {relation} {limit}")
+
+
+def _answer(check: Check, output: Mapping[str, Any], expected: Any) -> CheckResult:
+    if check.path is None:
+        content = output.get("content")
+        if not isinstance(content, str):
+            return _result(check, expected, content, False, "the answer has no text")
+        actual: Any = content
+        where = "the answer"
+    else:
+        parsed = output.get("parsed")
+        if parsed is None:
+            parsed = _json_or_none(output.get("content"))
+        if parsed is None:
+            return _result(check, expected, None, False, "the answer is not JSON")
+        found, actual = _lookup(parsed, check.path)
+        if not found:
+            return _result(check, expected, None, False, f"the answer has no '{check.path_text}'")
+        where = f"'{check.path_text}'"
+    passed, message = _compare(check, actual, expected, where)
+    return _result(check, expected, actual, passed, message)
+
+
+def _compare(check: Check, actual: Any, expected: Any, where: str) -> tuple[bool, str]:
+    fold = check.ignore_case
+    text_target = check.path is None
+    if check.kind == "equals":
+        passed = _same(actual, expected, fold, strip=text_target)
+        return passed, f"{where} is {_show(actual)}" + (
+            "" if passed else f", not {_show(expected)}"
+        )
+    if check.kind == "one_of":
+        options = expected if isinstance(expected, list) else [expected]
+        passed = any(_same(actual, o, fold, strip=text_target) for o in options)
+        return passed, f"{where} is {_show(actual)}" + (
+            "" if passed else f", none of {', '.join(_show(o) for o in options)}"
+        )
+    if check.kind == "contains":
+        if isinstance(actual, list):
+            passed = any(_same(item, expected, fold) for item in actual)
+        else:
+            passed = _norm(str(expected), fold) in _norm(_as_text(actual), fold)
+        verb = "contains" if passed else "does not contain"
+        return passed, f"{where} {verb} {_show(expected)}"
+    # regex
+    try:
+        pattern = re.compile(str(expected), re.IGNORECASE if fold else 0)
+    except re.error as exc:
+        return False, f"the pattern {_show(expected)} is not a valid regular expression: {exc}"
+    passed = pattern.search(_as_text(actual)) is not None
+    verb = "matches" if passed else "does not match"
+    return passed, f"{where} {verb} {_show(expected)}"
+
+
+def _tool_call(check: Check, output: Mapping[str, Any], name: Any, arguments: Any) -> CheckResult:
+    calls = [c for c in output.get("tool_calls") or [] if isinstance(c, dict)]
+    actual = [{"name": c.get("name"), "arguments": c.get("arguments")} for c in calls]
+    named = [c for c in calls if c.get("name") == name]
+    expected: Any = name if arguments is None else {"name": name, "arguments": arguments}
+    if not named:
+        called = ", ".join(str(c.get("name")) for c in calls) or "no tool"
+        return _result(check, expected, actual, False, f"'{name}' was not called ({called} was)")
+    if arguments is None or any(_subset(arguments, c.get("arguments")) for c in named):
+        return _result(check, expected, actual, True, f"'{name}' was called")
+    return _result(
+        check,
+        expected,
+        actual,
+        False,
+        f"'{name}' was called, but not with {json.dumps(arguments, ensure_ascii=False)}",
+    )
+
+
+def _subset(expected: Any, actual: Any) -> bool:
+    """Every key of ``expected`` is in ``actual`` with a matching value (recursively)."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(
+            k in actual and _subset(v, actual[k]) for k, v in expected.items()
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(actual, list)
+            and len(expected) == len(actual)
+            and all(_subset(e, a) for e, a in zip(expected, actual, strict=True))
+        )
+    return _same(actual, expected, fold=False)
+
+
+def _same(actual: Any, expected: Any, fold: bool, strip: bool = False) -> bool:
+    """Equal as JSON; a rendered template (text) also equals a number or true/false it spells."""
+    if isinstance(expected, str) and not isinstance(actual, str):
+        actual = json.dumps(actual, ensure_ascii=False)
+    if isinstance(expected, str) and isinstance(actual, str):
+        if strip:
+            actual, expected = actual.strip(), expected.strip()
+        return _norm(actual, fold) == _norm(expected, fold)
+    return bool(actual == expected and type(actual) is type(expected)) or (
+        isinstance(actual, int | float)
+        and isinstance(expected, int | float)
+        and not isinstance(actual, bool)
+        and not isinstance(expected, bool)
+        and actual == expected
+    )
+
+
+def _norm(text: str, fold: bool) -> str:
+    return text.casefold() if fold else text
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _json_or_none(text: Any) -> Any:
+    if not isinstance(text, str):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _lookup(value: Any, path: tuple[PathPart, ...]) -> tuple[bool, Any]:
+    for part in path:
+        if isinstance(part, int):
+            if not isinstance(value, list) or part >= len(value):
+                return False, None
+        elif not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

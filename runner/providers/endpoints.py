@@ -1,0 +1,129 @@
+"""Where requests go and with which key.
+
+A provider is resolved once per run from, in order of precedence: the command line, the
+environment (``RUNNER_PROVIDER``, ``RUNNER_BASE_URL``), the spec's ``provider:`` key, and the
+default, Groq. Keys are read only from environment variables and kept in a ``Secret`` whose
+repr never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from runner.errors import ProviderError
+from runner.spec.objects import Provider
+
+DEFAULT_PROVIDER = "groq"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+OFFLINE = "offline"
+
+
+@dataclass(frozen=True)
+class BuiltinProvider:
+    base_url: str
+    api_key_env: str | None
+
+
+BUILTIN_PROVIDERS = {
+    "groq": BuiltinProvider("https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+    "openai": BuiltinProvider("https://api.openai.com/v1", "OPENAI_API_KEY"),
+}
+
+
+class Secret:
+    """An API key that does not print itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A resolved provider: a name, a base URL (None for offline) and maybe a key."""
+
+    name: str
+    base_url: str | None
+    api_key_env: str | None = None
+    api_key: Secret | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def offline(self) -> bool:
+        return self.name == OFFLINE
+
+    @property
+    def completions_url(self) -> str:
+        return f"{(self.base_url or '').rstrip('/')}/chat/completions"
+
+    def describe(self) -> dict[str, str | None]:
+        """What a record or manifest says about the endpoint: never the key itself."""
+        return {"name": self.name, "base_url": self.base_url, "api_key_env": self.api_key_env}
+
+
+@dataclass(frozen=True)
+class ProviderOverride:
+    """Provider settings from the command line or environment, laid over each spec's own."""
+
+    name: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    # False when nothing will be sent (replay, dry run): a missing key is then no error.
+    require_key: bool = True
+
+
+def resolve_endpoint(
+    spec_provider: Provider | None,
+    override: ProviderOverride,
+    environ: Mapping[str, str] | None = None,
+) -> Endpoint:
+    """The endpoint one spec's requests go to, with its key read from the environment."""
+    env = os.environ if environ is None else environ
+    name = override.name or (spec_provider.name if spec_provider else None) or DEFAULT_PROVIDER
+    if override.base_url and not override.name:
+        name = "custom"
+    if name == OFFLINE:
+        return Endpoint(OFFLINE, None)
+    builtin = BUILTIN_PROVIDERS.get(name)
+    spec_url = spec_provider.base_url if spec_provider and spec_provider.name == name else None
+    spec_key = spec_provider.api_key_env if spec_provider and spec_provider.name == name else None
+    base_url = override.base_url or spec_url or (builtin.base_url if builtin else None)
+    if base_url is None:
+        raise ProviderError(
+            f"provider '{name}' has no base URL; give --base-url or use one of "
+            f"{', '.join([*BUILTIN_PROVIDERS, OFFLINE])}"
+        )
+    key_env = override.api_key_env or spec_key or (builtin.api_key_env if builtin else None)
+    if not override.require_key and key_env and not env.get(key_env, "").strip():
+        return Endpoint(name, base_url, key_env)
+    return Endpoint(name, base_url, key_env, _read_key(name, key_env, env))
+
+
+def _read_key(name: str, key_env: str | None, env: Mapping[str, str]) -> Secret | None:
+    if key_env is None:
+        return None
+    if not _ENV_NAME.fullmatch(key_env):
+        # Never repeat the value: it may be the key itself, pasted in the wrong place.
+        raise ProviderError(
+            "--api-key-env (and api_key_env) take the NAME of an environment variable, such "
+            "as GROQ_API_KEY, not the key itself; the value given is not a variable name"
+        )
+    value = env.get(key_env, "").strip()
+    if not value:
+        raise ProviderError(
+            f"the environment variable {key_env} is not set: provider '{name}' "
+            f"needs an API key (export {key_env}=..., or run with "
+            "--provider offline to try the specs without a key)"
+        )
+    return Secret(value)

@@ -1,0 +1,665 @@
+"""The run directory: ``results.jsonl`` (every record, once) and ``manifest.json``.
+
+Layout::
+
+    runs/<run-id>/
+      manifest.json    run id, times, versions, settings, spec files and hashes, counts, and
+                       "results": "final" once results.jsonl holds one line per record
+      results.jsonl    every record, one JSON object per line: the only copy of each record
+
+While a run goes, its single writer thread appends each record to ``results.jsonl`` as it
+completes (one ``write`` per record, so a SIGKILL leaves whole lines and at most one torn last
+line; ``fsync`` every ``FSYNC_EVERY`` records and at the end, so a power cut loses at most
+those). A resumed run appends after the lines already there, and a later line for an id
+supersedes an earlier one (a failed record sent again). When a run (or a resume) ends, the file
+is rewritten atomically in plan order (spec, case, combination) with one line per record, so a
+person greps it and git diffs it as before.
+
+Positions of the lines are kept in a temporary SQLite database (``sqlite3.connect("")``: a
+private file SQLite deletes itself, even after a kill) rather than in Python objects, so
+writing, resuming and reading a run of a million records all run in bounded memory.
+
+Runs made before this layout (a ``records/`` folder with one file per record) are converted
+the first time they are opened: see ``RunStore.open``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import queue
+import re
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from runner.version import __version__
+from runner.errors import RunnerError, UsageError
+
+MANIFEST = "manifest.json"
+RESULTS = "results.jsonl"
+LEGACY_RECORDS = "records"  # one file per record: the layout of runner before 0.2's store
+# The manifest key that says what results.jsonl holds: FINAL, one line per record in the
+# run's order; anything else (APPENDING, or no key: a run still going or killed), the lines in
+# the order records completed, where a later line for an id supersedes an earlier one.
+RESULTS_KEY = "results"
+FINAL = "final"
+APPENDING = "appending"
+FSYNC_EVERY = 1000  # records between two fsyncs of results.jsonl
+FSYNC_SECONDS = 1.0  # ... or this long, whichever comes first
+_ID_PREFIX = '{"id": '  # every record line starts with its id (record.py puts it first)
+_DECODER = json.JSONDecoder()
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that ``path`` holds either its old content or the new, never half."""
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text so that ``path`` holds either its old content or the new, never half."""
+    with _AtomicFile(path) as handle:
+        handle.write(text.encode("utf-8"))
+
+
+class _AtomicFile:
+    """A temporary file beside ``path`` that replaces it, fsynced, when the block ends well
+    (and is deleted when it does not): readers see the old content or the new, never half."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        self.temp = Path(temp)
+        self.handle: BinaryIO = os.fdopen(fd, "wb", buffering=1 << 20)
+
+    def __enter__(self) -> BinaryIO:
+        return self.handle
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        try:
+            if kind is None:
+                self.handle.flush()
+                os.fsync(self.handle.fileno())
+            self.handle.close()
+            if kind is None:
+                os.replace(self.temp, self.path)
+                _fsync_folder(self.path.parent)
+        finally:
+            self.temp.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temporary_database() -> sqlite3.Connection:
+    """A private on-disk SQLite database that SQLite deletes itself (even after a kill), with
+    a small page cache: an index of a million lines costs a few MB of memory."""
+    db = sqlite3.connect("", check_same_thread=False)
+    db.execute("PRAGMA journal_mode=OFF")
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-4096")
+    return db
+
+
+def record_line_id(line: bytes) -> str | None:
+    """The id of one record line, read from its start without parsing the whole record."""
+    text = line.decode("utf-8", "replace")
+    if text.startswith(_ID_PREFIX):
+        try:
+            value, _ = _DECODER.raw_decode(text, len(_ID_PREFIX))
+        except ValueError:
+            return None
+        return value if isinstance(value, str) else None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record.get("id") if isinstance(record, dict) else None
+
+
+def _whole_lines(path: Path, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) of every whole line of ``path`` from ``start``; a last line without its
+    newline (torn by a kill or a power cut) is left out, as is anything past ``end``."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the generator below
+    except FileNotFoundError:
+        return
+    with handle:
+        handle.seek(start)
+        offset = start
+        for line in handle:
+            if not line.endswith(b"\n") or (end is not None and offset + len(line) > end):
+                return
+            yield offset, line
+            offset += len(line)
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("id"), str) else None
+
+
+class _LineIndex:
+    """Where the line of each record id is in results.jsonl, and its status: the latest line
+    for an id wins. Rows wait in a small batch and go to SQLite together."""
+
+    BATCH = 512
+
+    def __init__(self) -> None:
+        self.db = temporary_database()
+        self.db.execute(
+            "CREATE TABLE line (id TEXT PRIMARY KEY, offset INTEGER NOT NULL, "
+            "length INTEGER NOT NULL, status TEXT) WITHOUT ROWID"
+        )
+        self._pending: list[tuple[str, int, int, str | None]] = []
+
+    def add(self, record_id: str, offset: int, length: int, status: str | None) -> None:
+        self._pending.append((record_id, offset, length, status))
+        if len(self._pending) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            with self.db:
+                self.db.executemany("INSERT OR REPLACE INTO line VALUES (?,?,?,?)", self._pending)
+            self._pending.clear()
+
+    def status(self, record_id: str) -> str | None:
+        """The status of the latest line for ``record_id`` handed to the database (rows still
+        in the batch are not seen: they are records this process saved, never asked about)."""
+        row = self.db.execute("SELECT status FROM line WHERE id = ?", (record_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class CompletedIds:
+    """The ids of a run's records that need not be sent again (the provider answered them):
+    ``record_id in completed`` asks the run's line index, so nothing grows with the run."""
+
+    def __init__(self, store: RunStore, count: int):
+        self._store = store
+        self._count = count
+
+    def __contains__(self, record_id: object) -> bool:
+        status = self._store._status(str(record_id))
+        return status is not None and status != "failed"
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[str]:
+        for record in self._store.records():
+            if record.get("status") != "failed":
+                yield record["id"]
+
+
+@dataclass
+class RunStore:
+    """Reads and writes one run directory; ``save_record`` is called from one thread at a time
+    (the ``RecordWriter``), reading is safe alongside.
+
+    Reading a run, the whole API: ``RunStore.open(path)``, then ``read_manifest()``,
+    ``records()`` (lazily, one dict at a time) and ``count()``.
+    """
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._out: BinaryIO | None = None  # results.jsonl, opened for appending on first use
+        self._size = 0  # where the next line goes
+        self._index: _LineIndex | None = None
+        self._unsynced = 0
+        self._synced_at = time.monotonic()
+
+    @property
+    def results_path(self) -> Path:
+        return self.root / RESULTS
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @classmethod
+    def create(cls, out_dir: Path) -> RunStore:
+        """A new, empty run directory under ``out_dir``."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        root = out_dir / f"{stamp}-{secrets.token_hex(3)}"
+        try:
+            root.mkdir(parents=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the run directory {root}: {exc.strerror}") from None
+        store = cls(root)
+        store._index = _LineIndex()
+        return store
+
+    @classmethod
+    def open(cls, root: Path) -> RunStore:
+        """An existing run directory, to read or to resume.
+
+        Opening a run of this layout only reads it: temporary files a kill left behind are
+        deleted when the run is written to again (a reader must not delete the temporary file
+        of a run finishing in another process). A run saved by an older runner (one file per
+        record in ``records/``) is converted in place first: its records go into
+        results.jsonl, one line each (the record files win over older lines), and the folder
+        is removed.
+        """
+        if not (root / MANIFEST).is_file():
+            raise UsageError(f"{root} is not a run directory (it has no {MANIFEST})")
+        store = cls(root)
+        try:
+            if (root / LEGACY_RECORDS).is_dir():
+                store._convert_legacy()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot update the run directory {root} ({exc.strerror}): it was saved by an "
+                "older runner, with one file per record, and is converted to results.jsonl "
+                "the first time it is opened; open it once where it can be written, or copy it"
+            ) from None
+        return store
+
+    def remove_leftovers(self) -> None:
+        """Delete temporary files a killed run left half-written (they never hold a record)."""
+        for temp in self.root.glob(".*.tmp"):
+            temp.unlink(missing_ok=True)
+
+    # Reading ---------------------------------------------------------------------------
+
+    def read_manifest(self) -> dict[str, Any]:
+        path = self.root / MANIFEST
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:  # not JSON, or not UTF-8: edited by hand or by a merge
+            raise UsageError(
+                f"{path} is not a run manifest runner can read ({exc}); restore it from the "
+                "run's copy in git or a backup"
+            ) from None
+        if not isinstance(manifest, dict):
+            raise UsageError(f"{path} is not a run manifest: it holds no JSON object")
+        return manifest
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        write_json_atomic(self.root / MANIFEST, manifest)
+
+    def is_final(self) -> bool:
+        """True when results.jsonl holds one line per record in the run's order (the run, or
+        its last resume, ended); False while it runs or after a kill."""
+        if not (self.root / MANIFEST).is_file():
+            return False
+        return self.read_manifest().get(RESULTS_KEY) == FINAL
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every record, one dict at a time, in bounded memory.
+
+        After a run ends, in plan order (spec, case, combination). While a run goes or after
+        it was killed, in the order records completed, each id once (its latest line). Lines
+        that are not whole JSON are skipped.
+        """
+        for _, line in self.record_lines():
+            record = _parse(line)
+            if record is not None:
+                yield record
+
+    def record_lines(self) -> Iterator[tuple[int, bytes]]:
+        """(offset in results.jsonl, line) of every record, as ``records()`` orders them,
+        without parsing them: for readers that need only some records or some fields."""
+        if self.is_final():
+            yield from _whole_lines(self.results_path)
+            return
+        # Completion order: a later line for an id supersedes the earlier ones.
+        index = temporary_database()
+        try:
+            index.execute("CREATE TABLE latest (id TEXT PRIMARY KEY, offset INTEGER) WITHOUT ROWID")
+            end, lines = 0, 0
+            rows: list[tuple[str, int]] = []
+            for offset, line in _whole_lines(self.results_path):
+                end, lines = offset + len(line), lines + 1
+                record_id = record_line_id(line)
+                if record_id is not None:
+                    rows.append((record_id, offset))
+                if len(rows) >= 4096:
+                    index.executemany("INSERT OR REPLACE INTO latest VALUES (?, ?)", rows)
+                    rows.clear()
+            index.executemany("INSERT OR REPLACE INTO latest VALUES (?, ?)", rows)
+            (distinct,) = index.execute("SELECT count(*) FROM latest").fetchone()
+            for offset, line in _whole_lines(self.results_path, end=end):
+                if distinct != lines:
+                    record_id = record_line_id(line)
+                    found = index.execute(
+                        "SELECT offset FROM latest WHERE id = ?", (record_id,)
+                    ).fetchone()
+                    if found is None or found[0] != offset:
+                        continue
+                yield offset, line
+        finally:
+            index.close()
+
+    def count(self) -> int:
+        """How many records the run holds (read from the file, not the manifest)."""
+        if not self.is_final():
+            return sum(1 for _ in self.record_lines())
+        count = 0
+        for _ in _whole_lines(self.results_path):
+            count += 1
+        return count
+
+    # Writing ---------------------------------------------------------------------------
+
+    def save_record(self, record: dict[str, Any]) -> None:
+        """Append one record to results.jsonl as one line of compact JSON (``jq .`` indents
+        it): one ``write`` call, so a kill leaves the line whole or torn, never interleaved."""
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        with self._lock:
+            out = self._appending()
+            offset = self._size
+            out.write(line)
+            out.flush()
+            self._size += len(line)
+            assert self._index is not None
+            self._index.add(record["id"], offset, len(line), record.get("status"))
+            self._unsynced += 1
+            if self._unsynced >= FSYNC_EVERY or time.monotonic() - self._synced_at > FSYNC_SECONDS:
+                self._sync()
+
+    def _appending(self) -> BinaryIO:
+        """results.jsonl opened for appending: a torn last line is cut off first, the index
+        of the lines already there is built, and the manifest says the file is appended to."""
+        if self._out is not None:
+            return self._out
+        self._ensure_index()
+        if (self.root / MANIFEST).is_file():
+            manifest = self.read_manifest()
+            if manifest.get(RESULTS_KEY, APPENDING) != APPENDING:
+                self.write_manifest({**manifest, RESULTS_KEY: APPENDING})
+        self._out = open(self.results_path, "ab", buffering=0)  # noqa: SIM115
+        self._out.seek(self._size)
+        return self._out
+
+    def _ensure_index(self) -> _LineIndex:
+        """The index of the lines in results.jsonl, built by reading it once (on resume)."""
+        if self._index is not None:
+            return self._index
+        self.remove_leftovers()
+        index = _LineIndex()
+        size = 0
+        for offset, line in _whole_lines(self.results_path):
+            size = offset + len(line)
+            record = _parse(line)
+            if record is not None:
+                index.add(record["id"], offset, len(line), record.get("status"))
+        index.flush()
+        if self.results_path.exists() and self.results_path.stat().st_size != size:
+            os.truncate(self.results_path, size)  # the torn tail of a killed write
+        self._index, self._size = index, size
+        return index
+
+    def _sync(self) -> None:
+        if self._out is not None:
+            os.fsync(self._out.fileno())
+        self._unsynced, self._synced_at = 0, time.monotonic()
+
+    def _status(self, record_id: str) -> str | None:
+        with self._lock:
+            return self._ensure_index().status(record_id)
+
+    def completed_ids(self) -> CompletedIds:
+        """The ids that need not be sent again (``in`` and ``len`` work; nothing is loaded)."""
+        with self._lock:
+            index = self._ensure_index()
+            index.flush()
+            (count,) = index.db.execute(
+                "SELECT count(*) FROM line WHERE status IS NOT 'failed'"
+            ).fetchone()
+        return CompletedIds(self, int(count))
+
+    def close(self) -> None:
+        """Flush and fsync results.jsonl and close it."""
+        with self._lock:
+            if self._out is not None:
+                self._sync()
+                self._out.close()
+                self._out = None
+
+    def rewrite_results(self, record_ids: Iterable[str]) -> dict[str, int]:
+        """Rewrite results.jsonl in the order of ``record_ids`` (the run's plan: spec, case,
+        combination), one line per record (the latest for its id), atomically; count statuses.
+
+        Ids without a line (not sent yet) are left out and counted as ``not_sent``. The ids
+        stream into the temporary index and are joined there with the lines, so a run of any
+        size is rewritten in bounded memory. The manifest then says ``"results": "final"``.
+        """
+        self.close()
+        with self._lock:
+            index = self._ensure_index()
+            index.flush()
+            db = index.db
+            db.execute("DROP TABLE IF EXISTS plan")
+            db.execute("CREATE TABLE plan (seq INTEGER PRIMARY KEY, id TEXT NOT NULL)")
+            with db:
+                db.executemany("INSERT INTO plan (id) VALUES (?)", ((i,) for i in record_ids))
+            counts = {"total": 0, "ok": 0, "failed": 0, "invalid_output": 0, "not_sent": 0}
+            rows = db.execute(
+                "SELECT line.offset, line.length, line.status FROM plan "
+                "LEFT JOIN line ON line.id = plan.id ORDER BY plan.seq"
+            )
+            source = self.results_path.open("rb") if self.results_path.exists() else None
+            try:
+                with _AtomicFile(self.results_path) as out:
+                    for offset, length, status in rows:
+                        if offset is None or source is None:
+                            counts["not_sent"] += 1
+                            continue
+                        out.write(os.pread(source.fileno(), length, offset))
+                        counts["total"] += 1
+                        status = status or "failed"
+                        counts[status] = counts.get(status, 0) + 1
+            finally:
+                if source is not None:
+                    source.close()
+            index.close()
+            self._index = None  # the lines moved; a later append indexes the file again
+            self._mark_final()
+        return counts
+
+    def rewrite_records(self, transform: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+        """Replace every record by ``transform(record)``, streamed and atomic (all or none);
+        the number of records. For a finished run (no writer may be running): the file keeps
+        its order, one line per record, and the manifest is left as it is but for the
+        results key."""
+        self.close()
+        count = 0
+        with self._lock:
+            with _AtomicFile(self.results_path) as out:
+                for record in self.records():
+                    line = json.dumps(transform(record), ensure_ascii=False) + "\n"
+                    out.write(line.encode("utf-8"))
+                    count += 1
+            if self._index is not None:
+                self._index.close()
+                self._index = None
+            self._mark_final()
+        return count
+
+    def _mark_final(self) -> None:
+        if not (self.root / MANIFEST).is_file():
+            return
+        manifest = self.read_manifest()
+        if manifest.get(RESULTS_KEY) != FINAL:
+            self.write_manifest({**manifest, RESULTS_KEY: FINAL})
+
+    # Runs saved by older versions -----------------------------------------------------
+
+    def _convert_legacy(self) -> None:
+        """Fold ``records/<name>.json`` (one file per record) into results.jsonl.
+
+        The old writer saved the record file and then appended its line, so the files are the
+        truth: lines keep their order (plan order, for a finished run), each id once with the
+        content of its file; records with a file and no line follow. Then the folder goes. A
+        kill at any point leaves the folder in place, and the next open converts again.
+        """
+        folder = self.root / LEGACY_RECORDS
+        self.remove_leftovers()
+        latest = temporary_database()
+        try:
+            latest.execute("CREATE TABLE latest (id TEXT PRIMARY KEY, offset INTEGER)")
+            latest.execute("CREATE TABLE written (name TEXT PRIMARY KEY)")
+            with latest:
+                latest.executemany(
+                    "INSERT OR REPLACE INTO latest VALUES (?, ?)",
+                    (
+                        (record_id, offset)
+                        for offset, line in _whole_lines(self.results_path)
+                        if (record_id := record_line_id(line)) is not None
+                    ),
+                )
+            with _AtomicFile(self.results_path) as out:
+                for offset, line in _whole_lines(self.results_path):
+                    record_id = record_line_id(line)
+                    found = latest.execute(
+                        "SELECT offset FROM latest WHERE id = ?", (record_id,)
+                    ).fetchone()
+                    if record_id is None or found is None or found[0] != offset:
+                        continue
+                    name = f"{_legacy_file_name(record_id)}.json"
+                    out.write(_record_file_line(folder / name) or line)
+                    latest.execute("INSERT OR IGNORE INTO written VALUES (?)", (name,))
+                for entry in os.scandir(folder):
+                    if not entry.name.endswith(".json") or entry.name.startswith("."):
+                        continue
+                    if latest.execute(
+                        "SELECT 1 FROM written WHERE name = ?", (entry.name,)
+                    ).fetchone():
+                        continue
+                    text = _record_file_line(Path(entry.path))
+                    if text is not None:
+                        out.write(text)
+        finally:
+            latest.close()
+        self._mark_final()
+        shutil.rmtree(folder)
+
+
+def _record_file_line(path: Path) -> bytes | None:
+    """A legacy record file as one results line, or None if it is missing or not whole."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    record = _parse(data)
+    if record is None:
+        return None
+    return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _legacy_file_name(record_id: str) -> str:
+    """The file name the older layout gave a record id (``records/<name>.json``)."""
+    name = _UNSAFE.sub("-", record_id).strip(".-") or "record"
+    if name == record_id and len(name) <= 150:
+        return name
+    digest = hashlib.sha256(record_id.encode("utf-8")).hexdigest()[:10]
+    return f"{name[:140]}-{digest}"
+
+
+def environment_info() -> dict[str, str]:
+    """The versions a run was made with, for its manifest."""
+    return {
+        "runner_version": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def git_info(folder: Path) -> dict[str, Any] | None:
+    """The git commit of the repository holding ``folder`` and whether it has uncommitted
+    changes; None when git is missing or ``folder`` is not in a repository with a commit."""
+    try:
+        head = _git(folder, "rev-parse", "HEAD")
+        status = _git(folder, "status", "--porcelain")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head is None or status is None:
+        return None
+    return {"commit": head.strip(), "dirty": bool(status.strip())}
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    done = subprocess.run(
+        ["git", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+    )
+    return done.stdout if done.returncode == 0 else None
+
+
+_STOP = object()
+
+
+class RecordWriter:
+    """Saves a run's records on one background thread, in the order they are handed over.
+
+    Workers hand a record over and go back to sending; one thread appends to results.jsonl,
+    so lines never interleave and no lock is contended. The queue is bounded, so a slow disk
+    slows the workers down instead of filling memory.
+    """
+
+    def __init__(self, store: RunStore, depth: int = 64):
+        self._store = store
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, name="runner-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, record: dict[str, Any]) -> None:
+        """Hand over one record; raises if an earlier record could not be saved."""
+        self._raise_error()
+        self._queue.put(record)
+
+    def close(self) -> None:
+        """Wait until every record handed over is saved."""
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._raise_error()
+
+    def _write(self) -> None:
+        while (record := self._queue.get()) is not _STOP:
+            if self._error is None:
+                try:
+                    self._store.save_record(record)
+                except BaseException as exc:  # reported to the run by put() and close()
+                    self._error = exc
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise RunnerError(
+                f"cannot save records in {self._store.root}: {self._error}"
+            ) from self._error

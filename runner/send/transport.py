@@ -1,0 +1,214 @@
+"""HTTP to an OpenAI-compatible endpoint: one urllib3 pool, timeouts, one attempt per call.
+
+``post_chat`` sends exactly one attempt and never raises for I/O; retrying is the caller's
+job (``runner/retry.py``), so that every attempt goes through the run's rate limiter. TLS
+certificates are always verified.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import HTTPError
+
+from runner.providers.endpoints import Endpoint
+from runner.send.stream import StreamFailure
+from runner.version import __version__
+
+RETRY_STATUSES = frozenset({408, 429, 498, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try after 5xx and dropped connections: retries, and the backoff between.
+
+    A 429 is not counted here: the request waits for its turn at the rate limiter and is sent
+    again, as long as the provider's waits stay within the run's ``--max-wait``.
+    """
+
+    retries: int = 5
+    backoff_factor: float = 0.5
+    backoff_max: float = 30.0
+    # For urllib3's own retries (the Batch API calls in batch_api.py).
+    backoff_jitter: float = 0.5
+    retry_after_max: int = 120
+
+    def backoff(self, retry: int) -> float:
+        """Seconds before retry number ``retry`` (1-based): exponential, with jitter."""
+        base = min(self.backoff_factor * 2 ** (retry - 1), self.backoff_max)
+        return base * random.uniform(0.5, 1.5)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds: to connect, for a whole answer, and (streams) the longest wait for a chunk."""
+
+    connect: float = 10.0
+    read: float = 120.0
+    idle: float = 30.0
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """What came back for one request: status, headers, body text, and how it went."""
+
+    status: int | None
+    headers: dict[str, str]
+    text: str | None
+    attempts: int
+    error: str | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.text or "")
+
+
+class HttpClient:
+    """A keep-alive connection pool shared by every request of a run."""
+
+    def __init__(self, timeouts: Timeouts, pool_size: int = 10):
+        self._pools: dict[str, tuple[Any, str]] = {}
+        # A stream waits at most the idle timeout for each read, the headers included.
+        self._idle = min(timeouts.idle, timeouts.read)
+        self._stream_timeout = urllib3.Timeout(connect=timeouts.connect, read=self._idle)
+        self._pool = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=pool_size,
+            block=False,
+            cert_reqs="CERT_REQUIRED",
+            timeout=urllib3.Timeout(connect=timeouts.connect, read=timeouts.read),
+            retries=False,
+        )
+
+    def post_chat(self, endpoint: Endpoint, body: bytes) -> HttpResult:
+        """POST one request body to the endpoint's /chat/completions once; never raises for I/O."""
+        headers = self._headers(endpoint, "application/json")
+        try:
+            # Redirects are never followed: neither the key nor the prompt goes to an address
+            # the user did not name. The 3xx comes back as the answer and is explained.
+            pool, path = self._pool_for(endpoint.completions_url)
+            response = pool.urlopen(
+                "POST", path, body=body, headers=headers, redirect=False, retries=False
+            )
+        except HTTPError as exc:
+            return HttpResult(None, {}, None, 1, _describe_failure(exc))
+        text = response.data.decode("utf-8", errors="replace")
+        return HttpResult(
+            response.status, {k.lower(): v for k, v in response.headers.items()}, text, 1
+        )
+
+    def open_stream(self, endpoint: Endpoint, body: bytes) -> StreamResponse:
+        """POST a ``stream: true`` body; on a 200 event stream, ``pieces`` yields its raw bytes
+        as they arrive, each read waiting at most the idle timeout (I/O errors while reading
+        are StreamFailures). Any other answer is read whole into ``text``. Never raises."""
+        headers = self._headers(endpoint, "text/event-stream")
+        try:
+            pool, path = self._pool_for(endpoint.completions_url)
+            response = pool.urlopen(
+                "POST",
+                path,
+                body=body,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                timeout=self._stream_timeout,
+                preload_content=False,
+            )
+        except HTTPError as exc:
+            return StreamResponse(None, {}, 1, error=_describe_failure(exc))
+        found = {k.lower(): v for k, v in response.headers.items()}
+        attempts = 1
+        if response.status == 200 and found.get("content-type", "").startswith("text/event-stream"):
+            return StreamResponse(200, found, attempts, pieces=_pieces(response, self._idle))
+        try:
+            text = response.data.decode("utf-8", errors="replace")
+        except HTTPError as exc:
+            return StreamResponse(None, found, attempts, error=_describe_failure(exc))
+        finally:
+            response.release_conn()
+        return StreamResponse(response.status, found, attempts, text=text)
+
+    def _headers(self, endpoint: Endpoint, accept: str) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": accept,
+            "User-Agent": f"runner/{__version__}",
+        }
+        if endpoint.api_key is not None:
+            headers["Authorization"] = f"Bearer {endpoint.api_key.reveal()}"
+        return headers
+
+    def _pool_for(self, url: str) -> tuple[Any, str]:
+        """The keep-alive pool for a URL's host, and the URL's path (looked up once per URL)."""
+        found = self._pools.get(url)
+        if found is None:
+            found = (self._pool.connection_from_url(url), urllib3.util.parse_url(url).request_uri)
+            self._pools[url] = found
+        return found
+
+    def close(self) -> None:
+        self._pool.clear()
+
+
+@dataclass(frozen=True)
+class StreamResponse:
+    """The start of a streamed answer: a 200 event stream's ``pieces``, or a whole ``text``."""
+
+    status: int | None
+    headers: dict[str, str]
+    attempts: int
+    pieces: Iterator[bytes] | None = None
+    text: str | None = None
+    error: str | None = None
+
+
+def _pieces(response: Any, idle: float) -> Iterator[bytes]:
+    """The body's bytes as they arrive (one HTTP chunk at a time when chunked)."""
+    broken = False
+    try:
+        if response.chunked and response.supports_chunked_reads():
+            yield from response.read_chunked(decode_content=True)
+        else:
+            while data := response.read1(65536):
+                yield data
+    except (HTTPError, OSError) as exc:
+        broken = True
+        if "timed out" in str(exc):
+            raise StreamFailure(
+                "connection", f"no chunk of the stream for {idle:g} s (the idle timeout)"
+            ) from None
+        raise StreamFailure(
+            "connection", "the stream was cut off: " + _describe_failure(exc)
+        ) from None
+    finally:
+        if broken:
+            response.close()
+        else:
+            response.drain_conn()  # what follows [DONE], so the connection can be reused
+        response.release_conn()
+
+
+def retryable(result: HttpResult) -> bool:
+    """Whether sending the same request again may succeed: 5xx, 408, dropped connections."""
+    if result.status is None:
+        return not (result.error or "").startswith("TLS certificate")
+    return result.status in RETRY_STATUSES
+
+
+def _describe_failure(reason: Exception | None) -> str:
+    text = str(reason) if reason else "unknown error"
+    if "Read timed out" in text:
+        return "no answer before the read timeout (the provider is slow or stuck)"
+    if "Connection refused" in text:
+        return "connection refused (is the server running and the base URL right?)"
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text:
+        return f"TLS certificate verification failed: {text}"
+    if "Connection broken" in text or "IncompleteRead" in text:
+        return "the provider's answer was cut off (the connection closed mid-answer)"
+    if "Connection aborted" in text or "ConnectionResetError" in text or "reset by peer" in text:
+        return "the provider closed the connection before answering (connection reset)"
+    return f"connection failed: {text}"

@@ -1,0 +1,159 @@
+"""The project a spec belongs to, paths that must stay inside it, and its runner.yaml.
+
+A project is the nearest folder above a spec that holds ``.git``, ``pyproject.toml`` or
+``runner.yaml``; without one, the spec's own folder. Schema ``$ref``s, template includes, data
+files and base specs are resolved inside it and may not leave it. (The working folder is not
+taken as the project: a spec from elsewhere, run from your home folder, could then reach every
+file in it.)
+
+``runner.yaml`` (written by ``runner init``) marks the project and holds its settings: which
+environment variables specs may name as the key of an endpoint they define.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from runner.errors import Problem, SpecError
+from runner.spec.load import load_yaml
+
+CONFIG_FILE = "runner.yaml"
+PROJECT_MARKERS = (".git", "pyproject.toml", CONFIG_FILE)
+# Variables named like this may always be a spec-defined endpoint's key: the user made them
+# for runner, so a spec naming one cannot reach an unrelated secret.
+KEY_ENV_PREFIX = "RUNNER_KEY_"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def find_project_root(start: Path) -> Path:
+    """The project folder containing ``start`` (a file or folder)."""
+    # Keyed by the absolute path (a string operation that includes the working folder), so a
+    # spec's second lookup costs nothing, and the walk up is done once per folder.
+    return _root_for(os.path.abspath(start))
+
+
+def forget_projects() -> None:
+    """Look for project markers again (one process may validate before and after a
+    runner.yaml is created)."""
+    _root_for.cache_clear()
+    _project_root_of.cache_clear()
+
+
+@lru_cache(maxsize=4096)
+def _root_for(absolute: str) -> Path:
+    start = Path(absolute).resolve()
+    return _project_root_of(start if start.is_dir() else start.parent)
+
+
+@lru_cache(maxsize=256)
+def _project_root_of(folder: Path) -> Path:
+    for candidate in (folder, *folder.parents):
+        if has_marker(candidate):
+            return candidate
+    return folder
+
+
+def has_marker(folder: Path) -> bool:
+    """Whether ``folder`` is a project folder because it holds one of PROJECT_MARKERS."""
+    return any((folder / marker).exists() for marker in PROJECT_MARKERS)
+
+
+def outside_hint(root: Path, what: str, example: str | None = None) -> str:
+    """What to do when ``what`` (schema files, data files, ...) leaves the project ``root``:
+    when no marker made ``root`` the project, say which markers do and how to add one."""
+    if has_marker(root):
+        return f"keep {what} inside the project" + (f", e.g. {example}" if example else "")
+    return (
+        f"no .git, pyproject.toml or runner.yaml was found above the spec, so the project is "
+        f"the spec's own folder {root}; mark your project's top folder with a runner.yaml "
+        f"(runner init DIR writes one) to use {what} anywhere inside it"
+    )
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """What a project's runner.yaml says."""
+
+    allow_key_env: frozenset[str] = frozenset()
+
+
+def project_config(root: Path) -> ProjectConfig:
+    """The settings in ``root/runner.yaml`` (none when it does not exist); SpecError for a
+    runner.yaml that is not right, at its line."""
+    file = root / CONFIG_FILE
+    try:
+        stamp = file.stat().st_mtime_ns
+    except OSError:
+        return ProjectConfig()
+    return _read_config(file, stamp)
+
+
+@lru_cache(maxsize=64)
+def _read_config(file: Path, stamp: int) -> ProjectConfig:
+    doc = load_yaml(file, display_path(file))
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise SpecError([doc.problem((), "runner.yaml must be a mapping of settings")])
+    problems: list[Problem] = []
+    for key in data:
+        if key not in ("version", "allow_key_env"):
+            problems.append(
+                doc.problem(
+                    (key,),
+                    f"unknown setting '{key}' in runner.yaml",
+                    "runner.yaml may hold: version, allow_key_env",
+                    key=True,
+                )
+            )
+    if data.get("version", 1) != 1:
+        problems.append(doc.problem(("version",), "runner.yaml 'version' must be 1"))
+    names = data.get("allow_key_env") or []
+    if not isinstance(names, list):
+        names = [names]
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            problems.append(
+                doc.problem(
+                    ("allow_key_env", i),
+                    "allow_key_env lists names of environment variables (e.g. MY_PROXY_KEY)",
+                )
+            )
+    if problems:
+        raise SpecError(problems)
+    return ProjectConfig(frozenset(n for n in names if isinstance(n, str)))
+
+
+def resolve_inside(root: Path, base: Path, relative: str) -> Path | None:
+    """``relative`` resolved against folder ``base``, or None if it points outside ``root``."""
+    target = (base / relative).resolve()
+    if target == root or root in target.parents:
+        return target
+    return None
+
+
+def missing_file_hint(reference: str, target: Path) -> str:
+    """What to say about ``reference`` (resolved to ``target``) not being found: the file of
+    the closest name in that folder when there is one (a typo), else where paths start."""
+    fallback = "the path is relative to the folder of the spec file"
+    try:
+        names = [p.name for p in target.parent.iterdir() if p.is_file()]
+    except OSError:
+        return fallback
+    close = difflib.get_close_matches(target.name, names, n=1, cutoff=0.85)
+    if not close:
+        return fallback
+    folder, slash, _ = reference.rpartition("/")
+    return f"did you mean '{folder}{slash}{close[0]}'?"
+
+
+def display_path(path: Path) -> str:
+    """A path as a person would type it: relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
