@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from runner.cli.main import (
+from runner.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
-    _cache_mode,
-    _echo_json,
-    _run_options,
+    cache_mode,
+    echo_json,
     out_dir_option,
     reports_errors,
+    run_options,
     selection_options,
     variables_options,
 )
@@ -91,15 +91,15 @@ def submit(
     if resume_dir is not None:
         result = resume_batch(resume_dir, load_spec)
     else:
-        cache = _cache_mode(no_cache, refresh, None, False, None)
+        cache = cache_mode(no_cache, refresh, None, False, None)
         # One request at a time, and no streaming: a batch answers whole, so a spec's
         # stream: true is dropped.
         sending = {**options, "concurrency": 1, "stream": False}
-        run_options = _run_options(sending, cache, None, selection, ())
+        chosen = run_options(sending, cache, None, selection, ())
         window, lines, size = (options[k] for k in ("completion_window", "max_lines", "max_bytes"))
         result = submit_batch(
-            load_specs(*paths, variables=run_options.variables),
-            run_options.settings(),
+            load_specs(*paths, variables=chosen.variables),
+            chosen.settings(),
             BatchOptions(window, lines, size),
             out_dir,
         )
@@ -118,7 +118,7 @@ def status(run_dir: Path, watch: bool, interval: float, as_json: bool) -> None:
 
     def show(now: BatchStatus) -> None:
         if as_json:
-            _echo_json(now.to_json())
+            echo_json(now.to_json())
         else:
             click.echo(now.describe())
 
@@ -157,7 +157,7 @@ def cancel(run_dir: Path) -> None:
 
 def _print_result(result: BatchResult, verb: str, quiet: bool, as_json: bool) -> None:
     if as_json:
-        _echo_json(result.to_json())
+        echo_json(result.to_json())
     elif not quiet:
         click.echo(result.describe(verb), err=True)
     sys.exit(EXIT_OK if result.succeeded or verb == "submitted" else EXIT_FAILED)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from runner.cli.main import reports_errors
+from runner.cli.options import reports_errors
 
 
 @click.command("init", short_help="Start a project: runner.yaml, specs/, schemas/, templates/.")

@@ -1,13 +1,14 @@
 """Commands that read finished runs: ``runner export`` (cassette, CSV, JSON Lines) and
-``runner report`` (HTML or Markdown)."""
+``runner report`` (HTML or Markdown), and ``runner diff`` of two runs."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from runner.cli.main import reports_errors
+from runner.cli.options import EXIT_FAILED, EXIT_OK, reports_errors
 
 run_dirs = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -88,3 +89,27 @@ def report(run_dirs: tuple[Path, ...], out: Path | None, fmt: str, max_rows: int
         click.echo(written.text, nl=False)
     else:
         click.echo(written.describe(), err=True)
+
+
+@click.command()
+@click.argument("run_a", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_b", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@reports_errors
+def diff(run_a: Path, run_b: Path, as_json: bool) -> None:
+    """Compare two run directories record by record.
+
+    Exit code 0 when both give the same answers, 1 when any output, status or expectation
+    result differs or records were added or are missing, 2 for usage errors.
+    """
+    from runner.results.diff import StreamedDiff
+
+    result = StreamedDiff(run_a, run_b)
+    if as_json:
+        for chunk in result.json():
+            click.echo(chunk, nl=False)
+        click.echo()
+    else:
+        for line in result.text():
+            click.echo(line)
+    sys.exit(EXIT_OK if result.counts.identical else EXIT_FAILED)

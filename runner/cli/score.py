@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from runner.cli.main import EXIT_FAILED, EXIT_OK, _echo_json, reports_errors
+from runner.cli.options import EXIT_FAILED, EXIT_OK, echo_json, reports_errors
 
 
 @click.command(short_help="Score a run's saved answers again against expect: checks.")
@@ -35,7 +35,7 @@ def score(run_dir: Path, spec_files: tuple[Path, ...], fail_on_expect: bool, as_
 
     result = score_run(run_dir, load_spec, spec_files)
     if as_json:
-        _echo_json(result.to_json())
+        echo_json(result.to_json())
     else:
         click.echo(result.describe(), err=True)
     sys.exit(EXIT_FAILED if fail_on_expect and result.expectations_failed else EXIT_OK)

@@ -1,0 +1,238 @@
+"""Options and output helpers that every command shares: how errors are printed and exit
+codes chosen, the selection, variable and output options, and run options for the API.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import click
+
+from runner.errors import (
+    RenderError,
+    RunInterrupted,
+    RunnerError,
+    RunStopped,
+    SpecError,
+    Terminated,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from runner.spec.cases import Selection
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_LIMIT, EXIT_TERMINATED = 75, 143  # 75: sysexits' EX_TEMPFAIL, "try again later"
+
+
+def reports_errors(command: F) -> F:
+    """Print a RunnerError as the user's mistake it is, with the right exit code."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SpecError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            sys.exit(EXIT_FAILED)
+        except RenderError as exc:
+            click.echo(str(exc.problem), err=True)
+            sys.exit(EXIT_FAILED)
+        except UsageError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
+        except RunInterrupted as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(EXIT_TERMINATED if exc.terminated else EXIT_INTERRUPTED)
+        except RunStopped as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(EXIT_LIMIT)
+        except RunnerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_FAILED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+existing_paths = click.Path(exists=True, path_type=Path)
+
+
+def selection_options(command: F) -> F:
+    """--case, --limit, --sample and --sample-seed, handed to the command as ``selection``."""
+
+    @click.option(
+        "--case",
+        "case_ids",
+        multiple=True,
+        metavar="ID",
+        help="Only the case with this id (repeatable).",
+    )
+    @click.option(
+        "--limit", type=click.IntRange(min=1), help="Only the first N cases of each spec."
+    )
+    @click.option(
+        "--sample",
+        type=click.IntRange(min=1),
+        help="A random sample of N cases of each spec (the same for the same --sample-seed).",
+    )
+    @click.option("--sample-seed", type=int, default=0, show_default=True, help="Seed of --sample.")
+    @wraps(command)
+    def wrapper(
+        *args: Any,
+        case_ids: tuple[str, ...],
+        limit: int | None,
+        sample: int | None,
+        sample_seed: int,
+        **kwargs: Any,
+    ) -> Any:
+        from runner.spec.cases import Selection
+
+        if limit is not None and sample is not None:
+            raise click.UsageError("give --limit or --sample, not both")
+        return command(*args, selection=Selection(case_ids, limit, sample, sample_seed), **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def variables_options(command: F) -> F:
+    """--var and --vars-file, read and handed to the command as ``variables``. Goes under
+    ``reports_errors``: an unreadable --vars-file is a mistake to report, not a traceback."""
+
+    @click.option(
+        "--var",
+        "var_items",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Set a template variable (repeatable); overrides the specs' vars and cases.",
+    )
+    @click.option(
+        "--vars-file", type=existing_paths, help="YAML or JSON file of template variables."
+    )
+    @wraps(command)
+    def wrapper(
+        *args: Any, var_items: tuple[str, ...], vars_file: Path | None, **kwargs: Any
+    ) -> Any:
+        from runner.spec.variables import read_variables
+
+        return command(*args, variables=read_variables(var_items, vars_file), **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def out_dir_option(command: F) -> F:
+    """--out DIR (default runs, or $RUNNER_OUT), handed to the command as ``out_dir``."""
+    return click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(path_type=Path),
+        default=Path("runs"),
+        show_default=True,
+        envvar="RUNNER_OUT",
+        help="Folder that receives run directories.",
+    )(command)
+
+
+def allow_key_env_option(command: F) -> F:
+    """--allow-key-env NAME (repeatable), handed to the command as ``allow_key_env``."""
+    return click.option(
+        "--allow-key-env",
+        multiple=True,
+        metavar="NAME",
+        help="Let specs use this environment variable as the key of an endpoint they define "
+        "(repeatable; or list it under allow_key_env in runner.yaml).",
+    )(command)
+
+
+# Sending options of run that batch submit may leave out.
+RUN_ONLY_OPTIONS = ("concurrency", "rpm", "tpm", "backoff", "max_wait", "idle_timeout", "stream")
+
+
+def run_options(
+    options: dict[str, Any],
+    cache: str,
+    replay: Path | None,
+    selection: Selection,
+    allow_key_env: tuple[str, ...],
+) -> Any:
+    """The API's RunOptions from the sending options of run (or of batch submit, which lacks
+    run's pacing options: those keep RunOptions' defaults)."""
+    from runner.api import RunOptions
+
+    return RunOptions(
+        provider=options["provider"],
+        base_url=options["base_url"],
+        api_key_env=options["api_key_env"],
+        allow_key_env=allow_key_env,
+        retries=options["retries"],
+        timeout=options["timeout"],
+        **{name: options[name] for name in RUN_ONLY_OPTIONS if name in options},
+        variables=options["variables"],
+        cases=selection.case_ids,
+        limit=selection.limit,
+        sample=selection.sample,
+        sample_seed=selection.seed,
+        cache=cache,  # type: ignore[arg-type]
+        replay=replay,
+    )
+
+
+def echo_json(data: Any) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2))
+
+
+def cache_mode(
+    no_cache: bool,
+    refresh: bool,
+    replay: Path | None,
+    dry_run: bool,
+    resume_dir: Path | None,
+) -> Literal["use", "refresh", "off"]:
+    """The cache mode the run options ask for; conflicting options are usage errors."""
+    if resume_dir is not None and (no_cache or refresh or replay or dry_run):
+        raise UsageError("--resume keeps the cache and replay settings of the run it resumes")
+    if no_cache and refresh:
+        raise UsageError("--no-cache and --refresh cannot go together")
+    if replay is not None and refresh:
+        raise UsageError("--replay sends nothing, so there is nothing to --refresh")
+    if no_cache or replay is not None:
+        return "off"
+    return "refresh" if refresh else "use"
+
+
+def progress_every() -> float | None:
+    """Seconds between progress lines off a terminal, from RUNNER_PROGRESS_EVERY."""
+    import os
+
+    try:
+        return float(os.environ["RUNNER_PROGRESS_EVERY"])
+    except (KeyError, ValueError):
+        return None
+
+
+@contextmanager
+def sigterm_stops_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM ends a run the way Ctrl-C does: answers in flight saved, the manifest marked."""
+    import signal
+    import threading
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,239 @@
+"""``runner run``: specs validated, their requests sent and the results saved."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from runner.cli.options import (
+    EXIT_FAILED,
+    EXIT_OK,
+    allow_key_env_option,
+    cache_mode,
+    echo_json,
+    existing_paths,
+    out_dir_option,
+    progress_every,
+    reports_errors,
+    run_options,
+    selection_options,
+    sigterm_stops_like_ctrl_c,
+    variables_options,
+)
+from runner.errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from runner.spec.cases import Selection
+
+
+@click.command(short_help="Validate specs, send their requests and save the results.")
+@click.argument("paths", nargs=-1, type=existing_paths)
+@out_dir_option
+@click.option(
+    "--provider",
+    envvar="RUNNER_PROVIDER",
+    help="groq, openai, offline, or a label for --base-url. Overrides the specs.",
+)
+@click.option("--base-url", envvar="RUNNER_BASE_URL", help="An OpenAI-compatible API base URL.")
+@click.option(
+    "--api-key-env",
+    metavar="NAME",
+    envvar="RUNNER_API_KEY_ENV",
+    help="Name of the environment variable that holds the API key.",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(1, 512),
+    default=8,
+    show_default=True,
+    envvar="RUNNER_CONCURRENCY",
+    help="Requests in flight at once.",
+)
+@click.option(
+    "--rpm",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Send at most this many requests per minute.",
+)
+@click.option(
+    "--tpm",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Send at most about this many tokens per minute.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 20),
+    default=5,
+    show_default=True,
+    help="Retries for 5xx and dropped connections (a 429 waits its turn, within --max-wait).",
+)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="Base seconds of the exponential wait between retries (when no retry-after).",
+)
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(min=0),
+    default=120.0,
+    show_default=True,
+    envvar="RUNNER_MAX_WAIT",
+    help="Longest wait for a provider's rate limit, in seconds; beyond it (a daily limit used "
+    "up) the run stops cleanly with exit code 75, to be resumed after the reset.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for an answer before retrying.",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Streamed requests: seconds to wait for the next chunk of the stream.",
+)
+@click.option(
+    "--stream/--no-stream",
+    default=None,
+    help="Send every request streamed, or none; default: as each spec says.",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Finish an interrupted run in this run directory.",
+)
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
+@click.option("--refresh", is_flag=True, help="Send every request again; update the cache.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List what would be sent and what comes from the cache; send nothing.",
+)
+@click.option(
+    "--replay",
+    "replay_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Answer every request from this cassette (see runner export); no network.",
+)
+@click.option(
+    "--fail-on-expect",
+    is_flag=True,
+    help="Exit 1 when any answer fails its spec's expect: checks (for CI).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@allow_key_env_option
+@selection_options
+@reports_errors
+@variables_options
+def run(
+    paths: tuple[Path, ...],
+    out_dir: Path,
+    resume_dir: Path | None,
+    no_cache: bool,
+    refresh: bool,
+    dry_run: bool,
+    replay_file: Path | None,
+    fail_on_expect: bool,
+    quiet: bool,
+    as_json: bool,
+    selection: Selection,
+    allow_key_env: tuple[str, ...],
+    **options: Any,
+) -> None:
+    """Validate specs, send their requests and save the results in a new run directory.
+
+    Exit code 0 when every request succeeded with valid output, 1 when any failed or
+    returned invalid output (or, with --fail-on-expect, failed an expectation), 2 for usage
+    errors, 75 when a provider's limit stopped the run (resume it after the reset), 130 after
+    Ctrl-C and 143 after SIGTERM.
+    """
+    from runner.api import plan_specs, resume_run, run_specs
+    from runner.runs.progress import progress_for
+
+    if bool(paths) == bool(resume_dir):
+        raise UsageError("give spec files or folders to run, or --resume RUN_DIR (not both)")
+    cache = cache_mode(no_cache, refresh, replay_file, dry_run, resume_dir)
+    show = progress_for(quiet or as_json, progress_every())
+    if resume_dir is not None:
+        if selection.case_ids or selection.limit or selection.sample:
+            raise UsageError("--resume runs the cases of the run it resumes; drop the selection")
+        with sigterm_stops_like_ctrl_c():
+            summary = resume_run(resume_dir, show)
+    else:
+        chosen = run_options(options, cache, replay_file, selection, allow_key_env)
+        if dry_run:
+            plan = plan_specs(*paths, options=chosen)
+            if as_json:
+                echo_json(plan.to_json())
+            else:
+                click.echo(plan.describe())
+            sys.exit(EXIT_OK)
+        text = _text_printer(quiet or as_json)
+        with sigterm_stops_like_ctrl_c():
+            summary = run_specs(
+                *paths,
+                out=out_dir,
+                options=chosen,
+                on_record=text.around(show) if text else show,
+                on_text=text,
+            )
+    if as_json:
+        echo_json(summary.to_json())
+    elif not quiet:
+        click.echo(summary.describe(), err=True)
+    passed = summary.succeeded and not (fail_on_expect and summary.expectations_failed)
+    sys.exit(EXIT_OK if passed else EXIT_FAILED)
+
+
+class _TextPrinter:
+    """A streamed answer's text, printed as it arrives, then a line end."""
+
+    def __init__(self) -> None:
+        self.printed = False
+
+    def __call__(self, text: str) -> None:
+        click.echo(text, nl=False)
+        self.printed = True
+
+    def end(self) -> None:
+        if self.printed:
+            click.echo()
+            self.printed = False
+
+    def around(self, progress: Callable[..., None] | None) -> Callable[..., None]:
+        """The progress display, starting on a new line after the text."""
+        return _AfterText(self, progress)
+
+
+class _AfterText:
+    """A progress display that first ends the streamed text's line; its other calls (waits,
+    the end of the run) go straight to the display."""
+
+    def __init__(self, text: _TextPrinter, progress: Callable[..., None] | None):
+        self._text = text
+        self._progress = progress
+
+    def __call__(self, *args: Any) -> None:
+        self._text.end()
+        if self._progress is not None:
+            self._progress(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._progress, name)
+
+
+def _text_printer(quiet: bool) -> _TextPrinter | None:
+    """Prints a single streamed request's text when stdout is a terminal."""
+    return None if quiet or not sys.stdout.isatty() else _TextPrinter()

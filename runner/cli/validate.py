@@ -1,0 +1,96 @@
+"""``runner validate``, ``runner render`` and ``runner schema``: specs checked and shown,
+nothing sent."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from runner.cli.options import (
+    EXIT_FAILED,
+    EXIT_OK,
+    allow_key_env_option,
+    existing_paths,
+    reports_errors,
+    selection_options,
+    variables_options,
+)
+from runner.errors import UsageError
+
+if TYPE_CHECKING:
+    from runner.spec.cases import Selection
+
+
+@click.command(short_help="Check specs and report every problem at its file:line:col.")
+@click.argument("paths", nargs=-1, required=True, type=existing_paths)
+@click.option("--quiet", "-q", is_flag=True, help="Print only problems, no summary.")
+@click.option(
+    "--format",
+    "kind",
+    type=click.Choice(["text", "github", "json"]),
+    default="text",
+    show_default=True,
+    help="text: file:line:col lines; github: GitHub Actions annotations; json: one document.",
+)
+@allow_key_env_option
+@reports_errors
+def validate(
+    paths: tuple[Path, ...], quiet: bool, kind: str, allow_key_env: tuple[str, ...]
+) -> None:
+    """Check spec files (or folders of them) and report every problem found.
+
+    Exit code 0 when all specs are valid, 1 when any is not.
+    """
+    from runner.api import validate_specs
+    from runner.check.formats import format_problems
+
+    result = validate_specs(*paths, allow_key_env=allow_key_env)
+    if result.files == 0:
+        raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
+    text = format_problems(result.problems, kind, result.files)  # type: ignore[arg-type]
+    if text:
+        click.echo(text)
+    if not quiet and kind == "text":
+        bad = len({p.path for p in result.problems})
+        summary = (
+            f"{result.files} spec(s) valid"
+            if result.ok
+            else f"{len(result.problems)} problem(s) in {bad} of {result.files} file(s)"
+        )
+        click.echo(summary, err=True)
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=existing_paths)
+@selection_options
+@reports_errors
+@variables_options
+def render(spec_path: Path, variables: dict[str, Any], selection: Selection) -> None:
+    """Print the exact JSON request body SPEC would send. Sends nothing.
+
+    A spec with cases or a matrix prints a JSON list of {"id", "body"}, one per request.
+    """
+    from runner.api import render_spec
+    from runner.spec.render import requests_json
+
+    requests = render_spec(
+        spec_path,
+        variables,
+        cases=selection.case_ids,
+        limit=selection.limit,
+        sample=selection.sample,
+        sample_seed=selection.seed,
+    )
+    click.echo(requests_json([(request.id, request.body) for request in requests]))
+
+
+@click.command()
+def schema() -> None:
+    """Print the spec JSON Schema (for editors and other tools)."""
+    from runner.check.validate import spec_schema_text
+
+    click.echo(spec_schema_text(), nl=False)
