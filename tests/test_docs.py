@@ -15,7 +15,7 @@ def test_every_spec_key_is_documented():
 
 
 def test_every_run_option_is_documented():
-    from runner.cli.main import run
+    from runner.cli.run import run
 
     for param in run.params:
         for option in param.opts:
@@ -43,9 +43,14 @@ def test_no_file_holds_a_merge_conflict_marker():
 
 
 def test_the_module_map_names_every_module():
-    modules = {p.name for p in (ROOT / "runner").glob("*.py")} - {"__init__.py", "__main__.py"}
+    package = ROOT / "runner"
     section = README.split("Where things happen", 1)[1]
-    assert {m for m in modules if f"`{m}`" not in section} == set()
+    for path in package.rglob("*.py"):
+        if path.name in {"__init__.py", "__main__.py"}:
+            continue
+        wing = path.parent.relative_to(package).as_posix()
+        row = next((line for line in section.splitlines() if f"`{wing}/`" in line), section)
+        assert f"`{path.name}`" in (row if wing != "." else section), path.relative_to(ROOT)
 
 
 def test_command_lists_in_help_are_not_cut_off():

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from helpers import KEY, KEY_ENV, SENTIMENT, WEATHER_TOOL, latest_run, read_records, run_args
 
-from runner.grade.expect import KINDS
+from runner.spec.expectations import KINDS
 
 
 def spec_file(project: Path, name: str, expect: list[dict[str, Any]], **fields: Any) -> Path:

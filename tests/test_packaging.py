@@ -15,8 +15,12 @@ ROOT = Path(__file__).parent.parent
 def test_package_data_covers_every_non_python_file():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    patterns = config["tool"]["setuptools"]["package-data"]["runner"]
     package = ROOT / "runner"
+    patterns = [
+        f"{name.replace('.', '/')}/{pattern}".removeprefix("runner/")
+        for name, listed in config["tool"]["setuptools"]["package-data"].items()
+        for pattern in listed
+    ]
     data = [
         str(p.relative_to(package))
         for p in package.rglob("*")
@@ -25,5 +29,5 @@ def test_package_data_covers_every_non_python_file():
 
     missing = [f for f in data if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)]
 
-    assert "spec.schema.json" in data and "scaffold/runner.yaml" in data
+    assert "spec.schema.json" in data and "spec/scaffold/runner.yaml" in data
     assert missing == []

@@ -173,7 +173,7 @@ def test_a_redirect_is_not_followed_so_neither_key_nor_prompt_leaves(
 def test_tls_verification_cannot_be_turned_off():
     """No source file of the runner can disable certificate checks, and no option says so."""
     source = "\n".join(p.read_text() for p in RUNNER.glob("*.py"))
-    transport = (RUNNER / "transport.py").read_text()
+    transport = (RUNNER / "send" / "transport.py").read_text()
     assert 'cert_reqs="CERT_REQUIRED"' in transport
     for pattern in (
         r"CERT_NONE",
@@ -186,7 +186,7 @@ def test_tls_verification_cannot_be_turned_off():
         r"InsecureRequestWarning",
     ):
         assert not re.search(pattern, source), pattern
-    from runner.cli.main import run as run_command
+    from runner.cli.run import run as run_command
 
     options = [o for p in run_command.params for o in p.opts]
     assert not [o for o in options if re.search("insecure|verify|tls|ssl|cert", o)]

@@ -10,7 +10,7 @@ from runner.check.context import SpecFile
 from runner.check.schema import field_validator, spec_properties
 from runner.errors import Problem, SpecError
 from runner.spec.cases import DATA_SUFFIXES, CaseSource, FilePattern, check_cases
-from runner.spec.load import PathKey
+from runner.spec.document import PathKey
 from runner.spec.objects import RUNNER_KEYS
 from runner.spec.project import display_path, missing_file_hint, outside_hint, resolve_inside
 

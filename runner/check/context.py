@@ -14,7 +14,7 @@ from typing import Any
 import jinja2
 
 from runner.errors import Problem
-from runner.spec.load import Document, PathKey
+from runner.spec.document import Document, PathKey
 from runner.spec.objects import Spec
 from runner.spec.project import find_project_root
 from runner.spec.render import template_environment

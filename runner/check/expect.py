@@ -25,7 +25,9 @@ from runner.check.explain import explain
 from runner.check.schema import field_validator
 from runner.check.templates import parse_template
 from runner.errors import Problem
-from runner.grade.expect import (
+from runner.spec.cases import CASE_EXPECT, read_rows
+from runner.spec.document import PathKey
+from runner.spec.expectations import (
     ANSWER_KINDS,
     BARE_VARIABLE,
     KINDS,
@@ -35,8 +37,6 @@ from runner.grade.expect import (
     expect_templates,
     parse_path,
 )
-from runner.spec.cases import CASE_EXPECT, read_rows
-from runner.spec.load import PathKey
 from runner.spec.objects import OutputSchema, Spec, Tool
 from runner.spec.sandbox import work_budget
 

@@ -15,8 +15,8 @@ from typing import Any
 from jsonschema.exceptions import ValidationError
 
 from runner.errors import Problem
+from runner.spec.document import Document, PathKey
 from runner.spec.hints import split_message, tool_choice_mistake, top_level_message_field
-from runner.spec.load import Document, PathKey
 
 TYPE_WORDS = {
     "string": "text",

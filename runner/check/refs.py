@@ -15,8 +15,9 @@ from jsonschema.exceptions import SchemaError
 
 from runner.check.context import SpecFile
 from runner.errors import Problem, SpecError
+from runner.spec.document import PathKey
 from runner.spec.json_positions import json_positions
-from runner.spec.load import PathKey, read_text
+from runner.spec.load import read_text
 from runner.spec.project import display_path, missing_file_hint, outside_hint, resolve_inside
 
 

@@ -11,7 +11,7 @@ from runner.check.refs import locate, resolve_schema
 from runner.check.strict import strict_mode_problems
 from runner.errors import Problem, SpecError
 from runner.providers.endpoints import BUILTIN_PROVIDERS, OFFLINE
-from runner.spec.load import PathKey
+from runner.spec.document import PathKey
 from runner.spec.objects import OutputSchema, Provider, Spec, Tool
 from runner.spec.project import CONFIG_FILE, KEY_ENV_PREFIX, display_path, project_config
 

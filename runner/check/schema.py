@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 
 from runner.check.explain import explain
 from runner.errors import Problem
-from runner.spec.load import Document
+from runner.spec.document import Document
 
 
 def spec_schema_text() -> str:

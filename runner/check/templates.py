@@ -21,8 +21,8 @@ import jinja2.nodes
 
 from runner.check.context import SpecFile
 from runner.errors import Problem
-from runner.grade.expect import expect_templates
-from runner.spec.load import PathKey
+from runner.spec.document import PathKey
+from runner.spec.expectations import expect_templates
 from runner.spec.objects import ImagePart, Message, TextTemplate
 from runner.spec.project import display_path
 

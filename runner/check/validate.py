@@ -43,7 +43,7 @@ from runner.check.request import (
 from runner.check.schema import schema_problems, spec_schema_text
 from runner.check.templates import build_messages, variables_without_value
 from runner.errors import Problem, SpecError
-from runner.grade.expect import parse_checks
+from runner.spec.expectations import parse_checks
 from runner.spec.extends import with_bases
 from runner.spec.load import load_yaml
 from runner.spec.objects import RUNNER_KEYS, Spec

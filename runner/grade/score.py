@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runner.grade.expect import evaluate, parse_checks
+from runner.grade.expect import evaluate
 from runner.spec.cases import NO_CASE, Case
+from runner.spec.expectations import parse_checks
 from runner.spec.objects import Spec
 from runner.spec.project import find_project_root
 from runner.spec.render import template_environment

@@ -14,7 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 from runner.errors import Problem, SpecError
-from runner.spec.load import Document, PathKey, Position, load_yaml
+from runner.spec.document import Document, PathKey, Position
+from runner.spec.load import load_yaml
 from runner.spec.project import display_path, find_project_root, outside_hint, resolve_inside
 
 EXTENDS = "extends"

@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from runner.spec.load import Document, PathKey
+    from runner.spec.document import Document, PathKey
 
 TOOL_CHOICE_WORDS = ("none", "auto", "required")
 MESSAGE_FIELDS = frozenset({"role", "content", "tool_calls", "tool_call_id"})

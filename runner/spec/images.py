@@ -18,22 +18,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import jinja2
-
 from runner.errors import Problem, RenderError
-from runner.spec.objects import ImagePart, Provider, Spec
+from runner.spec.objects import ImagePart, Provider
 from runner.spec.project import find_project_root, resolve_inside
 
 PNG, JPEG, WEBP, GIF = "image/png", "image/jpeg", "image/webp", "image/gif"
 IMAGE_TYPES = (PNG, JPEG, WEBP, GIF)
-MAX_REPORTED = 10
 
 
 # ---- limits per provider
@@ -228,23 +224,20 @@ class ImageError(RenderError):
     """A local image could not be used for a case: missing, not an image, outside the project."""
 
 
-def resolve_image(
-    env: jinja2.Environment, part: ImagePart, variables: Mapping[str, Any]
-) -> tuple[Path, str]:
-    """The image file a part names for these variables, and its path in the project."""
-    from runner.spec.render import render_text
-
-    name = render_text(env, part.path, variables).strip()
+def resolve_image(part: ImagePart, rendered_path: str) -> tuple[Path, str]:
+    """The image file a part names (its ``path:`` rendered for a case), and its path in the
+    project."""
+    name = rendered_path.strip()
     root = find_project_root(part.folder)
     try:
         target = resolve_inside(root, part.folder, name) if name else None
     except (ValueError, OSError) as exc:
         raise ImageError(
-            _at(part, f"the image path {name!r} is not a usable path: {exc}")
+            problem_at(part, f"the image path {name!r} is not a usable path: {exc}")
         ) from None
     if target is None:
         raise ImageError(
-            _at(
+            problem_at(
                 part,
                 f"the image path '{name}' is outside the project folder {root}"
                 if name
@@ -255,12 +248,10 @@ def resolve_image(
     return target, target.relative_to(root).as_posix()
 
 
-def render_image_part(
-    env: jinja2.Environment, part: ImagePart, variables: Mapping[str, Any]
-) -> tuple[dict[str, Any], ImageFile]:
+def render_image_part(part: ImagePart, rendered_path: str) -> tuple[dict[str, Any], ImageFile]:
     """The wire form of one local image part (a base64 data URL), and the image it read."""
-    target, relative = resolve_image(env, part, variables)
-    info = _inspect(part, target, relative)
+    target, relative = resolve_image(part, rendered_path)
+    info = inspect_part(part, target, relative)
     data = target.read_bytes()
     image = ImageFile(
         relative, info.media_type, len(data), hashlib.sha256(data).hexdigest(), part.detail
@@ -276,21 +267,27 @@ def wire_part(url: str, detail: str | None) -> dict[str, Any]:
     return {"type": "image_url", "image_url": image_url}
 
 
-def _inspect(part: ImagePart, target: Path, relative: str) -> ImageInfo:
+def inspect_part(part: ImagePart, target: Path, relative: str) -> ImageInfo:
     try:
         return inspect_image(target)
     except FileNotFoundError:
         raise ImageError(
-            _at(part, f"image file not found: {relative}", "the path is relative to the spec file")
+            problem_at(
+                part, f"image file not found: {relative}", "the path is relative to the spec file"
+            )
         ) from None
     except IsADirectoryError:
-        raise ImageError(_at(part, f"the image path {relative} is a folder")) from None
+        raise ImageError(problem_at(part, f"the image path {relative} is a folder")) from None
     except NotAnImage as exc:
         raise ImageError(
-            _at(part, f"{relative} is not an image: {exc}", "use PNG, JPEG, WebP or GIF files")
+            problem_at(
+                part, f"{relative} is not an image: {exc}", "use PNG, JPEG, WebP or GIF files"
+            )
         ) from None
     except OSError as exc:
-        raise ImageError(_at(part, f"cannot read the image {relative}: {exc.strerror}")) from None
+        raise ImageError(
+            problem_at(part, f"cannot read the image {relative}: {exc.strerror}")
+        ) from None
 
 
 def recorded_body(body: dict[str, Any], images: tuple[ImageUse, ...]) -> dict[str, Any]:
@@ -307,7 +304,7 @@ def recorded_body(body: dict[str, Any], images: tuple[ImageUse, ...]) -> dict[st
     return {**body, "messages": messages}
 
 
-def _at(part: ImagePart, message: str, hint: str | None = None) -> Problem:
+def problem_at(part: ImagePart, message: str, hint: str | None = None) -> Problem:
     template = part.path
     return Problem(template.path, message, template.line, template.column, hint)
 
@@ -318,167 +315,3 @@ def _at(part: ImagePart, message: str, hint: str | None = None) -> Problem:
 def data_url_length(media_type: str, size: int) -> int:
     """The length of the data URL of a file of ``size`` bytes: base64 is 4 chars per 3 bytes."""
     return len(f"data:{media_type};base64,") + 4 * ((size + 2) // 3)
-
-
-def image_problems(spec: Spec) -> list[Problem]:
-    """What is wrong with the local images of every case of ``spec``, for its provider.
-
-    Each image is read only as far as its header. The request size is the body as sent,
-    computed from the text and the images' byte sizes without encoding them.
-    """
-    parts = list(_image_parts(spec))
-    if not parts:
-        return []
-    from runner.spec.cases import combinations, iter_cases
-    from runner.spec.render import template_environment
-
-    limits = limits_for(spec.provider)
-    env = template_environment(find_project_root(spec.path))
-    # A matrix adds its fields to the body: ',"key":value' for each, at most.
-    widest = max(
-        len(json.dumps(dict(c.fields), separators=(",", ":"), ensure_ascii=False)) - 1
-        if c.fields
-        else 0
-        for c in combinations(spec.matrix)
-    )
-    problems: list[Problem] = []
-    more = 0
-    for case in iter_cases(spec.cases):
-        found = _case_problems(spec, env, parts, case.vars, limits, widest)
-        for problem in found:
-            if len(problems) < MAX_REPORTED:
-                label = f"case '{case.id}': " if case.id else ""
-                problems.append(
-                    Problem(
-                        problem.path,
-                        label + problem.message,
-                        problem.line,
-                        problem.column,
-                        problem.hint,
-                    )
-                )
-            else:
-                more += 1
-    if more:
-        first = parts[0][2].path
-        problems.append(
-            Problem(first.path, f"... and {more} more image problem(s)", first.line, first.column)
-        )
-    return problems
-
-
-def _image_parts(spec: Spec) -> Iterator[tuple[int, int, ImagePart]]:
-    for m, message in enumerate(spec.messages):
-        if isinstance(message.content, tuple):
-            for p, part in enumerate(message.content):
-                if isinstance(part, ImagePart):
-                    yield m, p, part
-
-
-def _case_problems(
-    spec: Spec,
-    env: jinja2.Environment,
-    parts: list[tuple[int, int, ImagePart]],
-    case_vars: Mapping[str, Any],
-    limits: ImageLimits,
-    widest_combination: int,
-) -> list[Problem]:
-    variables = {**spec.vars, **case_vars}
-    problems: list[Problem] = []
-    infos: list[ImageInfo] = []
-    for _, _, part in parts:
-        try:
-            target, relative = resolve_image(env, part, variables)
-            info = _inspect(part, target, relative)
-        except ImageError as exc:
-            problems.append(exc.problem)
-            continue
-        except RenderError:
-            continue  # the path's template fails: reported by the template and case checks
-        infos.append(info)
-        problems += _image_limit_problems(part, target, relative, info, limits)
-    first = parts[0][2]
-    provider = limits.provider
-    if limits.max_images is not None and len(parts) > limits.max_images:
-        problems.append(
-            _at(
-                first,
-                f"the request has {len(parts)} images; {provider} takes at most "
-                f"{limits.max_images} per request",
-                "send fewer images per request, e.g. one case per image",
-            )
-        )
-    if len(infos) == len(parts):
-        total = sum(info.size for info in infos)
-        if limits.max_total_image_bytes is not None and total > limits.max_total_image_bytes:
-            problems.append(
-                _at(
-                    first,
-                    f"the request's images add up to {total:,} bytes; {provider} takes at most "
-                    f"{limits.max_total_image_bytes:,}",
-                    "send fewer or smaller images per request",
-                )
-            )
-        if limits.max_request_bytes is not None:
-            size = _request_size(spec, env, variables, infos) + widest_combination
-            if size > limits.max_request_bytes:
-                problems.append(
-                    _at(
-                        first,
-                        f"the request with its base64 images is {size:,} bytes; {provider} "
-                        f"takes at most {limits.max_request_bytes:,}",
-                        "make the images smaller (fewer pixels, JPEG or WebP) or send fewer "
-                        "per request",
-                    )
-                )
-    return problems
-
-
-def _image_limit_problems(
-    part: ImagePart, target: Path, relative: str, info: ImageInfo, limits: ImageLimits
-) -> list[Problem]:
-    problems: list[Problem] = []
-    provider = limits.provider
-    if info.media_type not in limits.types:
-        kinds = ", ".join(t.split("/")[1].upper() for t in limits.types)
-        problems.append(
-            _at(part, f"{relative} is {info.media_type}, which {provider} does not take: {kinds}")
-        )
-    if info.media_type == GIF and not limits.animated_gif and gif_frames(target) > 1:
-        problems.append(
-            _at(part, f"{relative} is an animated GIF; {provider} takes only still GIFs")
-        )
-    pixels = info.width * info.height
-    if limits.max_pixels is not None and pixels > limits.max_pixels:
-        problems.append(
-            _at(
-                part,
-                f"{relative} is {info.width}x{info.height} ({pixels:,} pixels); {provider} "
-                f"takes at most {limits.max_pixels:,} pixels per image",
-                "scale the image down",
-            )
-        )
-    if limits.max_image_bytes is not None and info.size > limits.max_image_bytes:
-        problems.append(
-            _at(
-                part,
-                f"{relative} is {info.size:,} bytes; {provider} takes at most "
-                f"{limits.max_image_bytes:,} per image",
-                "make the image smaller",
-            )
-        )
-    return problems
-
-
-def _request_size(
-    spec: Spec, env: jinja2.Environment, variables: Mapping[str, Any], infos: list[ImageInfo]
-) -> int:
-    """The bytes of the request body as sent, with empty image URLs plus their encoded length."""
-    from runner.spec.render import render_request
-
-    try:
-        body = render_request(spec, variables, images="placeholder").body
-    except RenderError:
-        return 0  # a text template fails for this case: it is saved as a failed record
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return len(payload) + sum(data_url_length(i.media_type, i.size) for i in infos)

@@ -54,10 +54,9 @@ def init_project(folder: Path) -> InitResult:
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} exists and is not a folder")
     result = InitResult(folder)
-    package = resources.files("runner.spec.objects")
-    scaffold = package.joinpath("scaffold")
+    scaffold = resources.files("runner.spec").joinpath("scaffold")
     contents = {target: scaffold.joinpath(source) for target, source in FILES.items()}
-    contents[SPEC_SCHEMA] = package.joinpath("spec.schema.json")
+    contents[SPEC_SCHEMA] = resources.files("runner").joinpath("spec.schema.json")
     for target, source in contents.items():
         path = folder / target
         if path.exists():

@@ -12,7 +12,7 @@ import json.decoder
 import re
 from collections.abc import Callable
 
-from runner.spec.load import PathKey
+from runner.spec.document import PathKey
 
 _SPACE = re.compile(r"[ \t\n\r]*")
 # The standard library's own string scanner (not in the type stubs): the text and the index just

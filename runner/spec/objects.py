@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.grade.expect import Check
 from runner.spec.cases import CaseSource
+from runner.spec.expectations import Check
 
 # Keys of a spec that belong to the runner; every other top-level key is a request field.
 RUNNER_KEYS = frozenset(

@@ -175,7 +175,7 @@ def _render_part(
         if mode == "placeholder":
             render_text(env, part.path, variables)  # the path's template must render
             return wire_part("", part.detail)
-        wire, image = render_image_part(env, part, variables)
+        wire, image = render_image_part(part, render_text(env, part.path, variables))
         used.append((message_index, index, image))
         return wire
     return dict(part)
