@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from runner.send.offline import complete, instance_for
+from runner.send.instances import instance_for
+from runner.send.offline import complete
 
 USER = {"role": "user", "content": "What is the capital of France? Answer briefly."}
 
