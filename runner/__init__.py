@@ -26,6 +26,7 @@ from runner.errors import (
     RenderError,
     RunInterrupted,
     RunnerError,
+    RunnerWarning,
     SpecError,
     UsageError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "RunInterrupted",
     "RunOptions",
     "RunnerError",
+    "RunnerWarning",
     "SpecError",
     "ToolCall",
     "UsageError",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from runner.errors import SpecError, UnknownOption, UsageError
+from runner.errors import SpecError, UnknownOption, UsageError, warn
 
 if TYPE_CHECKING:
     from runner.check.validate import Validation
@@ -274,10 +274,13 @@ def load_specs(
     variables: Mapping[str, Any] | None = None,
     allow_key_env: Sequence[str] = (),
 ) -> list[Spec]:
-    """The specs under ``paths``, validated; raises SpecError listing every problem."""
+    """The specs under ``paths``, validated; raises SpecError listing every problem. Warnings
+    (a model close to retirement, say) are issued as ``RunnerWarning``s and the specs returned."""
     result = validate_specs(*paths, variables=variables, allow_key_env=allow_key_env)
     if not result.ok:
         raise SpecError(result.problems)
+    for problem in result.warnings:
+        warn(problem)
     if not result.specs:
         raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
     return result.specs

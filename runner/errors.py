@@ -6,18 +6,31 @@ code. No other exception type is meant to reach a user.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with one file, at one place in it (line and column are 1-based)."""
+    """One thing wrong with one file, at one place in it (line and column are 1-based).
+
+    An ``error`` stops the command; a ``warning`` (a model about to be retired, a variable
+    given that no template uses) is shown and the command goes on.
+    """
 
     path: str
     message: str
     line: int | None = None
     column: int | None = None
     hint: str | None = None
+    severity: Severity = "error"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def __str__(self) -> str:
         where = self.path
@@ -25,10 +38,30 @@ class Problem:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        text = f"{where}: {self.message}"
+        label = "warning: " if self.severity == "warning" else ""
+        text = f"{where}: {label}{self.message}"
         if self.hint:
             text += f" ({self.hint})"
         return text
+
+
+class RunnerWarning(UserWarning):
+    """A problem that does not stop a command, handed from library code to whoever called it.
+
+    Library code never prints: it calls ``warn(problem)``, which goes through Python's
+    ``warnings`` module. The CLI prints each one to stderr; Python callers see them as they
+    see any warning (``warnings.catch_warnings(record=True)`` collects them), with the
+    ``Problem`` in ``.problem``.
+    """
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+def warn(problem: Problem) -> None:
+    """Hand a warning to the caller (see RunnerWarning)."""
+    warnings.warn(RunnerWarning(problem), stacklevel=2)
 
 
 class RunnerError(Exception):

@@ -70,6 +70,7 @@ API_SIGNATURES = {
         "ToolCall": None,
         "Problem": None,
         "RunnerError": None,
+        "RunnerWarning": None,
         "SpecError": None,
         "UsageError": None,
         "RenderError": None,

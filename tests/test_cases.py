@@ -343,7 +343,7 @@ def test_the_name_is_not_inherited_and_bases_do_not_run_alone(project, run_cli):
     result = run_cli("validate", "specs")
 
     assert result.exit_code == 0, result.output
-    assert "2 spec(s) valid" in result.stdout + result.output
+    assert "2 specs valid" in result.stdout + result.output
 
 
 def test_a_base_can_extend_another_base(project, run_cli):

@@ -312,7 +312,7 @@ def test_base_spec_is_valid(project, run_cli):
     (project / "spec.yaml").write_text(BASE)
     result = run_cli("validate", "spec.yaml")
     assert result.exit_code == 0, result.output
-    assert result.stderr == "1 spec(s) valid\n"
+    assert result.stderr == "1 spec valid\n"
 
 
 @pytest.mark.parametrize("mistake", list(MISTAKES))
@@ -340,7 +340,7 @@ def test_all_problems_of_all_files_in_one_pass(project, run_cli):
     assert lines[0] == "a.yaml:4:1: unknown key 'temprature' (did you mean 'temperature'?)"
     assert lines[1] == "b.yaml:4:8: 'top_p' must be at most 1 (got 7)"
     assert len(lines) == 2  # the variable is checked once the schema passes
-    assert result.stderr == "2 problem(s) in 2 of 3 file(s)\n"
+    assert result.stderr == "2 problems in 2 of 3 files\n"
 
 
 def test_every_unknown_key_of_one_mapping_is_reported(project, run_cli):
@@ -475,3 +475,44 @@ def test_examples_in_specs_folder_are_valid(run_cli):
     root = Path(__file__).parent.parent
     result = run_cli("validate", str(root / "specs"))
     assert result.exit_code == 0, result.output
+
+
+def test_a_warning_is_shown_and_leaves_the_spec_valid(tmp_path, monkeypatch):
+    """Warnings (severity "warning") print with the word warning, count apart from problems,
+    keep the exit code 0, and reach Python callers as RunnerWarning."""
+    import warnings
+
+    from click.testing import CliRunner
+
+    from runner.check import validate as validate_module
+    from runner.cli.main import cli
+    from runner.errors import Problem, RunnerWarning
+
+    def warn_once(file, spec):
+        return [Problem(file.display, "this model retires soon", 3, 8, "use another", "warning")]
+
+    monkeypatch.setattr(validate_module, "CHECKS", [*validate_module.CHECKS, warn_once])
+    (tmp_path / ".git").mkdir()
+    spec = tmp_path / "hello.yaml"
+    spec.write_text(
+        "version: 1\nname: hello\nprovider: offline\nmodel: m\n"
+        "messages:\n  - role: user\n    content: hi\n"
+    )
+    result = CliRunner().invoke(cli, ["validate", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert "hello.yaml:3:8: warning: this model retires soon (use another)" in result.output
+    assert "1 spec valid, 1 warning" in result.output
+
+    json_out = CliRunner().invoke(cli, ["validate", "--format", "json", str(spec)]).output
+    assert '"valid": true' in json_out and '"severity": "warning"' in json_out
+    github = CliRunner().invoke(cli, ["validate", "--format", "github", str(spec)]).output
+    assert github.startswith("::warning file=")
+
+    import runner
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        specs = runner.load_specs(spec)
+    assert [s.name for s in specs] == ["hello"]
+    assert [w.category for w in caught] == [RunnerWarning]
+    assert caught[0].message.problem.severity == "warning"  # type: ignore[union-attr]

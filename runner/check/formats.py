@@ -22,7 +22,8 @@ def format_problems(problems: Iterable[Problem], kind: Format, files: int = 0) -
     """The problems as one text in ``kind``; for json, with the number of files checked."""
     if kind == "json":
         listed = [problem_json(p) for p in problems]
-        return json.dumps({"files": files, "valid": not listed, "problems": listed}, indent=2)
+        valid = not any(p["severity"] == "error" for p in listed)
+        return json.dumps({"files": files, "valid": valid, "problems": listed}, indent=2)
     if kind == "github":
         return "\n".join(github_annotation(p) for p in problems)
     return "\n".join(str(p) for p in problems)
@@ -35,18 +36,20 @@ def problem_json(problem: Problem) -> dict[str, object]:
         "column": problem.column,
         "message": problem.message,
         "hint": problem.hint,
+        "severity": problem.severity,
     }
 
 
 def github_annotation(problem: Problem) -> str:
-    """One ``::error ...::`` line GitHub Actions shows on the file in a pull request."""
+    """One ``::error ...::`` (or ``::warning ...::``) line GitHub Actions shows on the file in a
+    pull request."""
     properties = [f"file={_escape_property(problem.path)}"]
     if problem.line is not None:
         properties.append(f"line={problem.line}")
         if problem.column is not None:
             properties.append(f"col={problem.column}")
     message = problem.message + (f" ({problem.hint})" if problem.hint else "")
-    return f"::error {','.join(properties)}::{_escape_data(message)}"
+    return f"::{problem.severity} {','.join(properties)}::{_escape_data(message)}"
 
 
 def _escape_data(text: str) -> str:

@@ -42,7 +42,7 @@ from runner.check.request import (
 )
 from runner.check.schema import schema_problems, spec_schema_text
 from runner.check.templates import build_messages, variables_without_value
-from runner.errors import Problem, SpecError
+from runner.errors import Problem, SpecError, warn
 from runner.spec.expectations import parse_checks
 from runner.spec.extends import with_bases
 from runner.spec.load import load_yaml
@@ -76,7 +76,16 @@ class Validation:
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        """True when no problem is an error (warnings alone leave the specs usable)."""
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]
 
 
 def find_spec_files(paths: Iterable[Path]) -> list[Path]:
@@ -120,7 +129,10 @@ def validate_paths(
     for path in find_spec_files(paths):
         result.files += 1
         try:
-            result.specs.append(load_spec(path, variables, allowed_keys))
+            spec, warnings = check_spec(path, variables, allowed_keys)
+            result.specs.append(spec)
+            result.problems.extend(p for p in warnings if p not in seen)
+            seen.update(warnings)
         except SpecError as exc:
             # one runner.yaml mistake is found through each spec of its project: once is enough
             result.problems.extend(p for p in exc.problems if p not in seen)
@@ -149,7 +161,18 @@ def load_spec(
     """Load and fully check one spec file; raise SpecError listing every problem in it.
 
     ``variables`` are the command line's template variables (--var, --vars-file) and
-    ``allowed_keys`` its --allow-key-env names."""
+    ``allowed_keys`` its --allow-key-env names. Warnings go to the caller through ``warn``."""
+    spec, warnings = check_spec(path, variables, allowed_keys)
+    for problem in warnings:
+        warn(problem)
+    return spec
+
+
+def check_spec(
+    path: Path, variables: Mapping[str, Any] | None = None, allowed_keys: Iterable[str] = ()
+) -> tuple[Spec, list[Problem]]:
+    """One spec file loaded and fully checked, with its warnings; raises SpecError listing
+    every problem (errors and warnings) when any is an error."""
     display = display_path(path)
     doc, bases = with_bases(load_yaml(path, display))
     problems = schema_problems(doc, display)
@@ -159,11 +182,12 @@ def load_spec(
     spec = _build(file, problems)
     for check in CHECKS:
         problems.extend(check(file, spec))
-    if not problems:
-        problems = render_problems(file, spec)
-    if problems:
-        raise SpecError(sorted(problems, key=lambda p: (p.line or 0, p.column or 0)))
-    return spec
+    if not any(p.is_error for p in problems):
+        problems += render_problems(file, spec)
+    problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+    if any(p.is_error for p in problems):
+        raise SpecError(problems)
+    return spec, problems
 
 
 def _build(file: SpecFile, problems: list[Problem]) -> Spec:

@@ -12,7 +12,7 @@ import sys
 import click
 
 from runner.cli import batch, cache, init, report, run, score, validate
-from runner.cli.options import EXIT_INTERRUPTED, EXIT_TERMINATED
+from runner.cli.options import EXIT_INTERRUPTED, EXIT_TERMINATED, print_runner_warnings
 from runner.errors import Terminated
 from runner.version import __version__
 
@@ -40,6 +40,7 @@ report.register(cli)
 
 def main() -> None:
     """Console entry point."""
+    print_runner_warnings()
     try:
         cli()
     except KeyboardInterrupt as exc:

@@ -236,3 +236,27 @@ def sigterm_stops_like_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def plural(count: int, noun: str) -> str:
+    """ "1 warning", "2 warnings"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def print_runner_warnings() -> None:
+    """Library warnings (``RunnerWarning``) print to stderr as ``file:line:col: warning: ...``,
+    every time; other warnings keep Python's own handling."""
+    import warnings
+
+    from runner.errors import RunnerWarning
+
+    default = warnings.showwarning
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, RunnerWarning):
+            click.echo(str(message), err=True)
+        else:
+            default(message, category, *args, **kwargs)
+
+    warnings.simplefilter("always", RunnerWarning)
+    warnings.showwarning = show

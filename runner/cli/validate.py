@@ -14,11 +14,12 @@ from runner.cli.options import (
     EXIT_OK,
     allow_key_env_option,
     existing_paths,
+    plural,
     reports_errors,
     selection_options,
     variables_options,
 )
-from runner.errors import UsageError
+from runner.errors import Problem, UsageError
 
 if TYPE_CHECKING:
     from runner.spec.cases import Selection
@@ -54,13 +55,7 @@ def validate(
     if text:
         click.echo(text)
     if not quiet and kind == "text":
-        bad = len({p.path for p in result.problems})
-        summary = (
-            f"{result.files} spec(s) valid"
-            if result.ok
-            else f"{len(result.problems)} problem(s) in {bad} of {result.files} file(s)"
-        )
-        click.echo(summary, err=True)
+        click.echo(_summary(result.files, result.errors, result.warnings), err=True)
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
@@ -94,3 +89,12 @@ def schema() -> None:
     from runner.check.validate import spec_schema_text
 
     click.echo(spec_schema_text(), nl=False)
+
+
+def _summary(files: int, errors: list[Problem], warnings: list[Problem]) -> str:
+    """ "3 specs valid", "3 specs valid, 1 warning", "2 problems in 1 of 3 files"..."""
+    warned = f", {plural(len(warnings), 'warning')}" if warnings else ""
+    if not errors:
+        return f"{plural(files, 'spec')} valid{warned}"
+    bad = len({p.path for p in errors})
+    return f"{plural(len(errors), 'problem')} in {bad} of {plural(files, 'file')}{warned}"
