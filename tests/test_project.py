@@ -177,4 +177,5 @@ def test_json_format(project, run_cli):
         "column": 1,
         "message": "unknown key 'temprature'",
         "hint": "did you mean 'temperature'?",
+        "severity": "error",
     }
