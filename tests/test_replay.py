@@ -219,25 +219,48 @@ def test_an_export_names_the_first_ids_left_out_and_counts_the_rest(tmp_path, ru
     store = RunStore.create(tmp_path / "runs")
     store.write_manifest({"run_id": store.run_id, "status": "complete"})
     for i in range(25):
-        store.save_record({"id": f"offline/{i:02}", "status": "ok", "offline": True})
-    store.rewrite_results(f"offline/{i:02}" for i in range(25))
+        store.save_record({"id": f"failed/{i:02}", "status": "failed", "offline": False})
+    store.rewrite_results(f"failed/{i:02}" for i in range(25))
 
     result = run_cli("export", store.root, "-o", tmp_path / "cassette.jsonl")
 
     assert result.exit_code == 0, result.output
     assert "0 record(s) written" in result.stderr and "25 left out" in result.stderr
-    assert "offline/09 ..." in result.stderr and "offline/10" not in result.stderr
+    assert "failed/09 ..." in result.stderr and "failed/10" not in result.stderr
     assert (tmp_path / "cassette.jsonl").read_text() == ""
 
 
-def test_a_replay_on_the_offline_provider_is_answered_offline(project, run_cli):
-    """Offline answers are never recorded, so a cassette cannot hold them: the offline
-    provider answers, and the replay does not stop for them."""
+def test_an_offline_run_is_recorded_and_replayed_without_a_key(project, run_cli, monkeypatch):
+    """Record and replay, tried with no key: the offline run's answers go into the cassette,
+    and a replay on the offline provider is answered from it (not made up again)."""
+    monkeypatch.delenv("GROQ_API_KEY", raising=False)
+    write_spec(project, "alpha")
+    write_spec(project, "beta")
+    recorded = run_cli("run", "specs", "--provider", "offline", "--json")
+    run_dir = Path(json.loads(recorded.stdout)["run_dir"])
+    cassette = project / "cassette.jsonl"
+
+    exported = run_cli("export", run_dir, "-o", cassette)
+
+    assert exported.exit_code == 0, exported.output
+    assert "2 record(s) written" in exported.stderr
+    lines = [json.loads(line) for line in cassette.read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["alpha", "beta"]
+    result = run_cli("run", "specs", "--provider", "offline", "--replay", cassette, "--json")
+    assert result.exit_code == 0, result.output
+    replayed = records_of(Path(json.loads(result.stdout)["run_dir"]))
+    assert [(r["cached"], r["offline"]) for r in replayed.values()] == [(True, True)] * 2
+    originals = records_of(run_dir)
+    assert all(replayed[i]["output"] == originals[i]["output"] for i in originals)
+
+
+def test_a_replay_on_the_offline_provider_stops_for_a_request_the_cassette_lacks(project, run_cli):
+    """A changed prompt is not in the cassette: the replay names it, as for any provider."""
     write_spec(project, "alpha")
     cassette = project / "empty.jsonl"
     cassette.write_text("")
 
-    result = run_cli("run", "specs", "--provider", "offline", "--replay", str(cassette), "--json")
+    result = run_cli("run", "specs", "--provider", "offline", "--replay", str(cassette))
 
-    run_dir = Path(json.loads(result.stdout)["run_dir"])
-    assert [r["offline"] for r in records_of(run_dir).values()] == [True]
+    assert result.exit_code == 2
+    assert "has no answer for 1 request(s)" in result.stderr and "alpha" in result.stderr

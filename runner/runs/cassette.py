@@ -25,7 +25,7 @@ from typing import Any
 
 from runner.runs.cache import CachedResponse, request_key
 from runner.errors import UsageError
-from runner.providers.endpoints import Endpoint
+from runner.providers.endpoints import OFFLINE, Endpoint
 from runner.runs.store import RunStore, temporary_database
 
 SKIPPED_NAMED = 10  # ids named in the summary of an export
@@ -144,7 +144,7 @@ class ExportResult:
         text = f"{self.written} record(s) written to {self.path}"
         if self.skipped_count:
             text += (
-                f"; {self.skipped_count} left out (failed or offline, nothing to replay): "
+                f"; {self.skipped_count} left out (failed: no answer to replay): "
                 + ", ".join(self.skipped)
                 + (" ..." if self.skipped_count > len(self.skipped) else "")
             )
@@ -154,13 +154,18 @@ class ExportResult:
 def record_entry(record: dict[str, Any]) -> CassetteEntry | None:
     """The cassette entry of one run record, or None if it has no provider answer to replay."""
     provider = record.get("provider") or {}
-    if record.get("offline") or not provider.get("base_url"):
+    if record.get("offline"):
+        # Offline answers replay too (--provider offline --replay FILE), so record and replay
+        # can be tried without a key; their URL is the offline endpoint's, as when replayed.
+        url = Endpoint(OFFLINE, None).completions_url
+    elif provider.get("base_url"):
+        url = Endpoint(provider.get("name") or "", provider["base_url"]).completions_url
+    else:
         return None
     if record.get("http_status") != 200 or record.get("output") is None:
         return None
     if not isinstance(record.get("response"), dict):
         return None
-    url = Endpoint(provider.get("name") or "", provider["base_url"]).completions_url
     body = record["request"]
     key = record.get("request_key") or request_key(url, body)
     return CassetteEntry(record["id"], key, url, body, record["response"])

@@ -248,7 +248,7 @@ def plan_run(specs: list[Spec], settings: RunSettings) -> RunPlan:
 def _source(answers: AnswerSource | None, job: Job, settings: RunSettings) -> str:
     if job.render_error is not None:
         return "error"
-    if job.endpoint.offline:
+    if job.endpoint.offline and not settings.replay:
         return "offline"
     _, stored = _stored_answer(answers, job)
     if stored is None:
@@ -312,7 +312,6 @@ def _open_answers(
             for job in _plan(specs, settings, endpoints)
             if job.record_id not in done
             and job.render_error is None
-            and not job.endpoint.offline
             and not cassette.has(request_key(job.endpoint.completions_url, job.request.body))
         )
         count, named = 0, list[str]()
@@ -752,8 +751,9 @@ class _Sender:
 def _stored_answer(
     answers: AnswerSource | None, job: Job
 ) -> tuple[str | None, CachedResponse | None]:
-    """The job's cache key and stored answer (offline answers are never stored)."""
-    if answers is None or job.endpoint.offline:
+    """The job's cache key and stored answer: offline answers are never cached, but a
+    cassette may hold them (exported from an offline run) and replays them."""
+    if answers is None or (job.endpoint.offline and not isinstance(answers, Cassette)):
         return None, None
     key = request_key(job.endpoint.completions_url, job.request.body)
     return key, answers.get(key)
