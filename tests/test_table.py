@@ -99,6 +99,43 @@ def test_cassette_stays_the_default_export(server_run, run_cli, project):
     assert set(first) == {"id", "key", "request", "response"}
 
 
+def test_the_format_comes_from_the_file_name(server_run, run_cli, project):
+    """-o results.csv without --format once wrote an empty cassette and exited 0."""
+    result = run_cli("export", server_run, "-o", "results.csv")
+    assert result.exit_code == 0, result.stderr
+    assert "(csv)" in result.stderr
+    assert len(read_csv(project / "results.csv")) == 11
+
+
+@pytest.mark.parametrize(("name", "guess"), [("results.xlsx", "csv"), ("rows.json", "jsonl")])
+def test_a_name_that_says_no_format_is_refused_with_a_guess(server_run, run_cli, name, guess):
+    result = run_cli("export", server_run, "-o", name)
+    assert result.exit_code == 2
+    assert f"did you mean --format {guess}?" in result.stderr
+    assert not Path(name).exists()
+
+
+def test_excel_csv_starts_with_the_byte_order_mark(server_run, run_cli, project):
+    result = run_cli("export", server_run, "-o", "excel.csv", "--excel")
+    assert result.exit_code == 0, result.stderr
+    raw = (project / "excel.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfid,spec,case")
+    assert "Zoë" in raw.decode("utf-8-sig")
+    plain = run_cli("export", server_run, "-o", "plain.csv")
+    assert plain.exit_code == 0 and (project / "plain.csv").read_bytes().startswith(b"id,")
+    refused = run_cli("export", server_run, "-o", "rows.jsonl", "--format", "jsonl", "--excel")
+    assert refused.exit_code == 2 and "--excel is for CSV" in refused.stderr
+
+
+def test_the_offline_column_labels_made_up_answers(server_run, project, run_cli):
+    write_spec(project, "alpha")
+    ran = run_cli("run", "specs/alpha.yaml", "--provider", "offline", "--out", "runs", "--json")
+    run_cli("export", json.loads(ran.stdout)["run_dir"], "-o", "offline.csv")
+    run_cli("export", server_run, "-o", "server.csv")
+    assert {row["offline"] for row in read_csv(project / "offline.csv")} == {"True"}
+    assert {row["offline"] for row in read_csv(project / "server.csv")} == {"False"}
+
+
 def test_export_of_a_folder_that_is_not_a_run_is_a_usage_error(project, run_cli):
     (project / "empty").mkdir()
     result = run_cli("export", "empty", "--format", "csv", "-o", "t.csv")

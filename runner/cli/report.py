@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from runner.cli.options import EXIT_FAILED, EXIT_OK, reports_errors
+from runner.errors import UsageError
 
 run_dirs = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -27,21 +28,46 @@ run_dirs = click.Path(exists=True, file_okay=False, path_type=Path)
     "--format",
     "fmt",
     type=click.Choice(["cassette", "csv", "jsonl"]),
-    default="cassette",
-    show_default=True,
-    help="cassette: answers for runner run --replay; csv / jsonl: one row per record.",
+    help="cassette: answers for runner run --replay; csv / jsonl: one row per record "
+    "(default: from the file's extension, .csv for CSV, .jsonl for a cassette).",
+)
+@click.option(
+    "--excel",
+    is_flag=True,
+    help="CSV: start the file with the UTF-8 byte order mark, so Excel reads accents right.",
 )
 @reports_errors
-def export(run_dir: Path, out: Path, fmt: str) -> None:
+def export(run_dir: Path, out: Path, fmt: str | None, excel: bool) -> None:
     """Save RUN_DIR as a cassette for runner run --replay (no secrets), or as a table."""
+    fmt = fmt or _format_of(out)
     if fmt == "cassette":
+        if excel:
+            raise UsageError("--excel is for CSV: give it with --format csv")
         from runner.runs.cassette import export_run
 
         click.echo(export_run(run_dir, out).describe(), err=True)
     else:
         from runner.results.table import export_table
 
-        click.echo(export_table(run_dir, out, fmt).describe(), err=True)  # type: ignore[arg-type]
+        written = export_table(run_dir, out, fmt, excel)  # type: ignore[arg-type]
+        click.echo(written.describe(), err=True)
+
+
+# What --format a file's extension asks for; other extensions are refused, with a guess.
+EXTENSION_FORMATS = {".csv": "csv", ".jsonl": "cassette"}
+EXTENSION_GUESSES = {".tsv": "csv", ".xls": "csv", ".xlsx": "csv", ".json": "jsonl"}
+
+
+def _format_of(out: Path) -> str:
+    """The export format a file name asks for, or a usage error that names the likely one."""
+    suffix = out.suffix.lower()
+    if suffix in EXTENSION_FORMATS:
+        return EXTENSION_FORMATS[suffix]
+    guess = EXTENSION_GUESSES.get(suffix, "csv")
+    raise UsageError(
+        f"cannot tell the format from the name {out.name}: did you mean --format {guess}? "
+        "(--format cassette, csv or jsonl; a .csv name means csv, a .jsonl name a cassette)"
+    )
 
 
 def register(group: click.Group) -> None:

@@ -42,6 +42,7 @@ _TAIL = (
     "latency_ms",
     "ttft_ms",
     "cached",
+    "offline",
     "expect.passed",
     "expect.total",
     "expect.failed",
@@ -90,6 +91,8 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
             "latency_ms": record.get("latency_ms"),
             "ttft_ms": stream.get("ttft_ms"),
             "cached": record.get("cached"),
+            # Made-up answers of the offline provider: never to be read as a model's score.
+            "offline": bool(record.get("offline")),
         }
     )
     row.update(expectation_columns(record.get("expectations")))
@@ -195,17 +198,22 @@ class TableExport:
         return f"{self.rows} row(s){width} written to {self.path} ({self.format})"
 
 
-def export_table(run_dir: Path, out: Path, fmt: TableFormat) -> TableExport:
+def export_table(run_dir: Path, out: Path, fmt: TableFormat, excel: bool = False) -> TableExport:
     """Write one row per record of ``run_dir`` to ``out`` as CSV or JSON Lines.
 
     CSV is UTF-8 with a header row; quoting keeps commas, quotes and newlines inside cells.
+    ``excel`` starts the CSV with the UTF-8 byte order mark, without which Excel reads the
+    file in the system's legacy code page and garbles every non-ASCII character.
     JSON Lines keeps each row's native JSON values (only the columns the row has).
     """
+    if excel and fmt != "csv":
+        raise UsageError("--excel is for CSV: give it with --format csv")
     columns = run_columns(run_rows(run_dir)) if fmt == "csv" else []
     rows = 0
+    encoding = "utf-8-sig" if excel else "utf-8"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", encoding="utf-8", newline="") as handle:
+        with open(out, "w", encoding=encoding, newline="") as handle:
             if fmt == "csv":
                 writer = csv.writer(handle)
                 writer.writerow(columns)
