@@ -20,6 +20,8 @@ from runner.cli.options import (
     echo_json,
     out_dir_option,
     reports_errors,
+    resolves_runs,
+    run_folder,
     run_options,
     selection_options,
     variables_options,
@@ -31,9 +33,7 @@ if TYPE_CHECKING:
     from runner.spec.cases import Selection
 
 existing_paths = click.Path(exists=True, path_type=Path)
-run_dir_argument = click.argument(
-    "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path)
-)
+run_dir_argument = click.argument("run_dir", type=run_folder, metavar="RUN_DIR")
 
 
 @click.group(short_help="Send specs through the Batch API: cheaper, answers later.")
@@ -62,13 +62,15 @@ def batch() -> None:
 @click.option(
     "--resume",
     "resume_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=run_folder,
+    metavar="RUN",
     help="Finish an interrupted submit, or submit again what a fetch left without an answer.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
 @selection_options
 @reports_errors
+@resolves_runs("resume_dir")
 @variables_options
 def submit(
     paths: tuple[Path, ...],
@@ -112,6 +114,7 @@ def submit(
 @click.option("--interval", type=click.FloatRange(min=0.01), default=30.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @reports_errors
+@resolves_runs("run_dir")
 def status(run_dir: Path, watch: bool, interval: float, as_json: bool) -> None:
     """Ask the provider where each batch of RUN_DIR stands (request counts per batch)."""
     from runner.runs.batch import BatchStatus, batch_status, watch_status
@@ -133,6 +136,7 @@ def status(run_dir: Path, watch: bool, interval: float, as_json: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
 @reports_errors
+@resolves_runs("run_dir")
 def fetch(run_dir: Path, quiet: bool, as_json: bool) -> None:
     """Download the results of every ended batch of RUN_DIR and save them as records.
 
@@ -148,6 +152,7 @@ def fetch(run_dir: Path, quiet: bool, as_json: bool) -> None:
 @batch.command(short_help="Cancel the batches of RUN_DIR that have not ended.")
 @run_dir_argument
 @reports_errors
+@resolves_runs("run_dir")
 def cancel(run_dir: Path) -> None:
     """Cancel every batch of RUN_DIR that has not ended (fetch then saves what was done)."""
     from runner.runs.batch import cancel_batches

@@ -12,7 +12,12 @@ import sys
 import click
 
 from runner.cli import batch, cache, init, report, run, score, validate
-from runner.cli.options import EXIT_INTERRUPTED, EXIT_TERMINATED, print_runner_warnings
+from runner.cli.options import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    die_quietly_on_a_closed_pipe,
+    print_runner_warnings,
+)
 from runner.errors import Terminated
 from runner.version import __version__
 
@@ -41,6 +46,7 @@ report.register(cli)
 def main() -> None:
     """Console entry point."""
     print_runner_warnings()
+    die_quietly_on_a_closed_pipe()
     try:
         cli()
     except KeyboardInterrupt as exc:

@@ -5,7 +5,7 @@ codes chosen, the selection, variable and output options, and run options for th
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
@@ -63,6 +63,42 @@ def reports_errors(command: F) -> F:
 
 
 existing_paths = click.Path(exists=True, path_type=Path)
+# A run folder as typed: a path, a run id, latest or latest~N (see resolves_runs).
+run_folder: click.Path = click.Path(path_type=Path)
+
+
+def resolves_runs(*names: str) -> Callable[[F], F]:
+    """Turn the named arguments (a run folder's path, a run id, ``latest`` or ``latest~N``, or a
+    tuple of them) into run directories before the command runs. Goes under
+    ``reports_errors``: a name that is no run is reported with the closest and latest runs."""
+
+    def decorate(command: F) -> F:
+        @wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from runner.runs.lookup import resolve_run
+
+            for name in names:
+                value = kwargs.get(name)
+                if isinstance(value, tuple):
+                    kwargs[name] = tuple(resolve_run(v) for v in value)
+                elif value is not None:
+                    kwargs[name] = resolve_run(value)
+            return command(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def echo_shown(lines: Iterable[str]) -> None:
+    """Records as ``runner show`` prints them: on a terminal, each heading in bold and each
+    failed check or error in red (click drops the styles elsewhere)."""
+    for line in lines:
+        if line and not line.startswith(" "):
+            line = click.style(line, bold=True)
+        elif line.startswith("  FAIL ") or line.startswith("  error"):
+            line = click.style(line, fg="red")
+        click.echo(line)
 
 
 def selection_options(command: F) -> F:
@@ -241,6 +277,15 @@ def sigterm_stops_like_ctrl_c() -> Iterator[None]:
 def plural(count: int, noun: str) -> str:
     """ "1 warning", "2 warnings"."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def die_quietly_on_a_closed_pipe() -> None:
+    """``runner diff | head``: once the reader has gone, end at the next write as command-line
+    tools do (by SIGPIPE), with no message and no traceback."""
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 def print_runner_warnings() -> None:

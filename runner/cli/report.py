@@ -8,14 +8,19 @@ from pathlib import Path
 
 import click
 
-from runner.cli.options import EXIT_FAILED, EXIT_OK, reports_errors
+from runner.cli.options import (
+    EXIT_FAILED,
+    EXIT_OK,
+    echo_shown,
+    reports_errors,
+    resolves_runs,
+    run_folder,
+)
 from runner.errors import UsageError
-
-run_dirs = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 @click.command(short_help="Save a run as a cassette for --replay, or as CSV/JSONL.")
-@click.argument("run_dir", type=run_dirs)
+@click.argument("run_dir", type=run_folder)
 @click.option(
     "--output",
     "-o",
@@ -37,6 +42,7 @@ run_dirs = click.Path(exists=True, file_okay=False, path_type=Path)
     help="CSV: start the file with the UTF-8 byte order mark, so Excel reads accents right.",
 )
 @reports_errors
+@resolves_runs("run_dir")
 def export(run_dir: Path, out: Path, fmt: str | None, excel: bool) -> None:
     """Save RUN_DIR as a cassette for runner run --replay (no secrets), or as a table."""
     fmt = fmt or _format_of(out)
@@ -74,10 +80,45 @@ def register(group: click.Group) -> None:
     """Add this module's commands to the ``runner`` command group."""
     group.add_command(export)
     group.add_command(report)
+    group.add_command(show)
+
+
+@click.command(short_help="Print the answers of a run (default: the latest run).")
+@click.argument("run_dir", required=False, default="latest", type=run_folder, metavar="[RUN]")
+@click.option(
+    "--id",
+    "ids",
+    multiple=True,
+    metavar="ID",
+    help="Only this record: its id, the start of its id up to a '/', or its case id (repeatable).",
+)
+@click.option(
+    "--failed",
+    is_flag=True,
+    help="Only records that failed: the request, the output check or an expect: check.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most N records.")
+@reports_errors
+@resolves_runs("run_dir")
+def show(run_dir: Path, ids: tuple[str, ...], failed: bool, limit: int | None) -> None:
+    """Print each record of RUN (a run folder, a run id, latest or latest~N; default latest):
+    its text, its structured output as JSON, its tool calls, and each failed check with what
+    was expected and what came. Records print from the first, as they are read.
+
+    Exit code 0, or 1 when --id names no record of the run.
+    """
+    from runner.results.show import RecordFilter, ShownRun
+
+    shown = ShownRun(run_dir, RecordFilter(ids, failed, limit))
+    echo_shown(shown.lines())
+    click.echo(shown.describe(), err=True)
+    if ids and not shown.shown:
+        click.echo(f"error: no record of {run_dir} matches --id {', '.join(ids)}", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 @click.command(short_help="Write an HTML or Markdown report of a run, or compare two.")
-@click.argument("run_dirs", nargs=-1, required=True, type=run_dirs, metavar="RUN_DIR [RUN_DIR]")
+@click.argument("run_dirs", nargs=-1, required=True, type=run_folder, metavar="RUN_DIR [RUN_DIR]")
 @click.option(
     "--output",
     "-o",
@@ -101,6 +142,7 @@ def register(group: click.Group) -> None:
     help="Records shown as rows (the overview always counts every record).",
 )
 @reports_errors
+@resolves_runs("run_dirs")
 def report(run_dirs: tuple[Path, ...], out: Path | None, fmt: str, max_rows: int) -> None:
     """Write a report of RUN_DIR, or compare two runs (A before, B after).
 
@@ -118,10 +160,11 @@ def report(run_dirs: tuple[Path, ...], out: Path | None, fmt: str, max_rows: int
 
 
 @click.command()
-@click.argument("run_a", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("run_b", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_a", type=run_folder)
+@click.argument("run_b", type=run_folder)
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @reports_errors
+@resolves_runs("run_a", "run_b")
 def diff(run_a: Path, run_b: Path, as_json: bool) -> None:
     """Compare two run directories record by record.
 

@@ -14,16 +14,21 @@ from runner.cli.options import (
     allow_key_env_option,
     cache_mode,
     echo_json,
+    echo_shown,
     existing_paths,
     out_dir_option,
     progress_every,
     reports_errors,
+    resolves_runs,
+    run_folder,
     run_options,
     selection_options,
     sigterm_stops_like_ctrl_c,
     variables_options,
 )
 from runner.errors import UsageError
+
+SHOW_AT_MOST = 20  # records of a run whose answers runner run prints on a terminal
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -110,8 +115,9 @@ if TYPE_CHECKING:
 @click.option(
     "--resume",
     "resume_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Finish an interrupted run in this run directory.",
+    type=run_folder,
+    metavar="RUN",
+    help="Finish an interrupted run in this run directory (or latest).",
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
 @click.option("--refresh", is_flag=True, help="Send every request again; update the cache.")
@@ -131,11 +137,19 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Exit 1 when any answer fails its spec's expect: checks (for CI).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option(
+    "--show/--no-show",
+    "show_answers",
+    default=None,
+    help=f"Print each record's answer after the run (default: on a terminal, for runs of up "
+    f"to {SHOW_AT_MOST} records; runner show prints them later).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no summary, no answers.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @allow_key_env_option
 @selection_options
 @reports_errors
+@resolves_runs("resume_dir")
 @variables_options
 def run(
     paths: tuple[Path, ...],
@@ -146,6 +160,7 @@ def run(
     dry_run: bool,
     replay_file: Path | None,
     fail_on_expect: bool,
+    show_answers: bool | None,
     quiet: bool,
     as_json: bool,
     selection: Selection,
@@ -164,7 +179,10 @@ def run(
 
     if bool(paths) == bool(resume_dir):
         raise UsageError("give spec files or folders to run, or --resume RUN_DIR (not both)")
+    if show_answers and as_json:
+        raise UsageError("--show prints the answers as text: give it without --json")
     cache = cache_mode(no_cache, refresh, replay_file, dry_run, resume_dir)
+    text: _TextPrinter | None = None
     show = progress_for(quiet or as_json, progress_every())
     if resume_dir is not None:
         if selection.case_ids or selection.limit or selection.sample:
@@ -189,6 +207,10 @@ def run(
                 on_record=text.around(show) if text else show,
                 on_text=text,
             )
+    if _shows_answers(show_answers, quiet or as_json, summary, text):
+        _echo_answers(summary.run_dir)
+    elif show_answers is None and not (quiet or as_json) and sys.stdout.isatty():
+        click.echo(f"see the answers with: runner show {summary.run_dir}", err=True)
     if as_json:
         echo_json(summary.to_json())
     elif not quiet:
@@ -197,15 +219,35 @@ def run(
     sys.exit(EXIT_OK if passed else EXIT_FAILED)
 
 
+def _shows_answers(
+    asked: bool | None, quiet: bool, summary: Any, text: _TextPrinter | None
+) -> bool:
+    """--show or --no-show as given; otherwise on a terminal, after a run small enough to read
+    (and not the one streamed request whose text was printed as it came)."""
+    if asked is not None:
+        return asked
+    if quiet or not sys.stdout.isatty() or (text is not None and text.used):
+        return False
+    return bool(summary.total + summary.resumed <= SHOW_AT_MOST)
+
+
+def _echo_answers(run_dir: Path) -> None:
+    from runner.results.show import ShownRun
+
+    echo_shown(ShownRun(run_dir).lines())
+    click.echo()
+
+
 class _TextPrinter:
     """A streamed answer's text, printed as it arrives, then a line end."""
 
     def __init__(self) -> None:
         self.printed = False
+        self.used = False  # any text printed during the run
 
     def __call__(self, text: str) -> None:
         click.echo(text, nl=False)
-        self.printed = True
+        self.printed = self.used = True
 
     def end(self) -> None:
         if self.printed:

@@ -7,11 +7,18 @@ from pathlib import Path
 
 import click
 
-from runner.cli.options import EXIT_FAILED, EXIT_OK, echo_json, reports_errors
+from runner.cli.options import (
+    EXIT_FAILED,
+    EXIT_OK,
+    echo_json,
+    reports_errors,
+    resolves_runs,
+    run_folder,
+)
 
 
 @click.command(short_help="Score a run's saved answers again against expect: checks.")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_dir", type=run_folder)
 @click.option(
     "--spec",
     "spec_files",
@@ -24,6 +31,7 @@ from runner.cli.options import EXIT_FAILED, EXIT_OK, echo_json, reports_errors
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
 @reports_errors
+@resolves_runs("run_dir")
 def score(run_dir: Path, spec_files: tuple[Path, ...], fail_on_expect: bool, as_json: bool) -> None:
     """Score the saved answers of RUN_DIR against the specs' current expect: checks.
 
