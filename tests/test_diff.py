@@ -234,3 +234,27 @@ def test_records_that_differ_only_in_timings_are_the_same_and_the_rest_still_cou
         (run / "results.jsonl").read_bytes().split(b"\n")[0] for run in (run_a, run_b)
     )
     assert _same_answer(line_a, line_b)
+
+
+@pytest.mark.no_render_audit
+def test_a_reader_that_goes_away_ends_the_diff_quietly(project, run_cli):
+    """`runner diff A B | head`: SIGPIPE ends runner at its next write, with no traceback
+    and no message (it exited 1 through click's broken-pipe handling)."""
+    import signal
+    import subprocess
+    import sys
+
+    cases = [{"id": f"c{i:03}", "x": str(i)} for i in range(400)]
+    write_spec(project, "many", "Say {{ x }} once.", cases=cases)
+    run_a = json.loads(run_cli("run", "specs", "--provider", "offline", "--json").stdout)
+    write_spec(project, "many", "Say {{ x }} twice.", cases=cases)
+    run_b = json.loads(run_cli("run", "specs", "--provider", "offline", "--json").stdout)
+    command = [sys.executable, "-m", "runner", "diff", run_a["run_dir"], run_b["run_dir"]]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline().startswith(b"comparing ")
+        process.stdout.close()  # as head does after its lines
+        errors = process.stderr.read()
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGPIPE
+    assert errors == b""
