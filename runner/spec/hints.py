@@ -3,14 +3,19 @@
 Each was seen tripping up people who write prompts in YAML (ours and those of similar tools):
 a template left unquoted, which YAML reads as a mapping; a tool's name given as ``tool_choice``;
 a message's keys not lined up under its ``- ``; a message field at the top level; one message
-split into two items. ``runner/load.py`` asks ``yaml_mistake`` about YAML syntax errors and
-``runner/explain.py`` asks ``schema_mistake`` before its generic explanations.
+split into two items. ``runner/spec/load.py`` asks ``yaml_mistake`` about YAML syntax errors and
+``runner/check/explain.py`` asks the others before its generic explanations.
+
+It also holds did-you-mean (``close_matches``, ``closest``, ``did_you_mean``, ``is_slip``): the
+name a person most likely meant, by case, separators and edit distance, one way for every kind
+of name (keys, template variables, data-file columns, file names, model ids, enum values).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -123,3 +128,76 @@ def split_message(path: PathKey, missing: str, doc: Document) -> str | None:
         if isinstance(after, dict) and "role" not in after and "content" in after:
             return "its 'content:' has a '- ' of its own below; remove that '- '"
     return None
+
+
+# ---- did-you-mean
+
+_SEPARATORS = re.compile(r"[\s_\-.]+")
+
+
+def close_matches(word: str, choices: Iterable[str]) -> list[str]:
+    """The choices ``word`` is most likely a slip of, best first (ties kept, at most three):
+    the same name in other case or with other separators (``Ticket``, ``customer-name``), else
+    the fewest edits (a swap of two letters is one), within a limit that grows with length."""
+    options = [c for c in dict.fromkeys(choices) if c != word]
+    if not word or not options:
+        return []
+    folded = [c for c in options if _fold(c) == _fold(word)]
+    if folded:
+        return folded[:3]
+    limit = _limit(word)
+    distances = ((_distance(word.lower(), c.lower()), c) for c in options)
+    scored = sorted((d, c) for d, c in distances if d <= min(limit, _limit(c)))
+    if not scored:
+        return []
+    best = scored[0][0]
+    return [c for d, c in scored if d == best][:3]
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The one choice ``word`` most likely means, or None when there is none or several."""
+    found = close_matches(word, choices)
+    return found[0] if len(found) == 1 else None
+
+
+def did_you_mean(word: str, choices: Iterable[str], quote: str = "'") -> str | None:
+    """``did you mean 'x'?`` (or ``'x' or 'y'``) for ``word``, or None when nothing is close."""
+    found = close_matches(word, choices)
+    if not found:
+        return None
+    return "did you mean " + " or ".join(f"{quote}{c}{quote}" for c in found) + "?"
+
+
+def is_slip(word: str, meant: str) -> bool:
+    """Whether ``meant`` differs from ``word`` only by case, separators or one edit: a
+    correction safe to apply without asking (``runner validate --fix``)."""
+    return _fold(word) == _fold(meant) or _distance(word.lower(), meant.lower()) <= 1
+
+
+def _fold(name: str) -> str:
+    return _SEPARATORS.sub("", name).lower()
+
+
+def _limit(word: str) -> int:
+    """How many edits still make a slip: 1 for short names, up to 3 for long ones."""
+    n = len(word)
+    return 1 if n <= 4 else 2 if n <= 9 else 3
+
+
+def _distance(a: str, b: str) -> int:
+    """Edit distance where inserting, deleting, changing or swapping two neighbouring
+    characters each cost one (optimal string alignment)."""
+    if abs(len(a) - len(b)) > 3:
+        return 4
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            cost = 0 if ca == cb else 1
+            value = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                value = min(value, previous2[j - 2] + 1)
+            current.append(value)
+        previous2, previous = previous, current
+    return previous[-1]
