@@ -7,10 +7,24 @@ code. No other exception type is meant to reach a user.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One safe edit of a YAML file that corrects a problem (``runner validate --fix``):
+    rename the key at ``path`` to the last part of ``to``, move it to ``to``, set the value at
+    ``path`` to ``value``, or add the key ``path`` (absent) with ``value``. ``old`` is the value
+    at ``path`` when the problem was found: the edit is made only where it is still there."""
+
+    kind: Literal["rename", "move", "set", "add"]
+    path: tuple[str | int, ...]
+    old: Any
+    to: tuple[str | int, ...] = ()
+    value: Any = None
 
 
 @dataclass(frozen=True)
@@ -18,7 +32,9 @@ class Problem:
     """One thing wrong with one file, at one place in it (line and column are 1-based).
 
     An ``error`` stops the command; a ``warning`` (a model about to be retired, a variable
-    given that no template uses) is shown and the command goes on.
+    given that no template uses) is shown and the command goes on. ``code`` names the kind of
+    problem (docs/problems.md lists them); ``fix``, when set, is the one safe correction
+    ``runner validate --fix`` may apply.
     """
 
     path: str
@@ -27,6 +43,8 @@ class Problem:
     column: int | None = None
     hint: str | None = None
     severity: Severity = "error"
+    code: str | None = None
+    fix: Fix | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_error(self) -> bool:
@@ -62,6 +80,11 @@ class RunnerWarning(UserWarning):
 def warn(problem: Problem) -> None:
     """Hand a warning to the caller (see RunnerWarning)."""
     warnings.warn(RunnerWarning(problem), stacklevel=2)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 value``, ``3 values``: a count with its noun in the right number."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 class RunnerError(Exception):

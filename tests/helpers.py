@@ -107,3 +107,11 @@ WEATHER_TOOL = {
         },
     },
 }
+
+
+def without_codes(text: str) -> str:
+    """``runner validate``'s text output without the problem code that ends each line
+    (``[unknown-key]``): for tests of the messages; tests/test_codes.py checks the codes."""
+    import re
+
+    return re.sub(r" \[[a-z]+(?:-[a-z]+)*\]$", "", text, flags=re.M)

@@ -10,7 +10,7 @@ from pathlib import Path
 import imagefiles
 import pytest
 import yaml
-from helpers import KEY, KEY_ENV, read_records, run_args
+from helpers import KEY, KEY_ENV, read_records, run_args, without_codes
 
 from runner.spec.images import gif_frames, inspect_image
 
@@ -219,7 +219,7 @@ def test_a_data_file_column_names_the_images(project, run_cli):
 def validate(run_cli) -> list[str]:
     result = run_cli("validate", "specs/vision.yaml")
     assert result.exit_code == 1, result.stdout
-    return result.stdout.splitlines()
+    return without_codes(result.stdout).splitlines()
 
 
 def test_validate_reports_a_missing_image_at_its_line_with_the_case(project, run_cli):

@@ -81,6 +81,6 @@ def test_the_pre_commit_hook_runs_runner_validate(tmp_path, run_cli, monkeypatch
 
     assert failed.returncode == 1
     assert "Failed" in failed.stdout
-    assert "specs/hello.yaml:8:1: unknown key 'temprature' (did you mean 'temperature'?)" in (
+    assert "specs/hello.yaml:8:1: unknown key 'temprature' (did you mean 'temperature'?" in (
         failed.stdout
     )

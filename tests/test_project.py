@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import without_codes
 
 SECRET = "AKIA-not-for-this-spec-42"
 SPEC = """\
@@ -44,7 +45,7 @@ def test_a_foreign_spec_naming_an_unallowed_variable_is_refused_and_nothing_is_s
         "you trust this spec, allow it in runner.yaml (allow_key_env: [AWS_SECRET_ACCESS_KEY]) "
         "or with --allow-key-env AWS_SECRET_ACCESS_KEY, or name the variable RUNNER_KEY_...)"
     )
-    assert validate.stdout.splitlines() == [expected]
+    assert without_codes(validate.stdout).splitlines() == [expected]
     assert run.output.startswith(expected)
     assert openai_server.count == 0
     assert SECRET not in validate.output + run.output
@@ -73,7 +74,7 @@ def test_a_broken_runner_yaml_is_reported_at_its_line(project, run_cli, openai_s
 
     result = run_cli("validate", "specs")
 
-    assert result.stdout.splitlines() == [
+    assert without_codes(result.stdout).splitlines() == [
         "runner.yaml:2:1: unknown setting 'allow_keys' in runner.yaml "
         "(runner.yaml may hold: version, allow_key_env)"
     ]
@@ -95,7 +96,7 @@ def test_a_broken_runner_yaml_is_reported_once_though_no_spec_needs_it(project, 
     rendered = run_cli("render", "specs/a.yaml")
 
     assert result.exit_code == 1
-    assert result.stdout.splitlines() == [expected]
+    assert without_codes(result.stdout).splitlines() == [expected]
     assert rendered.exit_code == 1
     assert expected in rendered.output
 
@@ -116,7 +117,7 @@ def test_a_ref_leaving_a_folder_without_markers_explains_project_folders(
     result = run_cli("validate", "specs")
 
     folder = (tmp_path / "specs").resolve()
-    assert result.stdout.splitlines() == [
+    assert without_codes(result.stdout).splitlines() == [
         f"specs/s.yaml:8:20: $ref '../schemas/a.json' points outside the project folder {folder} "
         "(no .git, pyproject.toml or runner.yaml was found above the spec, so the project is the "
         f"spec's own folder {folder}; mark your project's top folder with a runner.yaml (runner "
@@ -143,12 +144,13 @@ def test_github_annotations_follow_the_workflow_command_syntax(project, run_cli)
     result = run_cli("validate", "specs", "--format", "github")
 
     assert result.exit_code == 1
-    assert result.stdout.splitlines() == [
-        "::error file=specs/a%2Cb%3Ac.yaml,line=1,col=1::the spec is missing the required key "
-        "'messages' (add 'messages:')",
-        "::error file=specs/a%2Cb%3Ac.yaml,line=3,col=1::unknown key 'temprature' (did you "
-        "mean 'temperature'?)",
-        "::error file=specs/pct.yaml,line=3,col=34::template uses the filter 'nope', which does "
+    assert without_codes(result.stdout).splitlines() == [
+        "::error file=specs/a%2Cb%3Ac.yaml,line=1,col=1,title=missing-key::the spec is missing "
+        "the required key 'messages' (add 'messages:')",
+        "::error file=specs/a%2Cb%3Ac.yaml,line=3,col=1,title=unknown-key::unknown key "
+        "'temprature' (did you mean 'temperature'? write: temperature: 1)",
+        "::error file=specs/pct.yaml,line=3,col=34,title=unknown-filter::template uses the "
+        "filter 'nope', which does "
         "not exist (see Jinja's list of built-in filters: "
         "https://jinja.palletsprojects.com/en/stable/templates/#list-of-builtin-filters)",
     ]
@@ -160,7 +162,9 @@ def test_github_escaping_of_percent_and_newlines():
 
     line = github_annotation(Problem("d:/x,y.yaml", "50%\r\nnext: a, b", 2, None, "h"))
 
-    assert line == "::error file=d%3A/x%2Cy.yaml,line=2::50%25%0D%0Anext: a, b (h)"
+    assert (
+        line == "::error file=d%3A/x%2Cy.yaml,line=2,title=schema-rule::50%25%0D%0Anext: a, b (h)"
+    )
 
 
 def test_json_format(project, run_cli):
@@ -169,13 +173,15 @@ def test_json_format(project, run_cli):
     result = run_cli("validate", "specs", "--format", "json")
 
     assert result.exit_code == 1
-    data = json.loads(result.stdout)
+    data = json.loads(without_codes(result.stdout))
     assert data["files"] == 1 and data["valid"] is False
     assert data["problems"][1] == {
         "file": "specs/a,b:c.yaml",
         "line": 3,
         "column": 1,
+        "code": "unknown-key",
         "message": "unknown key 'temprature'",
-        "hint": "did you mean 'temperature'?",
+        "hint": "did you mean 'temperature'? write: temperature: 1",
         "severity": "error",
+        "fixable": True,
     }

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from helpers import without_codes
+
 from runner.spec.json_positions import json_positions
 
 SPEC = """\
@@ -41,7 +43,7 @@ def validate(project: Path, run_cli, extra: str) -> list[str]:
     (project / "spec.yaml").write_text(SPEC.format(extra=extra))
     result = run_cli("validate", "spec.yaml")
     assert result.exit_code == 1, result.output
-    return result.stdout.splitlines()
+    return without_codes(result.stdout).splitlines()
 
 
 def schema_file(project: Path, name: str, text: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import without_codes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from render_audit import assert_valid_specs_render
@@ -49,7 +50,7 @@ def write(project: Path, content: str, files: dict[str, str] | None = None) -> P
 def problems(run_cli, spec: Path) -> list[str]:
     result = run_cli("validate", spec)
     assert result.exit_code == 1, result.output
-    return result.stdout.splitlines()
+    return without_codes(result.stdout).splitlines()
 
 
 def test_an_unknown_filter_is_reported_at_its_line_with_the_closest_name(project, run_cli):

@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from runner.errors import Problem
+from runner.errors import Fix, Problem
 from runner.spec.document import Document, PathKey
 from runner.spec.objects import Spec
 from runner.spec.project import find_project_root
@@ -55,10 +55,17 @@ class SpecFile:
         return self.doc.data
 
     def problem(
-        self, path: PathKey, message: str, hint: str | None = None, *, key: bool = False
+        self,
+        path: PathKey,
+        message: str,
+        hint: str | None = None,
+        *,
+        key: bool = False,
+        code: str | None = None,
+        fix: Fix | None = None,
     ) -> Problem:
         """A Problem at ``path`` (``("tools", 0, "function")``), in whichever file holds it."""
-        return self.doc.problem(path, message, hint, key=key)
+        return self.doc.problem(path, message, hint, key=key, code=code, fix=fix)
 
     def folder_of(self, path: PathKey) -> Path:
         """The folder of the file holding ``path``: relative references start there."""

@@ -1,5 +1,5 @@
-"""Problems as CI systems and editors read them: plain ``file:line:col: message`` lines, GitHub
-Actions annotations, or JSON.
+"""Problems as CI systems and editors read them: plain ``file:line:col: message (fix) [code]``
+lines, GitHub Actions annotations (the code as their title), or JSON (with ``code``).
 
 GitHub's workflow command is ``::error file=F,line=L,col=C::MESSAGE``; in the message ``%``,
 CR and LF are written ``%25``, ``%0D`` and ``%0A``, and property values (the file) also escape
@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import Literal
 
+from runner.check.codes import code_of
 from runner.errors import Problem
 
 Format = Literal["text", "github", "json"]
@@ -26,7 +27,12 @@ def format_problems(problems: Iterable[Problem], kind: Format, files: int = 0) -
         return json.dumps({"files": files, "valid": valid, "problems": listed}, indent=2)
     if kind == "github":
         return "\n".join(github_annotation(p) for p in problems)
-    return "\n".join(str(p) for p in problems)
+    return "\n".join(problem_text(p) for p in problems)
+
+
+def problem_text(problem: Problem) -> str:
+    """``file:line:col: message (fix) [code]``, the code last as mypy and ruff show theirs."""
+    return f"{problem} [{code_of(problem)}]"
 
 
 def problem_json(problem: Problem) -> dict[str, object]:
@@ -34,9 +40,11 @@ def problem_json(problem: Problem) -> dict[str, object]:
         "file": problem.path,
         "line": problem.line,
         "column": problem.column,
+        "code": code_of(problem),
         "message": problem.message,
         "hint": problem.hint,
         "severity": problem.severity,
+        "fixable": problem.fix is not None,
     }
 
 
@@ -48,6 +56,7 @@ def github_annotation(problem: Problem) -> str:
         properties.append(f"line={problem.line}")
         if problem.column is not None:
             properties.append(f"col={problem.column}")
+    properties.append(f"title={_escape_property(code_of(problem))}")
     message = problem.message + (f" ({problem.hint})" if problem.hint else "")
     return f"::{problem.severity} {','.join(properties)}::{_escape_data(message)}"
 

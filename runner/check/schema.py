@@ -53,6 +53,12 @@ def schema_problems(doc: Document, display: str) -> list[Problem]:
             )
         ]
     errors = _spec_validator().iter_errors(doc.data)
-    explained = (p for e in errors for p in explain(e, doc))
-    problems = {(p.line, p.column, p.message): p for p in explained}
+    explained = [p for e in errors for p in explain(e, doc)]
+    # a value in the wrong form breaks several rules at once; its explanation says it all
+    reformed = {(p.line, p.column) for p in explained if p.code == "wrong-form"}
+    problems = {
+        (p.line, p.column, p.message): p
+        for p in explained
+        if p.code == "wrong-form" or (p.line, p.column) not in reformed
+    }
     return sorted(problems.values(), key=lambda p: (p.line or 0, p.column or 0))

@@ -25,9 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from runner.check.cases import build_cases, build_matrix
+from runner.check.codes import with_code
 from runner.check.context import Check, SpecFile
 from runner.check.expect import check_expectations
 from runner.check.images import check_images
+from runner.check.provider_rules import (
+    check_content_parts,
+    check_tool_messages,
+    check_tool_parameters,
+)
 from runner.check.render import render_problems
 from runner.check.request import (
     build_output_schema,
@@ -63,6 +69,9 @@ CHECKS: list[Check] = [
     check_project_config,
     check_expectations,
     check_images,
+    check_tool_parameters,
+    check_content_parts,
+    check_tool_messages,
 ]
 
 
@@ -138,6 +147,7 @@ def validate_paths(
             result.problems.extend(p for p in exc.problems if p not in seen)
             seen.update(exc.problems)
     result.problems.extend(_repeated_names(result.specs))
+    result.problems = [with_code(p) for p in result.problems]
     return result
 
 

@@ -22,6 +22,7 @@ from runner.cli.options import (
 from runner.errors import Problem, UsageError
 
 if TYPE_CHECKING:
+    from runner.check.validate import Validation
     from runner.spec.cases import Selection
 
 
@@ -36,19 +37,34 @@ if TYPE_CHECKING:
     show_default=True,
     help="text: file:line:col lines; github: GitHub Actions annotations; json: one document.",
 )
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Apply the safe fixes in place (comments and layout kept) and print them as a diff.",
+)
+@click.option("--diff", is_flag=True, help="Print the safe fixes as a diff; change nothing.")
 @allow_key_env_option
 @reports_errors
 def validate(
-    paths: tuple[Path, ...], quiet: bool, kind: str, allow_key_env: tuple[str, ...]
+    paths: tuple[Path, ...],
+    quiet: bool,
+    kind: str,
+    fix: bool,
+    diff: bool,
+    allow_key_env: tuple[str, ...],
 ) -> None:
     """Check spec files (or folders of them) and report every problem found.
 
-    Exit code 0 when all specs are valid, 1 when any is not.
+    With --fix, first apply every fix that is one unambiguous correction, then report what is
+    left. Exit code 0 when all specs are valid, 1 when any is not.
     """
     from runner.api import validate_specs
     from runner.check.formats import format_problems
 
-    result = validate_specs(*paths, allow_key_env=allow_key_env)
+    if fix or diff:
+        result = _fix(paths, allow_key_env, write=not diff, kind=kind, quiet=quiet)
+    else:
+        result = validate_specs(*paths, allow_key_env=allow_key_env)
     if result.files == 0:
         raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
     text = format_problems(result.problems, kind, result.files)  # type: ignore[arg-type]
@@ -57,6 +73,29 @@ def validate(
     if not quiet and kind == "text":
         click.echo(_summary(result.files, result.errors, result.warnings), err=True)
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def _fix(
+    paths: tuple[Path, ...], allow_key_env: tuple[str, ...], *, write: bool, kind: str, quiet: bool
+) -> Validation:
+    """Print the fixes as a unified diff (stdout) and the files left alone (stderr)."""
+    from runner.check.fix import fix_paths
+
+    if kind != "text":
+        raise UsageError("--fix and --diff print a diff: use them with --format text")
+    outcome = fix_paths(paths, allow_key_env, write=write)
+    for file in outcome.files:
+        if file.changed:
+            click.echo(file.diff(), nl=False)
+        elif file.refused:
+            click.echo(f"{file.display}: not fixed: {file.refused}", err=True)
+    if not quiet:
+        done = "fixed" if write else "fixable"
+        changed = sum(1 for f in outcome.files if f.changed)
+        click.echo(
+            f"{plural(outcome.fixed, 'problem')} {done} in {plural(changed, 'file')}", err=True
+        )
+    return outcome.validation
 
 
 @click.command()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.errors import Problem
+from runner.errors import Fix, Problem
 
 PathKey = tuple[str | int, ...]
 
@@ -43,16 +43,23 @@ class Document:
             found = self.positions.get(tuple(path[:end]))
             if found is not None:
                 if key and end == len(path) and found.key_line is not None:
-                    return Position(found.key_line, found.key_column or 1)
+                    return Position(found.key_line, found.key_column or 1, file=found.file)
                 return found
         return Position(1, 1)
 
     def problem(
-        self, path: PathKey, message: str, hint: str | None = None, *, key: bool = False
+        self,
+        path: PathKey,
+        message: str,
+        hint: str | None = None,
+        *,
+        key: bool = False,
+        code: str | None = None,
+        fix: Fix | None = None,
     ) -> Problem:
-        """A Problem located at ``path`` in this document."""
+        """A Problem located at ``path`` in this document (with its code and safe fix)."""
         pos = self.position(path, key=key)
-        return Problem(self.file_of(pos), message, pos.line, pos.column, hint)
+        return Problem(self.file_of(pos), message, pos.line, pos.column, hint, code, fix)
 
     def file_of(self, pos: Position) -> str:
         """The display name of the file a position is in."""
