@@ -125,11 +125,8 @@ def key_line(key: str | int, value: Any) -> str:
     """The line ``key: value`` as it should be written; just ``key:`` when the value is a long
     mapping or list (it stays as written below the key)."""
     shown = flow(value, 50)
-    if (
-        (isinstance(value, dict | list)
-        and "..." in shown)
-        or (isinstance(value, str)
-        and "\n" in value)
+    if (isinstance(value, dict | list) and "..." in shown) or (
+        isinstance(value, str) and "\n" in value
     ):
         return f"{key}:"
     return f"{key}: {shown}"

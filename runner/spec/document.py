@@ -59,7 +59,7 @@ class Document:
     ) -> Problem:
         """A Problem located at ``path`` in this document (with its code and safe fix)."""
         pos = self.position(path, key=key)
-        return Problem(self.file_of(pos), message, pos.line, pos.column, hint, code, fix)
+        return Problem(self.file_of(pos), message, pos.line, pos.column, hint, code=code, fix=fix)
 
     def file_of(self, pos: Position) -> str:
         """The display name of the file a position is in."""
