@@ -1,9 +1,10 @@
 """Send a run's requests through the provider's Batch API and bring the answers back as records.
 
 ``submit`` renders every request exactly as ``runner run`` would; requests the response cache
-already answers, offline ones and cases whose templates fail get their records at once, the
-rest are streamed into JSONL input files under ``RUN_DIR/batch/`` (split by provider, model and
-the provider's limits on lines and bytes per file), uploaded and turned into batches.
+already answers and cases whose templates fail get their records at once, the rest are streamed into JSONL input files under ``RUN_DIR/batch/`` (split by provider, model and
+the provider's limits on lines and bytes per file), uploaded and turned into batches. The offline
+provider's requests take the same steps through its own Batch API (``send/offline_batch.py``),
+which keeps files and batches in ``batch/offline/`` and answers them locally.
 ``fetch`` downloads the output and error files, indexes their lines in SQLite on disk, and
 walks the run's plan again to build each request's record with ``record.py``, the same record a
 synchronous run saves; answers also go into the response cache. Nothing holds all requests in
@@ -17,6 +18,7 @@ Run directory additions::
     batch/output-NNN.jsonl   the provider's output file of part NNN, as downloaded
     batch/errors-NNN.jsonl   the provider's error file of part NNN, as downloaded
     batch/index.sqlite       which part holds each request, and the lines of the fetched files
+    batch/offline/           the offline provider's uploaded files, batches and output files
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from runner.send.batch_api import LINE_URL, BatchApiError, BatchClient
+from runner.send.offline_batch import BatchClients, OfflineBatches
 from runner.runs.cache import ResponseCache, cache_path_for, request_key
 from runner.errors import UsageError
 from runner.runs.execute import (
@@ -59,6 +62,7 @@ from runner.send.transport import HttpResult
 BATCH_DIR = "batch"
 STATE = "state.json"
 INDEX = "index.sqlite"
+OFFLINE_FOLDER = "offline"  # the offline provider's files and batches (send/offline_batch.py)
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
 # Per input file: OpenAI documents 50,000 requests and 200 MB; Groq's SDK documents 100 MB per
@@ -321,12 +325,12 @@ def _submit(
         for job in _plan(specs, settings, endpoints):
             if job.record_id in done:
                 continue
-            if job.render_error is None and not job.endpoint.offline:
+            if job.render_error is None:
                 _, stored = _stored_answer(answers, job)
                 if stored is None:
                     index.assign(job.record_id, parts.add(job, state.options))
                     continue
-            sender.send(job, finish)  # a render error, an offline answer, or a cached one
+            sender.send(job, finish)  # a render error or a cached answer
     finally:
         parts.close()
         index.close()
@@ -410,9 +414,18 @@ class _PartWriter:
         self._open.clear()
 
 
+def _client(store: RunStore, settings: RunSettings) -> BatchClients:
+    """The Batch API calls of one command: over HTTP, or on disk in ``batch/offline/`` for the
+    offline provider (the same steps, answered locally)."""
+    return BatchClients(
+        OfflineBatches(store.root / BATCH_DIR / OFFLINE_FOLDER),
+        lambda: BatchClient(settings.retry, settings.timeouts),
+    )
+
+
 def _create_batches(store: RunStore, state: BatchState, settings: RunSettings) -> None:
     """Upload each part's input file and create its batch, saving the state after each step."""
-    client = BatchClient(settings.retry, settings.timeouts)
+    client = _client(store, settings)
     try:
         for part in state.parts:
             if part.batch_id is not None:
@@ -486,7 +499,7 @@ def _refresh(
     store: RunStore, state: BatchState, settings: RunSettings, cancel: bool = False
 ) -> None:
     """Read (or cancel) every batch that has not ended, saving each answer as it comes."""
-    client = BatchClient(settings.retry, settings.timeouts)
+    client = _client(store, settings)
     call = client.cancel_batch if cancel else client.get_batch
     try:
         for part in state.parts:
@@ -525,7 +538,7 @@ def fetch_batch(run_dir: Path, load: Callable[[Path], Spec]) -> BatchResult:
 
 def _download(store: RunStore, state: BatchState, settings: RunSettings, index: BatchIndex) -> None:
     folder = store.root / BATCH_DIR
-    client = BatchClient(settings.retry, settings.timeouts)
+    client = _client(store, settings)
     try:
         for part in state.parts:
             if not part.terminal or part.fetched:
@@ -567,7 +580,7 @@ def _save_records(
         for job in _plan(specs, settings, endpoints):
             found = index.lookup(job.record_id)
             if found is None:
-                continue  # answered at submit time (cache, offline or a render error)
+                continue  # answered at submit time (from the cache, or a render error)
             part_index, line = found
             part = state.parts[part_index]
             if not part.fetched:
