@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from runner.send.instances import instance_for
-from runner.send.offline import complete
+from runner.send.offline import complete, request_seed
 
 USER = {"role": "user", "content": "What is the capital of France? Answer briefly."}
 
@@ -369,7 +369,7 @@ def test_json_schema_output_validates(name, response_validator):
     content = response["choices"][0]["message"]["content"]
     assert json.dumps(json.loads(content), separators=(",", ":"), ensure_ascii=False) == content
     assert_valid(json.loads(content), schema)
-    assert instance_for(schema) == json.loads(content)
+    assert instance_for(schema, request_seed(body_for(schema))) == json.loads(content)
 
 
 def test_battery_is_big_enough():
@@ -636,3 +636,75 @@ SCHEMA_TREES = nested(3)
 @given(SCHEMA_TREES)
 def test_instances_of_random_schemas_validate(schema):
     assert_valid(instance_for(schema), schema)
+
+
+# --- answers that follow the request -------------------------------------------------------
+
+TRIAGE = {
+    "type": "object",
+    "properties": {
+        "team": {"type": "string", "enum": ["billing", "platform", "docs"]},
+        "urgent": {"type": "boolean"},
+        "priority": {"type": "integer", "minimum": 1, "maximum": 5},
+        "summary": {"type": "string"},
+    },
+    "required": ["team", "urgent", "priority", "summary"],
+    "additionalProperties": False,
+}
+
+
+def triage_answer(ticket: str) -> dict:
+    body = body_for(TRIAGE)
+    body["messages"] = [{"role": "user", "content": f"Route this ticket: {ticket}"}]
+    return json.loads(complete(body)["choices"][0]["message"]["content"])
+
+
+def test_choices_follow_the_request_and_repeat_for_the_same_one():
+    tickets = [f"ticket number {i}" for i in range(12)]
+    answers = [triage_answer(t) for t in tickets]
+    assert [triage_answer(t) for t in tickets] == answers  # the same request, the same answer
+    assert {a["team"] for a in answers} == {"billing", "platform", "docs"}
+    assert {a["urgent"] for a in answers} == {True, False}
+    assert len({a["priority"] for a in answers}) > 1
+    assert len({a["summary"] for a in answers}) > 1
+    for answer in answers:
+        assert_valid(answer, TRIAGE)
+
+
+def test_a_changed_prompt_gets_a_visibly_different_answer():
+    before, after = triage_answer("The site is down."), triage_answer("The site is down!")
+    assert before != after
+    assert before["summary"].startswith("example summary (")
+
+
+def test_tool_arguments_follow_the_request():
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string"},
+                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                },
+                "required": ["city", "unit"],
+            },
+        },
+    }
+    arguments = set()
+    for city in ("Lisbon", "Oslo", "Lima", "Pune", "Kyiv", "Baku"):
+        body = {"model": "m", "messages": [{"role": "user", "content": city}], "tools": [tool]}
+        arguments.add(
+            complete(body)["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+        )
+    assert len(arguments) > 1
+
+
+def test_without_a_request_the_instance_is_the_plain_one():
+    assert instance_for(TRIAGE) == {
+        "team": "billing",
+        "urgent": True,
+        "priority": 1,
+        "summary": "example summary",
+    }

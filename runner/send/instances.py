@@ -36,23 +36,28 @@ def compact(value: Any) -> str:
 # instances of JSON Schemas
 
 
-def instance_for(schema: dict) -> object:
-    """A JSON value that satisfies ``schema`` (best effort when the schema cannot be met)."""
-    return json.loads(instance_text(schema))
+def instance_for(schema: dict, seed: int = 0) -> object:
+    """A JSON value that satisfies ``schema`` (best effort when the schema cannot be met);
+    ``seed`` chooses among the values it allows (see ``instance_text``)."""
+    return json.loads(instance_text(schema, seed))
 
 
-def instance_text(schema: Any) -> str:
-    """Compact JSON text of an instance of ``schema``, cached per schema text.
+def instance_text(schema: Any, seed: int = 0) -> str:
+    """Compact JSON text of an instance of ``schema``, cached per schema text and seed.
+
+    ``seed`` (the offline provider gives a hash of the request) picks among the values the
+    schema allows: enum members, numbers, booleans, strings. The same seed always gives the
+    same instance; seed 0 gives the plain one (the first enum member, "example name", ...).
 
     The key keeps the schema's own key order (no sort_keys): two schemas differing only in
     order may yield differently ordered output, so sharing one entry would make the output
     depend on which request came first.
     """
-    key = compact(schema)
+    key = f"{seed}:{compact(schema)}"
     text = _INSTANCE_CACHE.get(key)
     if text is None:
         try:
-            value = _Generator(schema).make(schema, _Ctx())
+            value = _Generator(schema).make(schema, _Ctx(seed=seed))
         except (RecursionError, ValueError, TypeError, OverflowError, ZeroDivisionError):
             value = {}
         text = compact(value)
@@ -70,12 +75,36 @@ class _Ctx(NamedTuple):
     nest: int = 0
     refs: tuple[str, ...] = ()
     deep: bool = False  # inside a recursion: prefer values that end it
+    seed: int = 0  # from the request: which of the allowed values to choose
+
+    def pick(self, spread: int) -> int:
+        """The variant to use for a choice among about ``spread`` values: ``variant`` moved
+        by the seed, the same for the same property at the same depth."""
+        if not self.seed:
+            return self.variant
+        return self.variant + self.mix() % max(spread, 1)
+
+    def mix(self) -> int:
+        """A number from the seed and where the generator is (property name and depth)."""
+        place = f"{self.seed}:{self.nest}:{self.name}".encode()
+        return int.from_bytes(hashlib.blake2b(place, digest_size=6).digest(), "big")
 
     def child(self, name: str | None = None, variant: int = 0) -> _Ctx:
         return self._replace(
             name=self.name if name is None else name, variant=variant, nest=self.nest + 1
         )
 
+
+_NUMBER_SPREAD = 10  # a seeded number is one of the ten the schema allows from its default
+_PATTERN_SPREAD = 1000
+_FORMAT_SPREAD = 28
+# Seeded free text reads "example summary (harbor)": a word that changes with the request.
+_WORDS = (
+    "amber", "birch", "cobalt", "delta", "ember", "fjord", "granite", "harbor", "indigo",
+    "juniper", "kestrel", "lagoon", "meadow", "nectar", "orchid", "pebble", "quartz", "river",
+    "saffron", "tundra", "umber", "violet", "willow", "yarrow", "zephyr", "aspen", "cedar",
+    "dune", "falcon", "glacier", "heron", "iris",
+)  # fmt: skip
 
 _HARD_STOP = 64
 _STEP_BUDGET = 200_000
@@ -172,10 +201,10 @@ class _Generator:
         options = schema["enum"]
         rest = {k: v for k, v in schema.items() if k != "enum"}
         for i in range(len(options)):
-            option = options[(ctx.variant + i) % len(options)]
+            option = options[(ctx.pick(len(options)) + i) % len(options)]
             if self.checker.ok(option, rest):
                 return option
-        return options[ctx.variant % len(options)]
+        return options[ctx.pick(len(options)) % len(options)]
 
     def _branches(self, schema: dict, ctx: _Ctx) -> Any:
         key = "anyOf" if isinstance(schema.get("anyOf"), list) else "oneOf"
@@ -211,9 +240,9 @@ class _Generator:
         if kind == "string":
             return self._string(schema, ctx)
         if kind in ("integer", "number"):
-            return _number(schema, ctx.variant, kind == "integer", self.checker)
+            return _number(schema, ctx.pick(_NUMBER_SPREAD), kind == "integer", self.checker)
         if kind == "boolean":
-            return ctx.variant % 2 == 0
+            return ctx.pick(2) % 2 == 0
         if kind == "null":
             return None
         return None if ctx.deep else _words(ctx)
@@ -291,7 +320,7 @@ class _Generator:
         formatted = _format_value(schema.get("format"), ctx)
         pattern = schema.get("pattern")
         if isinstance(pattern, str):
-            for text in pattern_strings(pattern, ctx.variant, low, high):
+            for text in pattern_strings(pattern, ctx.pick(_PATTERN_SPREAD), low, high):
                 if formatted is None or text == formatted:
                     return text
         if formatted is not None:
@@ -455,6 +484,8 @@ def _words(ctx: _Ctx) -> str:
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", ctx.name)
     words = " ".join(re.split(r"[\s_\-.]+", spaced.lower())).strip()
     text = f"example {words}" if words else "example"
+    if ctx.seed:
+        text = f"{text} ({_WORDS[ctx.mix() % len(_WORDS)]})"
     return f"{text} {ctx.variant + 1}" if ctx.variant else text
 
 
@@ -465,7 +496,7 @@ def _slug(ctx: _Ctx) -> str:
 
 def _format_value(name: Any, ctx: _Ctx) -> str | None:
     make = _FORMATS.get(name) if isinstance(name, str) else None
-    return make(ctx.variant, _slug(ctx)) if make else None
+    return make(ctx.pick(_FORMAT_SPREAD), _slug(ctx)) if make else None
 
 
 def _uuid(seed: str) -> str:

@@ -18,6 +18,7 @@ CREATED = 1767225600  # fixed (2026-01-01T00:00:00Z) so the same request gives t
 PREVIEW_CHARS = 200
 CHARS_PER_TOKEN = 4
 MAX_CHOICES = 128
+SEEDS = 1024  # distinct seeds, so distinct answers, per schema
 
 
 # --------------------------------------------------------------------------------------------
@@ -28,16 +29,15 @@ def complete(body: dict) -> dict:
     """Answer a chat-completions request body locally and deterministically."""
     if not isinstance(body, dict):
         body = {}
-    # A streamed request gets the answer its non-streamed twin gets (same id, same tool calls).
-    unstreamed = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-    digest = hashlib.sha256(canonical(unstreamed).encode("utf-8")).hexdigest()
+    digest = _digest(body)
+    seed = _seed_of(digest)
     messages = [m for m in as_list(body.get("messages")) if isinstance(m, dict)]
-    call = _tool_call(body, messages, digest)
+    call = _tool_call(body, messages, digest, seed)
     if call is not None:
         message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
         finish, produced = "tool_calls", call["function"]["name"] + call["function"]["arguments"]
     else:
-        content, finish = _limit(_content(body, messages), body)
+        content, finish = _limit(_content(body, messages, seed), body)
         message, produced = {"role": "assistant", "content": content}, content
     choices = [
         {"index": i, "message": dict(message), "logprobs": None, "finish_reason": finish}
@@ -52,6 +52,24 @@ def complete(body: dict) -> dict:
         "usage": _usage(messages, len(produced) * len(choices)),
         "system_fingerprint": "offline",
     }
+
+
+def _digest(body: dict) -> str:
+    """sha256 of the body; a streamed request gets the answer its non-streamed twin gets (same
+    id, same tool calls)."""
+    unstreamed = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    return hashlib.sha256(canonical(unstreamed).encode("utf-8")).hexdigest()
+
+
+def request_seed(body: dict) -> int:
+    """What the answer's choices (enum members, numbers, strings, tool arguments) follow: a
+    hash of the request body. The same body, the same answer; a changed prompt, a new one
+    (but for one chance in SEEDS: seeds are kept few so that schema instances stay cached)."""
+    return _seed_of(_digest(body if isinstance(body, dict) else {}))
+
+
+def _seed_of(digest: str) -> int:
+    return int(digest[:12], 16) % SEEDS + 1
 
 
 def _choice_count(body: dict) -> int:
@@ -74,7 +92,7 @@ def _last_text(messages: list[dict], role: str) -> str:
     return ""
 
 
-def _content(body: dict, messages: list[dict]) -> str:
+def _content(body: dict, messages: list[dict], seed: int) -> str:
     if messages and messages[-1].get("role") == "tool":
         text = "[offline] tool result: " + _text_of(messages[-1].get("content"))[:PREVIEW_CHARS]
     else:
@@ -84,7 +102,7 @@ def _content(body: dict, messages: list[dict]) -> str:
     if kind == "json_schema":
         schema = as_dict(response_format.get("json_schema")).get("schema")
         if isinstance(schema, (dict, bool)):
-            return instance_text(schema)
+            return instance_text(schema, seed)
         return compact({"answer": text})
     if kind == "json_object":
         return compact({"answer": text})
@@ -125,7 +143,7 @@ def _usage(messages: list[dict], completion_chars: int) -> dict[str, Any]:
     }
 
 
-def _tool_call(body: dict, messages: list[dict], digest: str) -> dict[str, Any] | None:
+def _tool_call(body: dict, messages: list[dict], digest: str, seed: int) -> dict[str, Any] | None:
     """The one tool call to make, or None when the answer should be text."""
     choice = body.get("tool_choice")
     if choice == "none" or (messages and messages[-1].get("role") == "tool"):
@@ -143,7 +161,7 @@ def _tool_call(body: dict, messages: list[dict], digest: str) -> dict[str, Any] 
     name = wanted.get("name") if isinstance(wanted, dict) else None
     function = next((f for f in functions if f["name"] == name), functions[0])
     parameters = function.get("parameters")
-    arguments = instance_text(parameters) if isinstance(parameters, dict) else "{}"
+    arguments = instance_text(parameters, seed) if isinstance(parameters, dict) else "{}"
     call_hash = hashlib.sha256((digest + function["name"]).encode("utf-8")).hexdigest()
     return {
         "id": "call_" + call_hash[:24],
