@@ -17,7 +17,7 @@ from runner.errors import SpecError, UnknownOption, UsageError, warn
 
 if TYPE_CHECKING:
     from runner.check.validate import Validation
-    from runner.results.diff import RunDiff
+    from runner.results.diff import DiffItem, RunDiff
     from runner.runs.execute import RunPlan, RunSettings, RunSummary
     from runner.spec.cases import Selection
     from runner.spec.objects import Spec
@@ -363,6 +363,17 @@ def diff_runs(run_a: PathLike, run_b: PathLike) -> RunDiff:
     from runner.results.diff import diff_runs as diff
 
     return diff(Path(run_a), Path(run_b))
+
+
+def iter_diff(run_a: PathLike, run_b: PathLike) -> Iterator[DiffItem]:
+    """Compare two runs of any size as ``runner diff`` does, one id at a time: a ``DiffItem``
+    per id of A in A's order (``kind`` "paired" with its ``diff``, or "missing"), then the
+    ids only in B ("added"). Nothing is held in memory; ``diff_runs`` gathers the same for
+    small runs."""
+    from runner.results.diff import compare_stores
+    from runner.runs.store import RunStore
+
+    yield from compare_stores(RunStore.open(Path(run_a)), RunStore.open(Path(run_b)))
 
 
 def record_rows(records: Iterable[Mapping[str, Any] | Record]) -> Iterator[dict[str, Any]]:

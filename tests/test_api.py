@@ -50,6 +50,7 @@ API_SIGNATURES = {
         ),
         "open_run": "(run_dir: 'PathLike') -> 'Run'",
         "diff_runs": "(run_a: 'PathLike', run_b: 'PathLike') -> 'RunDiff'",
+        "iter_diff": "(run_a: 'PathLike', run_b: 'PathLike') -> 'Iterator[DiffItem]'",
         "record_rows": (
             "(records: 'Iterable[Mapping[str, Any] | Record]') -> 'Iterator[dict[str, Any]]'"
         ),
@@ -288,6 +289,30 @@ def test_diff_of_two_runs(project, openai_server, monkeypatch):
     assert not result.identical
     assert [r.id for r in result.changed] == ["b"]
     assert runner.diff_runs(first.run_dir, first.run_dir).identical
+
+
+def test_iter_diff_streams_one_item_per_id(project):
+    """The streaming form of diff_runs: an iterator, one item per id, nothing gathered."""
+    import types
+
+    for name in ("a", "b", "c"):
+        write_spec(project, name, f"Say hello ({name}).")
+    first = runner.run_specs("specs", provider="offline")
+    write_spec(project, "b", "Say goodbye (b).")
+    (project / "specs" / "c.yaml").unlink()
+    write_spec(project, "d", "Say hello (d).")
+    second = runner.run_specs("specs", provider="offline")
+
+    items = runner.iter_diff(first.run_dir, second.run_dir)
+
+    assert isinstance(items, types.GeneratorType)
+    seen = [(item.kind, item.id, item.diff.differs if item.diff else None) for item in items]
+    assert seen == [
+        ("paired", "a", False),
+        ("paired", "b", True),
+        ("missing", "c", None),
+        ("added", "d", None),
+    ]
 
 
 def test_resume_sends_only_what_is_missing(project, openai_server, monkeypatch):

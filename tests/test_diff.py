@@ -106,7 +106,8 @@ def test_parsed_fields_status_and_finish_reason(project, openai_server, run_spec
     assert changes["finish_reason"]["after"] == "length"
     assert changes["valid"]["before"] is True and changes["valid"]["after"] is False
     text = run_cli("diff", run_a, run_b).stdout
-    assert "parsed: keys changed: label" in text and "status: ok -> invalid_output" in text
+    assert '  label: "positive" -> "meh"' in text and "status: ok -> invalid_output" in text
+    assert "answer:" not in text  # a JSON answer is shown by its keys, not again as text
 
 
 def test_a_failure_against_a_success(project, openai_server, run_specs, run_cli):
@@ -258,3 +259,63 @@ def test_a_reader_that_goes_away_ends_the_diff_quietly(project, run_cli):
         process.wait(timeout=60)
     assert process.returncode == -signal.SIGPIPE
     assert errors == b""
+
+
+def test_the_diff_leads_with_what_changed_and_keeps_tokens_for_verbose(project, run_cli):
+    """An offline run of a changed prompt: each changed record says old -> new per key; token
+    and latency changes (most of the lines before) wait for --verbose."""
+    schema = {
+        "type": "object",
+        "properties": {"team": {"type": "string", "enum": ["billing", "platform", "docs"]}},
+        "required": ["team"],
+        "additionalProperties": False,
+    }
+    fields = {
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "t", "strict": True, "schema": schema},
+        },
+        "cases": [{"id": f"t{i}", "ticket": f"ticket {i}"} for i in range(8)],
+    }
+    write_spec(project, "triage", "Route: {{ ticket }}", **fields)
+    run_a = json.loads(run_cli("run", "specs", "--provider", "offline", "--json").stdout)
+    write_spec(project, "triage", "Route this ticket to a team: {{ ticket }}", **fields)
+    run_b = json.loads(run_cli("run", "specs", "--provider", "offline", "--json").stdout)
+
+    plain = run_cli("diff", run_a["run_dir"], run_b["run_dir"])
+    verbose = run_cli("diff", run_a["run_dir"], run_b["run_dir"], "--verbose")
+
+    lines = plain.stdout.splitlines()
+    changed = [i for i, line in enumerate(lines) if line.startswith("changed ")]
+    assert changed, plain.stdout
+    first = changed[0]
+    assert lines[first].endswith("  (llama-3.3-70b-versatile)")
+    assert lines[first + 1].startswith('  team: "') and " -> " in lines[first + 1]
+    assert "(info)" not in plain.stdout and "tokens" not in plain.stdout.split("\n8 paired")[0]
+    assert "(info)" in verbose.stdout and "latency_ms" in verbose.stdout
+    assert len(verbose.stdout.splitlines()) > len(lines)
+
+
+def test_unchanged_records_with_other_token_counts_are_counted_not_listed(tmp_path, run_cli):
+    def record(record_id: str, tokens: int) -> dict:
+        usage = {"prompt_tokens": 3, "completion_tokens": tokens, "total_tokens": 3 + tokens}
+        return {
+            "id": record_id,
+            "status": "ok",
+            "output": {"content": "same"},
+            "usage": usage,
+            "latency_ms": 1,
+        }
+
+    run_a = saved_run(tmp_path / "a", [record(f"r{i:02}", 4) for i in range(24)])
+    run_b = saved_run(tmp_path / "b", [record(f"r{i:02}", 5) for i in range(24)])
+
+    plain = run_cli("diff", run_a, run_b)
+    verbose = run_cli("diff", run_a, run_b, "-v")
+
+    assert plain.exit_code == 0 and plain.stdout.splitlines()[1:] == [
+        "24 paired: 0 changed, 24 unchanged; 0 added, 0 missing; the runs give the same answers",
+        "24 unchanged record(s) used other token counts "
+        "(--verbose shows them, and every token and latency change)",
+    ]
+    assert len(verbose.stdout.splitlines()) > 24 * 2

@@ -163,10 +163,17 @@ def report(run_dirs: tuple[Path, ...], out: Path | None, fmt: str, max_rows: int
 @click.argument("run_a", type=run_folder)
 @click.argument("run_b", type=run_folder)
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Also token and latency changes, and records whose only change is their tokens.",
+)
 @reports_errors
 @resolves_runs("run_a", "run_b")
-def diff(run_a: Path, run_b: Path, as_json: bool) -> None:
-    """Compare two run directories record by record.
+def diff(run_a: Path, run_b: Path, as_json: bool, verbose: bool) -> None:
+    """Compare two runs (folders, run ids, latest or latest~N) record by record: each changed
+    record with its old -> new answer or check.
 
     Exit code 0 when both give the same answers, 1 when any output, status or expectation
     result differs or records were added or are missing, 2 for usage errors.
@@ -179,6 +186,6 @@ def diff(run_a: Path, run_b: Path, as_json: bool) -> None:
             click.echo(chunk, nl=False)
         click.echo()
     else:
-        for line in result.text():
+        for line in result.text(verbose):
             click.echo(line)
     sys.exit(EXIT_OK if result.counts.identical else EXIT_FAILED)

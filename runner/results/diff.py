@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from runner.results.table import record_model
 from runner.runs.store import RunStore, record_line_id, temporary_database
 
 MAX_DIFF_LINES = 40
@@ -37,10 +38,21 @@ class Change:
     detail: tuple[str, ...] = ()  # a unified diff of text, or the parsed keys that changed
 
     def describe(self) -> list[str]:
+        """The change as a person reads it: the old answer (or check) -> the new one."""
         if self.field == "content":
-            return ["content:", *(f"  {line}" for line in self.detail)]
-        if self.field == "parsed" and self.detail:
-            return [f"parsed: keys changed: {', '.join(self.detail)}"]
+            if _one_line(self.before) and _one_line(self.after):
+                return [f"answer: {_quoted(self.before)} -> {_quoted(self.after)}"]
+            return ["answer:", *(f"  {line}" for line in self.detail)]
+        if self.field == "parsed":
+            before, after = self.before, self.after
+            if self.detail and isinstance(before, dict) and isinstance(after, dict):
+                return [
+                    f"{key}: {_json_short(before, key)} -> {_json_short(after, key)}"
+                    for key in self.detail
+                ]
+            return [f"answer: {_json_short(before)} -> {_json_short(after)}"]
+        if self.field == "tool_calls":
+            return [f"tool calls: {_calls_text(self.before)} -> {_calls_text(self.after)}"]
         if self.field == "expectations":
             return [f"expectations: {self.before} -> {self.after}", *self.detail]
         return [f"{self.field}: {_short(self.before)} -> {_short(self.after)}"]
@@ -61,10 +73,28 @@ class RecordDiff:
     id: str
     changes: tuple[Change, ...] = ()
     info: tuple[Change, ...] = ()  # tokens and latency: shown, never counted
+    model: str | None = None  # the model of B's record, to name it when the id does not
 
     @property
     def differs(self) -> bool:
         return bool(self.changes)
+
+    def lines(self, verbose: bool = False) -> Iterator[str]:
+        """What changed, leading with the answer: a heading naming the record (and its model),
+        then old -> new for each change. A JSON answer is shown by its keys, not again as
+        text; token counts and latency only when ``verbose``."""
+        heading = f"{'changed' if self.differs else 'same':<8}{self.id}"
+        if self.model and f"model={self.model}" not in self.id:
+            heading += f"  ({self.model})"
+        yield heading
+        keyed = any(c.field == "parsed" for c in self.changes)
+        for change in self.changes:
+            if change.field == "content" and keyed and not verbose:
+                continue
+            yield from (f"  {line}" for line in change.describe())
+        if verbose:
+            for change in self.info:
+                yield from (f"  {line} (info)" for line in change.describe())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +116,7 @@ class DiffCounts:
     missing: int = 0
     pass_to_fail: int = 0
     fail_to_pass: int = 0
+    tokens_only: int = 0  # unchanged records whose token counts changed (shown by --verbose)
 
     @property
     def identical(self) -> bool:
@@ -100,6 +131,7 @@ class DiffCounts:
             self.paired += 1
             self.changed += item.diff.differs
             self.unchanged += not item.diff.differs
+            self.tokens_only += not item.diff.differs and item.shown
             for change in item.diff.changes:
                 if change.field == "expectations":
                     self.pass_to_fail += (change.before, change.after) == (PASS, FAIL)
@@ -196,9 +228,9 @@ class RunDiff:
         counts.pass_to_fail, counts.fail_to_pass = self.turned(PASS, FAIL), self.turned(FAIL, PASS)
         return counts
 
-    def describe(self) -> str:
-        """The comparison as a person reads it."""
-        return "\n".join(_text(self.run_a, self.run_b, self.items(), self.counts))
+    def describe(self, verbose: bool = False) -> str:
+        """The comparison as a person reads it (``verbose``: with token and latency changes)."""
+        return "\n".join(_text(self.run_a, self.run_b, self.items(), self.counts, verbose))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -226,9 +258,10 @@ class StreamedDiff:
             if item.shown:
                 yield item
 
-    def text(self) -> Iterator[str]:
-        """The comparison as a person reads it; ``counts`` is complete once it is consumed."""
-        return _text(self.run_a, self.run_b, self._items(), lambda: self.counts)
+    def text(self, verbose: bool = False) -> Iterator[str]:
+        """The comparison as a person reads it; ``counts`` is complete once it is consumed.
+        ``verbose`` adds token and latency changes, and records whose only change they are."""
+        return _text(self.run_a, self.run_b, self._items(), lambda: self.counts, verbose)
 
     def json(self) -> Iterator[str]:
         """The same JSON as ``RunDiff.to_json``, in chunks."""
@@ -258,10 +291,15 @@ class StreamedDiff:
 
 
 def _text(
-    run_a: Path, run_b: Path, items: Iterable[DiffItem], counts: Callable[[], DiffCounts]
+    run_a: Path,
+    run_b: Path,
+    items: Iterable[DiffItem],
+    counts: Callable[[], DiffCounts],
+    verbose: bool = False,
 ) -> Iterator[str]:
-    """The text of a comparison: shown records in A's order, then ids only in B, then ids only
-    in A, then the counts (read once ``items`` is exhausted)."""
+    """The text of a comparison: changed records in A's order (with ``verbose``, records whose
+    only change is their token counts too), then ids only in B, then ids only in A, then the
+    counts (read once ``items`` is exhausted)."""
     yield f"comparing {run_a} (A) with {run_b} (B)"
     with _Spool() as added, _Spool() as missing:
         for item in items:
@@ -270,14 +308,17 @@ def _text(
                 continue
             record = item.diff
             assert record is not None
-            yield f"{'changed' if record.differs else 'same':<8}{record.id}"
-            for change in record.changes:
-                yield from (f"  {line}" for line in change.describe())
-            for change in record.info:
-                yield from (f"  {line} (info)" for line in change.describe())
+            if record.differs or verbose:
+                yield from record.lines(verbose)
         yield from (f"added   {record_id}  (only in B)" for record_id in added.ids())
         yield from (f"missing {record_id}  (only in A)" for record_id in missing.ids())
-    yield from counts().summary()
+    total = counts()
+    yield from total.summary()
+    if total.tokens_only and not verbose:
+        yield (
+            f"{total.tokens_only} unchanged record(s) used other token counts "
+            "(--verbose shows them, and every token and latency change)"
+        )
 
 
 class _Spool:
@@ -460,7 +501,7 @@ def diff_records(a: dict[str, Any], b: dict[str, Any]) -> RecordDiff:
         info.append(Change("tokens", tokens_a, tokens_b))
     if changes or info:
         info.append(Change("latency_ms", a.get("latency_ms"), b.get("latency_ms")))
-    return RecordDiff(a["id"], tuple(changes), tuple(info))
+    return RecordDiff(a["id"], tuple(changes), tuple(info), record_model(b))
 
 
 def _verdict(record: dict[str, Any]) -> str:
@@ -533,6 +574,34 @@ def _changed_keys(before: Any, after: Any) -> tuple[str, ...]:
         return ()
     keys = before.keys() | after.keys()
     return tuple(sorted(str(k) for k in keys if before.get(k) != after.get(k)))
+
+
+def _one_line(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and "\n" not in value and len(value) <= 200)
+
+
+def _quoted(value: Any) -> str:
+    return "(none)" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+_ABSENT = object()
+
+
+def _json_short(value: Any, key: str | None = None, limit: int = 80) -> str:
+    """A value (or ``value[key]``) as compact JSON, cut at ``limit``; "(absent)" for a key
+    the answer does not have."""
+    if key is not None:
+        value = value.get(key, _ABSENT)
+        if value is _ABSENT:
+            return "(absent)"
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _calls_text(calls: Any) -> str:
+    if not calls:
+        return "(none)"
+    return "; ".join(f"{name} {_json_short(arguments)}" for name, arguments in calls)
 
 
 def _short(value: Any, limit: int = 80) -> str:
