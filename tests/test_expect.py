@@ -535,6 +535,8 @@ def test_the_example_experiment_scores_on_the_offline_provider(run_cli, tmp_path
         assert team["actual"] == record["output"]["parsed"]["team"]
         assert team["passed"] is (team["expected"] == team["actual"])
         assert summary["passed"] and tokens["passed"]
+        # The pattern as the spec writes it ('\S'), not JSON-quoted with its backslash doubled.
+        assert summary["message"] == "'summary' matches /\\S/"
     passed = sum(r["expectations"]["passed"] for r in records.values())
     assert json.loads(result.stdout)["expectations"] == {
         "records": 12,

@@ -242,10 +242,10 @@ def _compare(check: Check, actual: Any, expected: Any, where: str) -> tuple[bool
     try:
         pattern = re.compile(str(expected), re.IGNORECASE if fold else 0)
     except re.error as exc:
-        return False, f"the pattern {_show(expected)} is not a valid regular expression: {exc}"
+        return False, f"the pattern {_pattern(expected)} is not a valid regular expression: {exc}"
     passed = pattern.search(_as_text(actual)) is not None
     verb = "matches" if passed else "does not match"
-    return passed, f"{where} {verb} {_show(expected)}"
+    return passed, f"{where} {verb} {_pattern(expected)}"
 
 
 def _tool_call(check: Check, output: Mapping[str, Any], name: Any, arguments: Any) -> CheckResult:
@@ -325,6 +325,13 @@ def _lookup(value: Any, path: tuple[PathPart, ...]) -> tuple[bool, Any]:
             return False, None
         value = value[part]
     return True, value
+
+
+def _pattern(value: Any, limit: int = 60) -> str:
+    """A regular expression as it was written, between slashes: JSON quoting would double
+    every backslash (\\S read as "\\\\S")."""
+    text = str(value)
+    return f"/{text}/" if len(text) <= limit else f"/{text[: limit - 3]}.../"
 
 
 def _show(value: Any, limit: int = 60) -> str:

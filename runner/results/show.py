@@ -150,8 +150,10 @@ def _check_lines(expectations: Any) -> Iterator[str]:
         if not isinstance(check, dict) or check.get("passed"):
             continue
         target = f" {check['target']}" if check.get("target") else ""
+        expected = check.get("expected")
+        wanted = f"/{expected}/" if check.get("check") == "regex" else _value(expected)
         yield (
-            f"FAIL {check.get('check')}{target}: expected {_value(check.get('expected'))}, "
+            f"FAIL {check.get('check')}{target}: expected {wanted}, "
             f"got {_value(check.get('actual'))}"
         )
 
