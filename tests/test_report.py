@@ -301,3 +301,163 @@ def test_streamed_runs_show_time_to_first_token(project, run_cli, openai_server,
     html = run_cli("report", run, "-o", "r.html")
     assert html.exit_code == 0
     assert 'data-sort="ttft"' in (project / "r.html").read_text()
+
+
+# ---- what a reviewer asks first (issues 27 and 29)
+
+TEAM_SCHEMA = {
+    "type": "object",
+    "properties": {"team": {"type": "string", "enum": ["billing", "platform", "docs"]}},
+    "required": ["team"],
+    "additionalProperties": False,
+}
+
+
+def write_triage(project: Path, prompt: str = "Route: {{ ticket }}", cases: int = 6) -> None:
+    """A matrix of two models over labelled tickets, each expecting its team."""
+    teams = ("billing", "platform", "docs")
+    write_spec(
+        project,
+        "triage",
+        prompt,
+        matrix=GRID,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "t", "strict": True, "schema": TEAM_SCHEMA},
+        },
+        cases=[
+            {"id": f"t{i}", "ticket": f"ticket {i}", "team": teams[i % 3]} for i in range(cases)
+        ],
+        expect=[{"equals": "{{ team }}", "path": "team"}, {"max_tokens": 400}],
+    )
+
+
+def offline_run(run_cli) -> Path:
+    result = run_cli("run", "specs", "--provider", "offline", "--json")
+    return Path(json.loads(result.stdout)["run_dir"])
+
+
+def test_the_matrix_shows_each_cases_inputs_expected_values_and_failed_checks(
+    project, run_cli, open_report, tmp_path
+):
+    write_triage(project)
+    run = offline_run(run_cli)
+    assert run_cli("report", run, "-o", "report.html").exit_code == 0
+
+    page = open_report(project / "report.html")
+    case = page.inner_text('table.matrix tr[data-case="t1"] td.case')
+    assert "ticket 1" in case and "expected: equals team platform" in " ".join(case.split())
+    common = page.inner_text("p.common-checks")
+    assert common == "Every case expects: max_tokens completion_tokens 400"
+    records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    wrong = next(r for r in records if not r["expectations"]["passed"])
+    cells = page.eval_on_selector_all(
+        f'table.matrix tr[data-case="{wrong["case"]["id"]}"] td .check-failed',
+        "cells => cells.map(c => c.innerText)",
+    )
+    team = wrong["output"]["parsed"]["team"]
+    assert f"equals team: expected {wrong['vars']['team']}, got {team}" in cells
+    screenshot(page, "report-matrix-inputs", tmp_path)
+
+
+def test_within_the_row_cap_failed_records_come_first(project, run_cli):
+    write_triage(project, cases=12)
+    run = offline_run(run_cli)
+    records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    failing = [r["id"] for r in records if not r["expectations"]["passed"]]
+    assert 3 <= len(failing) < len(records)
+
+    report = build_report((run,), max_rows=3)
+
+    assert [row.id for row in report.rows] == failing[:3]
+    whole = build_report((run,), max_rows=100)
+    assert [row.id for row in whole.rows[: len(failing)]] == failing
+    # The matrix keeps the run's order whatever the rows' order.
+    assert [item.case for item in whole.matrices[0].cases] == [f"t{i}" for i in range(12)]
+
+
+def test_two_runs_show_both_runs_records_side_by_side(project, run_cli, open_report, tmp_path):
+    write_triage(project)
+    write_spec(project, "gone", "Only in A.")
+    run_a = offline_run(run_cli)
+    write_triage(project, prompt="Route this ticket: {{ ticket }}")
+    (project / "specs" / "gone.yaml").unlink()
+    write_spec(project, "new", "Only in B.")
+    run_b = offline_run(run_cli)
+
+    report = build_report((run_a, run_b), max_rows=100)
+    rows = {row.id: row for row in report.rows}
+    assert report.records == 14 and len(rows) == 14
+    assert rows["gone"].only_in_a and rows["new"].before is None
+    paired = rows["triage/t0/model=m-small"]
+    assert paired.before is not None and paired.before.text != paired.text and paired.changed
+    first = [row.id for row in report.rows[:2]]
+    assert "gone" in first or "new" in first or all(rows[i].changed for i in first)
+
+    assert run_cli("report", run_a, run_b, "-o", "compare.html").exit_code == 0
+    page = open_report(project / "compare.html")
+    before = page.inner_text('#record-table tr[data-id="triage/t0/model=m-small"] td.before')
+    assert paired.before.parsed[0][1] in before  # A's team, in A's column
+    assert page.inner_text('#record-table tr[data-id="gone"] td.answer') == "only in A"
+    assert page.inner_text('#record-table tr[data-id="new"] td.before') == "only in B"
+    screenshot(page, "report-two-runs-records", tmp_path)
+
+
+def test_offline_answers_are_labelled(project, run_cli, openai_server, monkeypatch):
+    write_spec(project, "alpha")
+    offline = offline_run(run_cli)
+    html = run_cli("report", offline, "-o", "offline.html")
+    assert html.exit_code == 0
+    page = (project / "offline.html").read_text()
+    assert 'id="offline-banner"' in page and "1 of 1 record(s) were answered by the offline" in page
+    markdown = run_cli("report", offline, "--format", "md").stdout
+    assert "**Offline answers.** 1 of 1 record(s)" in markdown
+    monkeypatch.setenv(KEY_ENV, KEY)
+    assert run_cli(*run_args(openai_server.base_url), "-q").exit_code == 0
+    run_cli("report", latest_run(project), "-o", "server.html")
+    assert 'id="offline-banner"' not in (project / "server.html").read_text()
+
+
+def test_charts_show_what_the_tables_show_over_answered_requests(
+    project, run_cli, openai_server, monkeypatch
+):
+    """A failed request has no latency or tokens worth averaging: the figures are over the
+    answered ones, the failures counted apart; a sub-millisecond latency reads 0.x ms."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(project, "ok1", "Say it (ok1).")
+    write_spec(project, "ok2", "Say it (ok2).")
+    write_spec(project, "down", "Say it (down).")
+    openai_server.plan(*["500"] * 3, marker="(down)")
+    result = run_cli(*run_args(openai_server.base_url), "--retries", "0", "--no-cache", "-q")
+    assert result.exit_code == 1
+    report = build_report((latest_run(project),))
+    (model,) = report.runs[0].by_model
+    assert (model.requests, model.failed, model.answered) == (3, 1, 2)
+    assert model.tokens_per_request == model.answered_tokens / 2
+    tokens = next(c for c in report.charts if c.title == "Tokens per answered request")
+    assert tokens.bars[0].text.endswith("(1 failed, not counted)")
+    latency = next(c for c in report.charts if c.title.startswith("Latency p50"))
+    value = latency.bars[0].value
+    assert latency.bars[0].text.startswith(f"{value:,.1f} ms" if value < 10 else f"{value:,.0f} ms")
+    assert not latency.bars[0].text.startswith("0 ms")
+
+
+def test_a_long_answer_does_not_squeeze_the_other_column(
+    project, run_cli, openai_server, open_report, monkeypatch, tmp_path
+):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(project, "grid", "Pick one ({{ topic }}).", matrix=GRID, cases=_cases(1))
+    long = " ".join(["averyveryverylongwordwithoutbreaks" * 4] * 80)
+    openai_server.plan("reply:" + json.dumps({"content": long}), marker="m-large")
+    assert run_cli(*run_args(openai_server.base_url), "--no-cache", "-q").exit_code == 0
+    assert run_cli("report", latest_run(project), "-o", "report.html").exit_code == 0
+    page = open_report(project / "report.html")
+    widths = page.eval_on_selector_all(
+        'table.matrix[data-spec="grid"] thead th', "cells => cells.map(c => c.offsetWidth)"
+    )
+    small, large = widths[1], widths[2]
+    assert abs(small - large) <= 2, widths
+    table = page.eval_on_selector('table.matrix[data-spec="grid"]', "t => t.offsetWidth")
+    section = page.eval_on_selector("#matrix", "s => s.clientWidth")
+    assert table <= section
+    screenshot(page, "report-long-answer", tmp_path)

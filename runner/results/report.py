@@ -7,12 +7,16 @@ touching execution. Records stream through once per run:
 - the overview (per spec, per matrix combination, per model) counts every record; latency and
   time-to-first-token percentiles come from a sample of at most ``SAMPLE_SIZE`` values per
   group (exact below that, a uniform random sample above);
-- the first ``max_rows`` records of the (last) run become rows of the records table and the
-  matrix side-by-side view; beyond that the report says how many were left out and points to
-  ``runner export --format csv`` for the full table;
+- at most ``max_rows`` records become rows of the records table and the matrix side-by-side
+  view, failed (and, comparing two runs, changed) records first; beyond that the report says
+  how many were left out and points to ``runner export --format csv`` for the full table. The
+  matrix view shows each case's variables and expected values beside the answers;
 - two runs are paired by id by ``runner diff``'s own pairing (``paired_lines``: side by side,
   or through an index on disk when the orders part) and compared by ``diff_records``; every
-  pair is counted and up to ``max_rows`` changed pairs are shown.
+  pair is counted, up to ``max_rows`` changed pairs are shown, and the records table shows
+  both runs' records side by side (with those only one run has);
+- latency percentiles and tokens per request are of answered requests, failures counted apart;
+  records of the offline provider are counted and the page says so at its top.
 
 So memory grows with ``max_rows``, not with the run.
 """
@@ -22,8 +26,8 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -83,6 +87,8 @@ class StatsRow:
     checked: int  # records with expectations
     passed: int
     total_tokens: int
+    answered: int  # requests with an answer (not failed): what the per-request figures count
+    answered_tokens: int
     latency_p50: float | None
     latency_p95: float | None
     ttft_p50: float | None
@@ -94,7 +100,8 @@ class StatsRow:
 
     @property
     def tokens_per_request(self) -> float | None:
-        return self.total_tokens / self.requests if self.requests else None
+        """Tokens per answered request: a failed request spent none, and would pull it down."""
+        return self.answered_tokens / self.answered if self.answered else None
 
 
 class Stats:
@@ -103,6 +110,7 @@ class Stats:
     def __init__(self) -> None:
         self.requests = self.ok = self.failed = self.invalid = 0
         self.checked = self.passed = self.total_tokens = 0
+        self.answered = self.answered_tokens = 0
         self.latency = Sample()
         self.ttft = Sample()
 
@@ -117,9 +125,14 @@ class Stats:
             self.checked += 1
             self.passed += verdict
         usage = record.get("usage")
-        if isinstance(usage, dict) and isinstance(usage.get("total_tokens"), int):
-            self.total_tokens += usage["total_tokens"]
-        if status != "failed" and isinstance(record.get("latency_ms"), (int, float)):
+        tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
+        if isinstance(tokens, int):
+            self.total_tokens += tokens
+        if status == "failed":
+            return  # counted apart: latency and tokens per request are of answered requests
+        self.answered += 1
+        self.answered_tokens += tokens if isinstance(tokens, int) else 0
+        if isinstance(record.get("latency_ms"), (int, float)):
             self.latency.add(float(record["latency_ms"]))
         stream = record.get("stream")
         if isinstance(stream, dict) and isinstance(stream.get("ttft_ms"), (int, float)):
@@ -135,6 +148,8 @@ class Stats:
             self.checked,
             self.passed,
             self.total_tokens,
+            self.answered,
+            self.answered_tokens,
             self.latency.percentile(50),
             self.latency.percentile(95),
             self.ttft.percentile(50),
@@ -193,14 +208,30 @@ class ReportRow:
     parameters: tuple[tuple[str, str], ...]  # the request's sampling settings
     messages: tuple[tuple[str, str], ...]
     checks: tuple[Check, ...]
+    offline: bool = False  # made up by the offline provider
+    seq: int = 0  # where the record is in its run: the matrix view keeps that order
+    # Two runs compared: A's row of the same id (None: only in B), whether the row is a record
+    # only A has (its fields are A's then), and whether the answer or verdict changed.
+    before: ReportRow | None = None
+    only_in_a: bool = False
+    changed: bool = False
 
     @property
     def verdict(self) -> str:
         """pass, fail or none (no expectations): the pass/fail filter's value."""
         return "none" if self.passed is None else ("pass" if self.passed else "fail")
 
+    @property
+    def failed(self) -> bool:
+        """The request failed, its output was invalid, or an expectation failed."""
+        return self.status != "ok" or self.passed is False
 
-def report_row(record: dict[str, Any]) -> ReportRow:
+    @property
+    def failed_checks(self) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if not check.passed)
+
+
+def report_row(record: dict[str, Any], seq: int = 0) -> ReportRow:
     """The row of one record, with everything a person needs to judge the answer."""
     output = record.get("output") or {}
     usage = _mapping(record.get("usage"))
@@ -258,16 +289,55 @@ def report_row(record: dict[str, Any]) -> ReportRow:
             for c in expectations.get("checks") or []
             if isinstance(c, dict)
         ),
+        offline=bool(record.get("offline")),
+        seq=seq,
     )
+
+
+class _RowPicker:
+    """The rows a report shows, within its cap: failed and changed records first (the ones a
+    reviewer looks for), then the rest, each group in the run's order. Holds at most twice
+    the cap."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.first: list[ReportRow] = []
+        self.rest: list[ReportRow] = []
+
+    def wants(self, first: bool | None = None) -> bool:
+        """Whether a row (of the group ``first`` says; None: either) could still be shown."""
+        if first is None:
+            return len(self.first) < self.cap or len(self.rest) < self.cap
+        return len(self.first if first else self.rest) < self.cap
+
+    def add(self, row: ReportRow, first: bool) -> None:
+        if self.wants(first):
+            (self.first if first else self.rest).append(row)
+
+    def rows(self) -> list[ReportRow]:
+        return (self.first + self.rest)[: self.cap]
+
+
+@dataclass(frozen=True)
+class MatrixCase:
+    """One case of a matrix: what went in (its variables), what was expected (its checks),
+    and each combination's answer."""
+
+    case: str
+    variables: tuple[tuple[str, str], ...]
+    expected: tuple[Check, ...]
+    cells: tuple[ReportRow | None, ...]
 
 
 @dataclass(frozen=True)
 class MatrixView:
-    """One spec's matrix side by side: a row per case, a column per combination."""
+    """One spec's matrix side by side: a row per case, a column per combination; the checks
+    every case shares are listed once, above (``common``)."""
 
     spec: str
     combinations: tuple[str, ...]
-    cases: tuple[tuple[str, tuple[ReportRow | None, ...]], ...]
+    cases: tuple[MatrixCase, ...]
+    common: tuple[Check, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -285,6 +355,7 @@ class RunSummary:
     not_sent: int
     has_ttft: bool
     has_checks: bool
+    offline: int = 0  # records answered by the offline provider
 
 
 @dataclass(frozen=True)
@@ -331,8 +402,10 @@ class Report:
     """Everything the HTML and Markdown templates show."""
 
     runs: tuple[RunSummary, ...]
-    rows: tuple[ReportRow, ...]  # of the last run, at most max_rows
-    records: int  # records of the last run
+    # At most max_rows, failed and changed first: of the last run, or of both runs by id
+    # (B's rows, with A's beside them, and the rows of records only A has).
+    rows: tuple[ReportRow, ...]
+    records: int  # records of the last run (two runs: ids in either)
     max_rows: int
     matrices: tuple[MatrixView, ...]
     comparison: Comparison | None
@@ -353,22 +426,34 @@ class Report:
     def has_checks(self) -> bool:
         return any(run.has_checks for run in self.runs)
 
+    @property
+    def offline(self) -> int:
+        """Records of the runs made up by the offline provider."""
+        return sum(run.offline for run in self.runs)
+
+    @property
+    def total(self) -> int:
+        return sum(run.total.requests for run in self.runs)
+
 
 def build_report(run_dirs: tuple[Path, ...], max_rows: int = MAX_ROWS) -> Report:
     """Read one run (or two: before and after) and gather what the report shows."""
     if not 1 <= len(run_dirs) <= 2:
         raise UsageError("give one run directory, or two to compare (before and after)")
     stores = [RunStore.open(path) for path in run_dirs]
+    two = len(stores) == 2
     summaries = [_summarise(store, 0)[0] for store in stores[:-1]]
-    summary, rows, records = _summarise(stores[-1], max_rows)
+    summary, rows, records = _summarise(stores[-1], 0 if two else max_rows)
     summaries.append(summary)
-    comparison = _compare(stores[0], stores[1], max_rows) if len(stores) == 2 else None
+    comparison = None
+    if two:
+        comparison, rows, records = _compare(stores[0], stores[1], max_rows)
     return Report(
         runs=tuple(summaries),
         rows=tuple(rows),
         records=records,
         max_rows=max_rows,
-        matrices=_matrices(rows),
+        matrices=_matrices([row for row in rows if not row.only_in_a]),
         comparison=comparison,
         charts=_charts(summaries),
         generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -384,18 +469,20 @@ def _summarise(store: RunStore, max_rows: int) -> tuple[RunSummary, list[ReportR
     """One streaming pass over a run: the overview's stats and the first ``max_rows`` rows."""
     total, by_spec = Stats(), _Groups()
     by_combination, by_model = _Groups(), _Groups()
-    rows: list[ReportRow] = []
-    records = 0
+    picker = _RowPicker(max_rows)
+    records = offline = 0
     for record in store.records():
         records += 1
+        offline += bool(record.get("offline"))
         spec = str(_mapping(record.get("spec")).get("name") or "")
         total.add(record)
         by_spec.get(spec).add(record)
         if record.get("matrix"):
             by_combination.get(f"{spec} · {combination_label(record)}").add(record)
         by_model.get(record_model(record) or "(none)").add(record)
-        if len(rows) < max_rows:
-            rows.append(report_row(record))
+        if picker.wants():
+            row = report_row(record, records)
+            picker.add(row, row.failed)
     manifest = store.read_manifest()
     counts = _mapping(manifest.get("counts"))
     summary = RunSummary(
@@ -410,8 +497,9 @@ def _summarise(store: RunStore, max_rows: int) -> tuple[RunSummary, list[ReportR
         not_sent=int(counts.get("not_sent") or 0),
         has_ttft=total.ttft.seen > 0,
         has_checks=total.checked > 0,
+        offline=offline,
     )
-    return summary, rows, records
+    return summary, picker.rows(), records
 
 
 class _Groups(dict[str, Stats]):
@@ -424,22 +512,37 @@ class _Groups(dict[str, Stats]):
         return tuple(stats.row(label) for label, stats in self.items())
 
 
-def _compare(store_a: RunStore, store_b: RunStore, max_rows: int) -> Comparison:
+def _compare(
+    store_a: RunStore, store_b: RunStore, max_rows: int
+) -> tuple[Comparison, list[ReportRow], int]:
     """Pair the runs as ``runner diff`` does and count what changed; keep the first
-    ``max_rows`` changed pairs as rows. Identical lines are not even decoded."""
+    ``max_rows`` changed pairs, and the rows of the records table: both runs by id, changed
+    and failed records first. Identical lines are decoded only while rows are wanted."""
     counts = dict.fromkeys(
         ("paired", "changed", "answers", "broke", "fixed", "added", "missing"), 0
     )
     pairs: list[Pair] = []
+    picker = _RowPicker(max_rows)
+    ids = 0
     for _, line_a, line_b in paired_lines(store_a, store_b):
+        ids += 1
         if line_a is None or line_b is None:
             counts["added" if line_a is None else "missing"] += 1
+            if picker.wants(True):
+                only = report_row(json.loads(line_b or line_a or b"{}"), ids)
+                picker.add(replace(only, only_in_a=line_b is None, changed=True), True)
             continue
         counts["paired"] += 1
         if line_a == line_b:
+            if picker.wants():
+                same = report_row(json.loads(line_b), ids)
+                picker.add(replace(same, before=same), same.failed)
             continue
         before, after = json.loads(line_a), json.loads(line_b)
         diff = diff_records(before, after)
+        if picker.wants():
+            row, was = report_row(after, ids), report_row(before, ids)
+            picker.add(replace(row, before=was, changed=diff.differs), diff.differs or row.failed)
         if not diff.differs:
             continue
         answer_changed = any(c.field != "expectations" for c in diff.changes)
@@ -455,7 +558,7 @@ def _compare(store_a: RunStore, store_b: RunStore, max_rows: int) -> Comparison:
                     report_row(before), report_row(after), changes, answer_changed, verdict_changed
                 )
             )
-    return Comparison(
+    comparison = Comparison(
         paired=counts["paired"],
         changed=counts["changed"],
         answers_changed=counts["answers"],
@@ -465,13 +568,15 @@ def _compare(store_a: RunStore, store_b: RunStore, max_rows: int) -> Comparison:
         missing=counts["missing"],
         pairs=tuple(pairs),
     )
+    return comparison, picker.rows(), ids
 
 
 def _matrices(rows: list[ReportRow]) -> tuple[MatrixView, ...]:
-    """Side-by-side tables for every spec whose rows have matrix combinations."""
+    """Side-by-side tables for every spec whose rows have matrix combinations, in the run's
+    order: a row per case with its variables and expected values, a column per combination."""
     specs: dict[str, dict[str, dict[str, ReportRow]]] = {}
     combinations: dict[str, dict[str, None]] = {}
-    for row in rows:
+    for row in sorted(rows, key=lambda r: r.seq):
         if not row.combination:
             continue
         specs.setdefault(row.spec, {}).setdefault(row.case or row.id, {})[row.combination] = row
@@ -479,9 +584,39 @@ def _matrices(rows: list[ReportRow]) -> tuple[MatrixView, ...]:
     views = []
     for spec, cases in specs.items():
         columns = tuple(combinations[spec])
-        grid = tuple((case, tuple(cells.get(c) for c in columns)) for case, cells in cases.items())
-        views.append(MatrixView(spec, columns, grid))
+        firsts = {case: next(iter(cells.values())) for case, cells in cases.items()}
+        expected = [{_check_key(c): c.expected for c in row.checks} for row in firsts.values()]
+        common = {
+            key: value
+            for key, value in expected[0].items()
+            if len(expected) > 1 and all(other.get(key) == value for other in expected)
+        }
+        grid = []
+        for case, cells in cases.items():
+            first = firsts[case]
+            grid.append(
+                MatrixCase(
+                    case,
+                    tuple(
+                        (k, _cut(v, SHORT_LIMIT))
+                        for k, v in first.variables
+                        if not (k == "id" and v == case)
+                    ),
+                    tuple(c for c in first.checks if _check_key(c) not in common),
+                    tuple(cells.get(c) for c in columns),
+                )
+            )
+        shared = next(iter(firsts.values())).checks
+        views.append(
+            MatrixView(
+                spec, columns, tuple(grid), tuple(c for c in shared if _check_key(c) in common)
+            )
+        )
     return tuple(views)
+
+
+def _check_key(check: Check) -> tuple[str, str]:
+    return check.check, check.target
 
 
 def _charts(runs: list[RunSummary]) -> tuple[Chart, ...]:
@@ -490,26 +625,47 @@ def _charts(runs: list[RunSummary]) -> tuple[Chart, ...]:
     def label(run_index: int, model: str) -> str:
         return f"{'AB'[run_index]} · {model}" if len(runs) == 2 else model
 
+    def apart(text: str, row: StatsRow) -> str:
+        """A bar's figure, with the failed requests it leaves out."""
+        return f"{text} ({row.failed:,} failed, not counted)" if row.failed else text
+
     models = [(label(i, m.label), m) for i, run in enumerate(runs) for m in run.by_model]
     charts = [
-        _chart("Latency p50 (ms)", [(n, m.latency_p50) for n, m in models], "{:,.0f} ms"),
-        _chart("Latency p95 (ms)", [(n, m.latency_p95) for n, m in models], "{:,.0f} ms"),
-        _chart("Tokens per request", [(n, m.tokens_per_request) for n, m in models], "{:,.0f}"),
+        _chart("Latency p50, answered requests", [(n, m, m.latency_p50) for n, m in models]),
+        _chart("Latency p95, answered requests", [(n, m, m.latency_p95) for n, m in models]),
+        _chart(
+            "Tokens per answered request",
+            [(n, m, m.tokens_per_request) for n, m in models],
+            lambda value, row: apart(f"{value:,.0f}", row),
+        ),
     ]
     if any(run.has_checks for run in runs):
-        rates = [(n, None if m.pass_rate is None else 100 * m.pass_rate) for n, m in models]
-        charts.append(_chart("Expectations passed (%)", rates, "{:.0f}%", top=100.0))
+        rates = [(n, m, None if m.pass_rate is None else 100 * m.pass_rate) for n, m in models]
+        charts.append(
+            _chart("Expectations passed (%)", rates, lambda v, row: f"{v:.0f}%", top=100.0)
+        )
     return tuple(chart for chart in charts if chart.bars)
 
 
+def _latency_text(value: float, row: StatsRow) -> str:
+    """As the tables show it (0.3 ms, not "0 ms"), with the failed requests left out."""
+    text = _milliseconds(value)
+    return f"{text} ({row.failed:,} failed, not counted)" if row.failed else text
+
+
 def _chart(
-    title: str, values: list[tuple[str, float | None]], fmt: str, top: float | None = None
+    title: str,
+    values: list[tuple[str, StatsRow, float | None]],
+    fmt: Callable[[float, StatsRow], str] = _latency_text,
+    top: float | None = None,
 ) -> Chart:
-    present = [(name, value) for name, value in values if value is not None]
-    scale = top or max((value for _, value in present), default=0.0) or 1.0
+    present = [(name, row, value) for name, row, value in values if value is not None]
+    scale = top or max((value for _, _, value in present), default=0.0) or 1.0
     return Chart(
         title,
-        tuple(Bar(name, value, fmt.format(value), 100 * value / scale) for name, value in present),
+        tuple(
+            Bar(name, value, fmt(value, row), 100 * value / scale) for name, row, value in present
+        ),
     )
 
 
