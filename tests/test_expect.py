@@ -328,8 +328,7 @@ EXPECT_MISTAKES = {
         '"{{ expected }}"',
         '"{{ expectd }}"',
         "spec.yaml:31:13: template uses the variable 'expectd', which has no value "
-        "(add it under 'vars:' (e.g. vars: {expectd: ...}) or pass --var expectd=... "
-        "when running)",
+        "(did you mean 'expected', a variable the spec has? write {{ expected }})",
     ),
     "tool not defined": (
         '  - equals: "{{ expected }}"\n    path: label\n',

@@ -393,3 +393,95 @@ def test_fix_repairs_the_example_specs_and_keeps_every_comment(tmp_path, monkeyp
         ]
         for comment in comments:
             assert comment in fixed, (path.name, comment)
+
+
+# ---- template names
+
+
+def test_a_variable_in_another_case_is_named_and_fixed(project, run_cli):
+    (project / "spec.yaml").write_text(
+        HEAD + "vars: {ticket: refund}\nmessages:\n  - role: user\n"
+        "    content: 'Route {{ Ticket }} now'   # the ticket text\n"
+    )
+
+    problem = only(validate(run_cli, "spec.yaml"))
+    run_cli("validate", "--fix", "spec.yaml")
+
+    assert (problem["line"], problem["code"]) == (6, "undefined-variable")
+    assert "did you mean 'ticket', a variable the spec has? write {{ ticket }}" in problem["hint"]
+    assert "content: 'Route {{ ticket }} now'   # the ticket text" in (
+        (project / "spec.yaml").read_text()
+    )
+
+
+def test_a_variable_that_is_a_slip_of_a_column_is_named_at_the_template(project, run_cli):
+    (project / "rows.csv").write_text("id,customer_name\nc1,Ada\nc2,Grace\n")
+    (project / "spec.yaml").write_text(
+        HEAD + "cases: rows.csv\nmessages:\n  - role: user\n"
+        '    content: "Greet {{ customer_nam }}"\n'
+    )
+
+    problem = only(validate(run_cli, "spec.yaml"))
+    run_cli("validate", "--fix", "spec.yaml")
+
+    assert (problem["file"], problem["line"]) == ("spec.yaml", 6)
+    assert "did you mean 'customer_name', a column of the cases?" in problem["hint"]
+    assert '"Greet {{ customer_name }}"' in (project / "spec.yaml").read_text()
+    assert run_cli("validate", "spec.yaml").exit_code == 0
+
+
+def test_a_variable_no_column_resembles_is_still_checked_row_by_row(project, run_cli):
+    (project / "rows.csv").write_text("id,customer_name\nc1,Ada\n")
+    (project / "spec.yaml").write_text(
+        HEAD + "cases: rows.csv\nmessages:\n  - {role: user, content: '{{ product }}'}\n"
+    )
+
+    problem = only(validate(run_cli, "spec.yaml"))
+
+    assert (problem["file"], problem["line"], problem["code"]) == (
+        "rows.csv",
+        2,
+        "row-missing-variable",
+    )
+
+
+def test_a_name_with_a_minus_is_explained_as_a_subtraction(project, run_cli):
+    (project / "spec.yaml").write_text(
+        HEAD + "vars: {customer_name: Ada}\nmessages:\n  - role: user\n"
+        "    content: 'Hello {{ customer-name }}!'\n"
+    )
+
+    problem = only(validate(run_cli, "spec.yaml"))
+    run_cli("validate", "--fix", "spec.yaml")
+
+    assert problem["code"] == "variable-with-minus"
+    assert problem["message"] == (
+        "template reads 'customer-name' as 'customer' minus 'name': a '-' in a name is a "
+        "subtraction in Jinja"
+    )
+    assert problem["hint"] == "write {{ customer_name }}"
+    assert "'Hello {{ customer_name }}!'" in (project / "spec.yaml").read_text()
+
+
+def test_a_column_with_a_minus_is_to_be_renamed(project, run_cli):
+    (project / "rows.csv").write_text("id,customer-name\nc1,Ada\n")
+    (project / "spec.yaml").write_text(
+        HEAD + "cases: rows.csv\nmessages:\n  - {role: user, content: 'Hi {{ customer-name }}'}\n"
+    )
+
+    problem = only(validate(run_cli, "spec.yaml"))
+
+    assert problem["code"] == "variable-with-minus"
+    assert problem["hint"] == (
+        "rename the variable 'customer-name' to customer_name and write {{ customer_name }}"
+    )
+    assert run_cli("validate", "--fix", "spec.yaml").exit_code == 1  # nothing safe to do
+
+
+def test_a_real_subtraction_is_left_alone(project, run_cli):
+    (project / "spec.yaml").write_text(
+        HEAD
+        + "vars: {total: 5, paid: 2}\nmessages:\n  - {role: user, content: 'Owed: {{ total - paid }}'}\n"
+    )
+
+    assert run_cli("validate", "spec.yaml").exit_code == 0

@@ -123,7 +123,14 @@ MISTAKES = {
         "{{ topic }}",
         "{{ topik }}",
         "spec.yaml:12:14: template uses the variable 'topik', which has no value "
-        "(add it under 'vars:' (e.g. vars: {topik: ...}) or pass --var topik=... when running)",
+        "(did you mean 'topic', a variable the spec has? write {{ topic }})",
+        "undefined-variable",
+    ),
+    "variable with no value and no likely meaning": (
+        "{{ topic }}",
+        "{{ subject }}",
+        "spec.yaml:12:14: template uses the variable 'subject', which has no value (add it "
+        "under 'vars:' (e.g. vars: {subject: ...}) or pass --var subject=... when running)",
         "undefined-variable",
     ),
     "unclosed braces": (

@@ -6,6 +6,7 @@ specs often shares its prompts.
 
 from __future__ import annotations
 
+import csv
 import difflib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -20,11 +21,14 @@ import jinja2.meta
 import jinja2.nodes
 
 from runner.check.context import SpecFile
-from runner.errors import Problem
+from runner.check.names import minus_names, renamed
+from runner.errors import Fix, Problem, RunnerError
+from runner.spec.cases import DATA_SUFFIXES, ID_COLUMN, CaseSource, read_rows
 from runner.spec.document import PathKey
 from runner.spec.expectations import expect_templates
+from runner.spec.hints import closest, is_slip
 from runner.spec.objects import ImagePart, Message, TextTemplate
-from runner.spec.project import display_path
+from runner.spec.project import display_path, resolve_inside
 
 
 @lru_cache(maxsize=512)
@@ -187,30 +191,105 @@ def _missing_imports(
 
 def variables_without_value(file: SpecFile, problems: list[Problem]) -> set[str]:
     """Variables the templates use that ``vars`` does not give; reported unless cases may give
-    them (their rows are checked instead)."""
+    them (their rows are checked instead). A name that is a slip of a variable the spec has
+    (a ``vars:`` key, a data-file column, a ``--var``) or that holds a '-' (which Jinja reads
+    as a subtraction) is reported at the template, with the template as it should be."""
     defaults = {**(file.data.get("vars") or {}), **file.variables}
     has_cases = "cases" in file.data
+    columns = case_columns(file) if has_cases else None
+    known = [*defaults, *(columns or ())]
     reported: set[str] = set()
+    needed: set[str] = set()  # to be given by every case
     for path, source in chain(file.template_sources(), expect_templates(file.data)):
         try:
+            parsed = parse_template(file.env, source)
             used = _undeclared(file.env, source)
         except jinja2.TemplateSyntaxError:
             continue
         missing = used - defaults.keys()
-        if has_cases:
-            reported |= missing
-            continue
+        for written, names in minus_names(parsed, source):
+            if set(names) & missing and written not in reported:
+                reported.add(written)
+                problems.append(_minus_problem(file, path, source, written, known))
+            missing -= set(names)
         for name in sorted(missing - reported):
+            guess = closest(name, known)
             reported.add(name)
-            problems.append(
-                file.problem(
-                    path,
-                    f"template uses the variable '{name}', which has no value",
-                    f"add it under 'vars:' (e.g. vars: {{{name}: ...}}) or pass "
-                    f"--var {name}=... when running",
-                )
-            )
-    return reported
+            if has_cases and (columns is None or name in columns or guess is None):
+                needed.add(name)  # each row is checked for it
+                continue
+            problems.append(_unknown_variable(file, path, source, name, guess, has_cases))
+    return needed
+
+
+def _unknown_variable(
+    file: SpecFile, path: PathKey, source: str, name: str, guess: str | None, has_cases: bool
+) -> Problem:
+    message = f"template uses the variable '{name}', which has no value"
+    if guess is None:
+        hint = (
+            f"add it under 'vars:' (e.g. vars: {{{name}: ...}}) or pass --var {name}=... when "
+            "running"
+        )
+        return file.problem(path, message, hint, code="undefined-variable")
+    in_vars = guess in (file.data.get("vars") or {}) or guess in file.variables
+    where = "a column of the cases" if has_cases and not in_vars else "a variable the spec has"
+    fixed = renamed(file.env, source, name, guess)
+    return file.problem(
+        path,
+        message,
+        f"did you mean '{guess}', {where}? write {{{{ {guess} }}}}",
+        code="undefined-variable",
+        fix=Fix("set", path, source, value=fixed) if fixed and is_slip(name, guess) else None,
+    )
+
+
+def _minus_problem(
+    file: SpecFile, path: PathKey, source: str, written: str, known: list[str]
+) -> Problem:
+    """``{{ customer-name }}``: Jinja reads a subtraction of two variables."""
+    parts = written.split("-")
+    underscored = written.replace("-", "_")
+    message = (
+        f"template reads '{written}' as {' minus '.join(repr(p) for p in parts)}: a '-' in a "
+        "name is a subtraction in Jinja"
+    )
+    if underscored in known:
+        fixed = renamed(file.env, source, written, underscored)
+        return file.problem(
+            path,
+            message,
+            f"write {{{{ {underscored} }}}}",
+            code="variable-with-minus",
+            fix=Fix("set", path, source, value=fixed) if fixed else None,
+        )
+    use = f"write {{{{ {underscored} }}}}"
+    hint = f"name the variable {underscored} (letters, digits and '_') and {use}"
+    if written in known:
+        hint = f"rename the variable '{written}' to {underscored} and {use}"
+    return file.problem(path, message, hint, code="variable-with-minus")
+
+
+def case_columns(file: SpecFile) -> set[str] | None:
+    """The variables the spec's cases give (an inline list's keys, a data file's first row,
+    a files: pattern's path/name/stem); None when they cannot be read here (then every row is
+    checked, and the data file's own problems are reported by the cases check)."""
+    value = file.data.get("cases")
+    if isinstance(value, list):
+        return {str(k) for row in value if isinstance(row, dict) for k in row}
+    if isinstance(value, dict):
+        return {ID_COLUMN, "path", "name", "stem"}
+    if not isinstance(value, str):
+        return None
+    target = resolve_inside(file.root, file.folder_of(("cases",)), value)
+    if target is None or target.suffix.lower() not in DATA_SUFFIXES or not target.is_file():
+        return None
+    try:
+        first = next(read_rows(CaseSource(value, file=target)), None)
+    except (RunnerError, UnicodeDecodeError, csv.Error, OSError):
+        return None
+    row = first[1] if first is not None else None
+    return {str(k) for k in row} if isinstance(row, dict) else None
 
 
 def _indent_column(text: str, line: int) -> int:
