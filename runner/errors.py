@@ -132,7 +132,7 @@ class RunInterrupted(RunnerError):
         self.terminated = terminated
         what = "terminated (SIGTERM)" if terminated else "interrupted"
         super().__init__(
-            f"{what}: {saved} answer(s) saved in {run_dir}; finish the run with: "
+            f"{what}: {plural(saved, 'answer')} saved in {run_dir}; finish the run with: "
             f"runner run --resume {run_dir}"
         )
 
@@ -144,6 +144,7 @@ class RunStopped(RunnerError):
     def __init__(self, run_dir: str, reason: str, saved: int, not_sent: int):
         self.run_dir = run_dir
         super().__init__(
-            f"stopped: {reason}\n{saved} answer(s) saved in {run_dir}, {not_sent} request(s) "
+            f"stopped: {reason}\n{plural(saved, 'answer')} saved in {run_dir}, "
+            f"{plural(not_sent, 'request')} "
             f"not sent; after the reset, finish the run with: runner run --resume {run_dir}"
         )

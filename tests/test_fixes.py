@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -480,8 +482,95 @@ def test_a_column_with_a_minus_is_to_be_renamed(project, run_cli):
 
 def test_a_real_subtraction_is_left_alone(project, run_cli):
     (project / "spec.yaml").write_text(
-        HEAD
-        + "vars: {total: 5, paid: 2}\nmessages:\n  - {role: user, content: 'Owed: {{ total - paid }}'}\n"
+        HEAD + "vars: {total: 5, paid: 2}\n"
+        "messages:\n  - {role: user, content: 'Owed: {{ total - paid }}'}\n"
     )
 
     assert run_cli("validate", "spec.yaml").exit_code == 0
+
+
+# ---- issue 27: warnings for --var, provider keys, number agreement
+
+OFFLINE = "version: 1\nmodel: m\nprovider: offline\nvars: {topic: git}\n"
+TOPIC = "messages:\n  - {role: user, content: 'A haiku about {{ topic }}'}\n"
+
+
+def runner_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real command (its entry point prints the library's warnings)."""
+    command = [sys.executable, "-m", "runner", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_a_var_no_template_uses_is_warned_with_the_closest_name(project):
+    (project / "spec.yaml").write_text(OFFLINE + TOPIC)
+
+    rendered = runner_process("render", "spec.yaml", "--var", "topik=rust")
+    ran = runner_process("run", "spec.yaml", "--var", "topik=rust", "-q")
+
+    warning = (
+        "--var: warning: no template uses the variable 'topik' given on the command line "
+        "(did you mean 'topic'? pass --var topic=...)"
+    )
+    assert rendered.returncode == 0 and rendered.stderr.splitlines() == [warning]
+    assert ran.returncode == 0 and ran.stderr.splitlines() == [warning]
+    assert runner_process("render", "spec.yaml", "--var", "topic=rust").stderr == ""
+
+
+def test_the_python_api_hands_the_warning_over(project):
+    import warnings
+
+    from runner import render_spec
+    from runner.errors import RunnerWarning
+
+    (project / "spec.yaml").write_text(OFFLINE + TOPIC)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        render_spec("spec.yaml", {"topik": "rust"})
+
+    problems = [w.message.problem for w in caught if isinstance(w.message, RunnerWarning)]
+    assert [(p.code, p.severity) for p in problems] == [("unused-variable", "warning")]
+
+
+def test_a_project_silences_a_warning_in_runner_yaml(project):
+    (project / "runner.yaml").write_text("version: 1\nsilence: [unused-variable]\n")
+    (project / "spec.yaml").write_text(OFFLINE + TOPIC)
+
+    result = runner_process("render", "spec.yaml", "--var", "topik=rust")
+
+    assert result.returncode == 0 and result.stderr == ""
+
+
+def test_silence_names_only_warnings(project, run_cli):
+    (project / "runner.yaml").write_text("version: 1\nsilence: [unused-variabel, unknown-key]\n")
+    (project / "spec.yaml").write_text(OFFLINE + TOPIC)
+
+    result = run_cli("validate", "spec.yaml")
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "runner.yaml:2:11: no warning has the code 'unused-variabel' (did you mean "
+        "'unused-variable'?) [project-config]",
+        "runner.yaml:2:28: 'unknown-key' is an error, and errors cannot be silenced (warnings "
+        "that can be: deprecated-model, unknown-model, unused-variable) [project-config]",
+    ]
+
+
+def test_an_unknown_key_of_a_provider_mapping_is_named(project, run_cli):
+    (project / "spec.yaml").write_text(
+        HEAD + "provider: {nme: lab, base_url: 'http://127.0.0.1:9/v1'}\n" + USER
+    )
+
+    problem = only(validate(run_cli, "spec.yaml"))
+
+    assert problem["message"] == "unknown key 'nme' in 'provider'"
+    assert problem["hint"] == "did you mean 'name'? write: name: lab"
+
+
+def test_a_row_with_one_value_says_value(project, run_cli):
+    (project / "rows.csv").write_text("id,topic\nr1\n")
+    (project / "spec.yaml").write_text("version: 1\nmodel: m\ncases: rows.csv\n" + TOPIC)
+
+    problem = only(validate(run_cli, "spec.yaml"))
+
+    assert problem["message"] == "row 2 has 1 value but the header has 2 columns"

@@ -234,7 +234,7 @@ def test_validate_reports_a_missing_image_at_its_line_with_the_case(project, run
 
     line = line_of(spec, "path: img/")
     assert lines == [
-        f"specs/vision.yaml:{line}:13: case 'lost': image file not found: specs/img/gone.png "
+        f"specs/vision.yaml:{line}:13: case 'lost': image file not found: img/gone.png "
         "(the path is relative to the spec file)"
     ]
 
@@ -247,7 +247,7 @@ def test_validate_reports_a_file_that_is_not_an_image(project, run_cli):
     lines = validate(run_cli)
 
     assert lines == [
-        f"specs/vision.yaml:{line_of(spec, 'path: img/')}:13: specs/img/fake.png is not an "
+        f"specs/vision.yaml:{line_of(spec, 'path: img/')}:13: img/fake.png is not an "
         "image: it is not a PNG, JPEG, WebP or GIF image (use PNG, JPEG, WebP or GIF files)"
     ]
 
@@ -273,7 +273,7 @@ def test_validate_refuses_a_type_the_provider_does_not_take(project, run_cli):
     lines = validate(run_cli)
 
     assert lines == [
-        f"specs/vision.yaml:{line_of(spec, 'path: moving.gif')}:13: specs/moving.gif is an "
+        f"specs/vision.yaml:{line_of(spec, 'path: moving.gif')}:13: moving.gif is an "
         "animated GIF; openai takes only still GIFs"
     ]
 
@@ -324,7 +324,7 @@ def test_validate_refuses_too_many_pixels_and_too_many_images(project, run_cli):
 
     first = line_of(spec, "path: huge.png")
     assert lines == [
-        f"specs/vision.yaml:{first}:13: specs/huge.png is 8000x5000 (40,000,000 pixels); groq "
+        f"specs/vision.yaml:{first}:13: huge.png is 8000x5000 (40,000,000 pixels); groq "
         "takes at most 33,177,600 pixels per image (scale the image down)",
         f"specs/vision.yaml:{first}:13: the request has 6 images; groq takes at most 5 per "
         "request (send fewer images per request, e.g. one case per image)",
@@ -370,7 +370,7 @@ def test_validate_checks_bytes_per_image_and_per_request(project, run_cli, monke
 
     at = f"specs/vision.yaml:{line_of(spec, 'path: big.png')}:13:"
     assert lines == [
-        f"{at} specs/big.png is 1,200 bytes; openai takes at most 1,000 per image "
+        f"{at} big.png is 1,200 bytes; openai takes at most 1,000 per image "
         "(make the image smaller)",
         f"{at} the request's images add up to 1,800 bytes; openai takes at most 1,500 "
         "(send fewer or smaller images per request)",

@@ -76,7 +76,7 @@ def test_a_broken_runner_yaml_is_reported_at_its_line(project, run_cli, openai_s
 
     assert without_codes(result.stdout).splitlines() == [
         "runner.yaml:2:1: unknown setting 'allow_keys' in runner.yaml "
-        "(runner.yaml may hold: version, allow_key_env)"
+        "(runner.yaml may hold: version, allow_key_env, silence)"
     ]
 
 
@@ -89,7 +89,7 @@ def test_a_broken_runner_yaml_is_reported_once_though_no_spec_needs_it(project, 
         )
     expected = (
         "runner.yaml:2:1: unknown setting 'allow_key_envs' in runner.yaml "
-        "(runner.yaml may hold: version, allow_key_env)"
+        "(did you mean 'allow_key_env'?)"
     )
 
     result = run_cli("validate", "specs")

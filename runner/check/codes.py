@@ -10,9 +10,14 @@ the message it names.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 from runner.errors import Problem
+from runner.spec.hints import did_you_mean
+from runner.spec.load import load_yaml
+from runner.spec.project import CONFIG_FILE, ProjectConfig, display_path
 
 # code -> one line on what the kind of problem is (docs/problems.md has the examples).
 CODES: dict[str, str] = {
@@ -149,6 +154,38 @@ MESSAGE_CODES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
     )
 )
+
+
+# Codes that are warnings: runner.yaml's silence: may list them. The model catalogue's checks
+# (issue 21) add theirs here.
+WARNING_CODES = frozenset({"unused-variable", "deprecated-model", "unknown-model"})
+
+
+def silenced(problems: Iterable[Problem], configs: Iterable[ProjectConfig]) -> list[Problem]:
+    """``problems`` without the warnings whose code a project's runner.yaml silences."""
+    quiet = {code for config in configs for code in config.silence}
+    return [p for p in problems if p.is_error or code_of(p) not in quiet]
+
+
+def silence_problems(root: Path, config: ProjectConfig) -> Iterator[Problem]:
+    """runner.yaml's silence: names only warning codes (a typo would silence nothing)."""
+    if not config.silence:
+        return
+    file = root / CONFIG_FILE
+    doc = load_yaml(file, display_path(file))
+    listed = doc.data.get("silence") if isinstance(doc.data, dict) else None
+    for i, code in enumerate(listed if isinstance(listed, list) else [listed]):
+        if code in WARNING_CODES:
+            continue
+        if code in CODES:
+            message = f"'{code}' is an error, and errors cannot be silenced"
+            hint = f"warnings that can be: {', '.join(sorted(WARNING_CODES))}"
+        else:
+            message = f"no warning has the code '{code}'"
+            hint = did_you_mean(str(code), sorted(WARNING_CODES)) or (
+                f"warnings that can be silenced: {', '.join(sorted(WARNING_CODES))}"
+            )
+        yield doc.problem(("silence", i), message, hint, code="project-config")
 
 
 def code_of(problem: Problem) -> str:

@@ -15,7 +15,7 @@ from jsonschema.exceptions import ValidationError
 
 from runner.check.forms import corrected_form, flow, key_line
 from runner.check.misplaced import SAME_MEANING, belongs, corrected_lines, def_name, is_free
-from runner.errors import Fix, Problem
+from runner.errors import Fix, Problem, plural
 from runner.spec.document import Document, PathKey
 from runner.spec.hints import (
     TOOL_CHOICE_WORDS,
@@ -374,7 +374,8 @@ def _count(error: ValidationError, path: PathKey, doc: Document) -> Problem:
             path, _custom(error) or f"{_label(path)} needs at least one item", code="wrong-size"
         )
     side = "at least" if str(error.validator).startswith("min") else "at most"
-    message = f"{_label(path)} must have {side} {limit} {what} (it has {got})"
+    count = plural(limit if isinstance(limit, int) else 0, what[:-1])
+    message = f"{_label(path)} must have {side} {count} (it has {got})"
     return doc.problem(path, _custom(error) or message, code="wrong-size")
 
 

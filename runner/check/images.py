@@ -11,13 +11,14 @@ from typing import Any
 import jinja2
 
 from runner.check.context import SpecFile
-from runner.errors import Problem, RenderError
+from runner.errors import Problem, RenderError, plural
 from runner.spec.cases import combinations, iter_cases
 from runner.spec.images import (
     GIF,
     ImageError,
     ImageInfo,
     ImageLimits,
+    as_written,
     data_url_length,
     gif_frames,
     inspect_part,
@@ -79,7 +80,12 @@ def image_problems(spec: Spec) -> list[Problem]:
     if more:
         first = parts[0][2].path
         problems.append(
-            Problem(first.path, f"... and {more} more image problem(s)", first.line, first.column)
+            Problem(
+                first.path,
+                f"... and {plural(more, 'more image problem')}",
+                first.line,
+                first.column,
+            )
         )
     return problems
 
@@ -154,25 +160,26 @@ def _case_problems(
 def _image_limit_problems(
     part: ImagePart, target: Path, relative: str, info: ImageInfo, limits: ImageLimits
 ) -> list[Problem]:
+    shown = as_written(part, target)
     problems: list[Problem] = []
     provider = limits.provider
     if info.media_type not in limits.types:
         kinds = ", ".join(t.split("/")[1].upper() for t in limits.types)
         problems.append(
             problem_at(
-                part, f"{relative} is {info.media_type}, which {provider} does not take: {kinds}"
+                part, f"{shown} is {info.media_type}, which {provider} does not take: {kinds}"
             )
         )
     if info.media_type == GIF and not limits.animated_gif and gif_frames(target) > 1:
         problems.append(
-            problem_at(part, f"{relative} is an animated GIF; {provider} takes only still GIFs")
+            problem_at(part, f"{shown} is an animated GIF; {provider} takes only still GIFs")
         )
     pixels = info.width * info.height
     if limits.max_pixels is not None and pixels > limits.max_pixels:
         problems.append(
             problem_at(
                 part,
-                f"{relative} is {info.width}x{info.height} ({pixels:,} pixels); {provider} "
+                f"{shown} is {info.width}x{info.height} ({pixels:,} pixels); {provider} "
                 f"takes at most {limits.max_pixels:,} pixels per image",
                 "scale the image down",
             )
@@ -181,7 +188,7 @@ def _image_limit_problems(
         problems.append(
             problem_at(
                 part,
-                f"{relative} is {info.size:,} bytes; {provider} takes at most "
+                f"{shown} is {info.size:,} bytes; {provider} takes at most "
                 f"{limits.max_image_bytes:,} per image",
                 "make the image smaller",
             )

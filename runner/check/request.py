@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from runner.check.codes import silence_problems
 from runner.check.context import SpecFile
 from runner.check.refs import locate, resolve_schema
 from runner.check.strict import strict_mode_problems
@@ -169,9 +170,11 @@ def check_project_config(file: SpecFile, spec: Spec) -> Iterator[Problem]:
     """The project's runner.yaml, checked whenever one of its specs is: a misspelt setting
     must not go unnoticed until a spec happens to need it."""
     try:
-        project_config(file.root)
+        config = project_config(file.root)
     except SpecError as exc:
         yield from exc.problems
+        return
+    yield from silence_problems(file.root, config)
 
 
 def check_provider_key(file: SpecFile, spec: Spec) -> Iterator[Problem]:

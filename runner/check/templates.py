@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
@@ -27,7 +27,7 @@ from runner.spec.cases import DATA_SUFFIXES, ID_COLUMN, CaseSource, read_rows
 from runner.spec.document import PathKey
 from runner.spec.expectations import expect_templates
 from runner.spec.hints import closest, is_slip
-from runner.spec.objects import ImagePart, Message, TextTemplate
+from runner.spec.objects import ImagePart, Message, Spec, TextTemplate
 from runner.spec.project import display_path, resolve_inside
 
 
@@ -187,6 +187,38 @@ def _missing_imports(
                 f"'{name}' defines no macro or variable named '{wanted}'",
                 f"it defines: {known}" if known else "define it with {% macro ... %} there",
             )
+
+
+def variables_used(file: SpecFile) -> frozenset[str]:
+    """Every template variable the spec's messages, image paths and expect: checks read."""
+    used: set[str] = set()
+    for _, source in chain(file.template_sources(), expect_templates(file.data)):
+        try:
+            used |= _undeclared(file.env, source)
+        except jinja2.TemplateSyntaxError:
+            continue
+    return frozenset(used)
+
+
+def unused_variables(variables: Mapping[str, Any], specs: Iterable[Spec]) -> list[Problem]:
+    """A warning for each variable given on the command line (--var, --vars-file) that no
+    template of ``specs`` reads, with the closest one they do read (issue 27)."""
+    used = {name for spec in specs for name in spec.variables_used}
+    problems = []
+    for name in variables:
+        if name in used:
+            continue
+        guess = closest(name, used)
+        problems.append(
+            Problem(
+                "--var",
+                f"no template uses the variable '{name}' given on the command line",
+                hint=f"did you mean '{guess}'? pass --var {guess}=..." if guess else None,
+                severity="warning",
+                code="unused-variable",
+            )
+        )
+    return problems
 
 
 def variables_without_value(file: SpecFile, problems: list[Problem]) -> set[str]:

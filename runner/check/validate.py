@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.check.cases import build_cases, build_matrix
-from runner.check.codes import with_code
+from runner.check.codes import silenced, with_code
 from runner.check.context import Check, SpecFile
 from runner.check.expect import check_expectations
 from runner.check.images import check_images
@@ -47,13 +47,24 @@ from runner.check.request import (
     check_tool_choice,
 )
 from runner.check.schema import schema_problems, spec_schema_text
-from runner.check.templates import build_messages, variables_without_value
+from runner.check.templates import (
+    build_messages,
+    unused_variables,
+    variables_used,
+    variables_without_value,
+)
 from runner.errors import Problem, SpecError, warn
 from runner.spec.expectations import parse_checks
 from runner.spec.extends import with_bases
 from runner.spec.load import load_yaml
 from runner.spec.objects import RUNNER_KEYS, Spec
-from runner.spec.project import display_path, forget_projects
+from runner.spec.project import (
+    ProjectConfig,
+    display_path,
+    find_project_root,
+    forget_projects,
+    project_config,
+)
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 # Folders inside a spec folder that hold other things than specs.
@@ -147,8 +158,19 @@ def validate_paths(
             result.problems.extend(p for p in exc.problems if p not in seen)
             seen.update(exc.problems)
     result.problems.extend(_repeated_names(result.specs))
-    result.problems = [with_code(p) for p in result.problems]
+    if variables and result.ok:  # with errors, a spec that would read a variable may be missing
+        result.problems.extend(unused_variables(variables, result.specs))
+    configs = [_config(spec.path) for spec in result.specs]
+    result.problems = silenced([with_code(p) for p in result.problems], configs)
     return result
+
+
+def _config(path: Path) -> ProjectConfig:
+    """The runner.yaml settings of a spec's project (none when it is broken: reported)."""
+    try:
+        return project_config(find_project_root(path))
+    except SpecError:
+        return ProjectConfig()
 
 
 def _repeated_names(specs: list[Spec]) -> Iterator[Problem]:
@@ -173,7 +195,8 @@ def load_spec(
     ``variables`` are the command line's template variables (--var, --vars-file) and
     ``allowed_keys`` its --allow-key-env names. Warnings go to the caller through ``warn``."""
     spec, warnings = check_spec(path, variables, allowed_keys)
-    for problem in warnings:
+    unused = unused_variables(variables or {}, [spec])
+    for problem in silenced([with_code(p) for p in [*warnings, *unused]], [_config(path)]):
         warn(problem)
     return spec
 
@@ -232,6 +255,7 @@ def _build(file: SpecFile, problems: list[Problem]) -> Spec:
         matrix=matrix,
         bases=tuple(base.display for base in file.bases),
         expect=parse_checks(data.get("expect") or ()),
+        variables_used=variables_used(file),
     )
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.errors import Problem, SpecError
+from runner.errors import Problem, SpecError, plural
 from runner.spec.load import load_yaml, read_text
 
 DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".yaml", ".yml")
@@ -157,7 +157,10 @@ def _csv_rows(path: Path, display: str) -> Iterator[tuple[int, Any]]:
             if len(values) != len(names):
                 yield (
                     reader.line_num,
-                    _BadRow(f"has {len(values)} values but the header has {len(names)} columns"),
+                    _BadRow(
+                        f"has {plural(len(values), 'value')} but the header has "
+                        f"{plural(len(names), 'column')}"
+                    ),
                 )
                 continue
             yield reader.line_num, dict(zip(names, values, strict=True))

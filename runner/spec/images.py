@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -248,6 +249,12 @@ def resolve_image(part: ImagePart, rendered_path: str) -> tuple[Path, str]:
     return target, target.relative_to(root).as_posix()
 
 
+def as_written(part: ImagePart, target: Path) -> str:
+    """An image's path as the spec gives it: relative to the folder of the file holding the
+    part, which is what messages show (the hint says paths are relative to the spec)."""
+    return Path(os.path.relpath(target, part.folder)).as_posix()
+
+
 def render_image_part(part: ImagePart, rendered_path: str) -> tuple[dict[str, Any], ImageFile]:
     """The wire form of one local image part (a base64 data URL), and the image it read."""
     target, relative = resolve_image(part, rendered_path)
@@ -268,25 +275,24 @@ def wire_part(url: str, detail: str | None) -> dict[str, Any]:
 
 
 def inspect_part(part: ImagePart, target: Path, relative: str) -> ImageInfo:
+    shown = as_written(part, target)
     try:
         return inspect_image(target)
     except FileNotFoundError:
         raise ImageError(
             problem_at(
-                part, f"image file not found: {relative}", "the path is relative to the spec file"
+                part, f"image file not found: {shown}", "the path is relative to the spec file"
             )
         ) from None
     except IsADirectoryError:
-        raise ImageError(problem_at(part, f"the image path {relative} is a folder")) from None
+        raise ImageError(problem_at(part, f"the image path {shown} is a folder")) from None
     except NotAnImage as exc:
         raise ImageError(
-            problem_at(
-                part, f"{relative} is not an image: {exc}", "use PNG, JPEG, WebP or GIF files"
-            )
+            problem_at(part, f"{shown} is not an image: {exc}", "use PNG, JPEG, WebP or GIF files")
         ) from None
     except OSError as exc:
         raise ImageError(
-            problem_at(part, f"cannot read the image {relative}: {exc.strerror}")
+            problem_at(part, f"cannot read the image {shown}: {exc.strerror}")
         ) from None
 
 

@@ -122,3 +122,5 @@ class Spec:
     matrix: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     bases: tuple[str, ...] = ()
     expect: tuple[Check, ...] = ()  # what a correct answer is (see runner/expect.py)
+    # the template variables the messages, image paths and expect: checks read
+    variables_used: frozenset[str] = frozenset()

@@ -12,7 +12,6 @@ environment variables specs may name as the key of an endpoint they define.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from runner.errors import Problem, SpecError
+from runner.spec.hints import close_matches, did_you_mean
 from runner.spec.load import load_yaml
 
 CONFIG_FILE = "runner.yaml"
@@ -80,6 +80,12 @@ class ProjectConfig:
     """What a project's runner.yaml says."""
 
     allow_key_env: frozenset[str] = frozenset()
+    # codes of warnings not to show for this project's specs (docs/problems.md lists codes)
+    silence: frozenset[str] = frozenset()
+
+
+SETTINGS = ("version", "allow_key_env", "silence")
+_CODE = re.compile(r"[a-z]+(?:-[a-z]+)*")
 
 
 def project_config(root: Path) -> ProjectConfig:
@@ -101,13 +107,15 @@ def _read_config(file: Path, stamp: int) -> ProjectConfig:
         raise SpecError([doc.problem((), "runner.yaml must be a mapping of settings")])
     problems: list[Problem] = []
     for key in data:
-        if key not in ("version", "allow_key_env"):
+        if key not in SETTINGS:
             problems.append(
                 doc.problem(
                     (key,),
                     f"unknown setting '{key}' in runner.yaml",
-                    "runner.yaml may hold: version, allow_key_env",
+                    did_you_mean(str(key), SETTINGS)
+                    or f"runner.yaml may hold: {', '.join(SETTINGS)}",
                     key=True,
+                    code="project-config",
                 )
             )
     if data.get("version", 1) != 1:
@@ -123,9 +131,24 @@ def _read_config(file: Path, stamp: int) -> ProjectConfig:
                     "allow_key_env lists names of environment variables (e.g. MY_PROXY_KEY)",
                 )
             )
+    codes = data.get("silence") or []
+    if not isinstance(codes, list):
+        codes = [codes]
+    for i, code in enumerate(codes):
+        if not isinstance(code, str) or not _CODE.fullmatch(code):
+            problems.append(
+                doc.problem(
+                    ("silence", i),
+                    "silence lists the codes of warnings not to show (e.g. unused-variable)",
+                    code="project-config",
+                )
+            )
     if problems:
         raise SpecError(problems)
-    return ProjectConfig(frozenset(n for n in names if isinstance(n, str)))
+    return ProjectConfig(
+        frozenset(n for n in names if isinstance(n, str)),
+        frozenset(c for c in codes if isinstance(c, str)),
+    )
 
 
 def resolve_inside(root: Path, base: Path, relative: str) -> Path | None:
@@ -144,11 +167,11 @@ def missing_file_hint(reference: str, target: Path) -> str:
         names = [p.name for p in target.parent.iterdir() if p.is_file()]
     except OSError:
         return fallback
-    close = difflib.get_close_matches(target.name, names, n=1, cutoff=0.85)
+    close = close_matches(target.name, names)
     if not close:
         return fallback
     folder, slash, _ = reference.rpartition("/")
-    return f"did you mean '{folder}{slash}{close[0]}'?"
+    return "did you mean " + " or ".join(f"'{folder}{slash}{name}'" for name in close) + "?"
 
 
 def display_path(path: Path) -> str:
