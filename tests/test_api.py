@@ -369,15 +369,14 @@ def test_code_using_the_api_passes_mypy_strict(tmp_path):
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_the_readme_example_runs_as_written(project, capsys):
-    readme = (Path(runner.__file__).parent.parent / "README.md").read_text()
-    section = readme.split("## Use from Python", 1)[1]
-    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+def test_the_documented_example_runs_as_written(project, capsys):
+    page = (Path(runner.__file__).parent.parent / "docs" / "api.md").read_text()
+    example = page.split("```python\n", 1)[1].split("```", 1)[0]
     root = Path(runner.__file__).parent.parent
     for folder in ("specs", "schemas", "templates"):
         shutil.copytree(root / folder, project / folder)
 
-    exec(compile(example, "README.md", "exec"), {})
+    exec(compile(example, "docs/api.md", "exec"), {})
 
     printed = capsys.readouterr().out.splitlines()
     assert printed[-1] == "True"  # two offline runs of the same specs are identical
