@@ -10,7 +10,10 @@ example project (specs/, schemas/, templates/), with no API key and no network:
 - `<!-- docs-test: file PATH -->` on the line before a block writes the block to PATH (relative
   to the folder the page's commands are in at that point), for the blocks after it;
 - `<!-- docs-test: skip (REASON) -->` on the line before a shell block leaves it out, for what
-  cannot run here (a real key, a network, an install).
+  cannot run here (a real key, a network, an install);
+- `<!-- docs-test: terminal -->` runs the block's commands on a terminal (a pseudo-terminal made
+  by `script`), for what runner prints only there: the progress bar's last state and the
+  answers of a small run.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ DOCS = ROOT / "docs"
 PAGES = sorted([ROOT / "README.md", *DOCS.rglob("*.md")], key=lambda p: str(p.relative_to(ROOT)))
 SHELLS = {"sh", "bash", "shell", "console"}
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+)(?P<lang>[\w-]*)[^\n]*$")
-_DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(?P<verb>skip|file)\b\s*(?P<arg>.*?)\s*-->")
+_DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(?P<verb>skip|file|terminal)\b\s*(?P<arg>.*?)\s*-->")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class Block:
     line: int
     lang: str
     text: str
-    directive: str  # "", "skip" or "file"
+    directive: str  # "", "skip", "file" or "terminal"
     argument: str
 
     @property
@@ -87,7 +90,17 @@ def blocks_of(page: Path) -> list[Block]:
 _VARYING = [
     (re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}"), "RUN"),
     (re.compile(r"\bin \d+(\.\d+)?s\b"), "in TIME"),
+    (re.compile(r"\b\d+(\.\d+)?/s\b"), "RATE/s"),
+    (re.compile(r"\bbatch_offline_[0-9a-f]+"), "batch_offline_ID"),
 ]
+_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _as_on_screen(text: str) -> str:
+    """What a terminal shows of ``text``: escape codes gone, a line rewritten after a carriage
+    return showing only its last state."""
+    lines = _ESCAPE.sub("", text).replace("\r\n", "\n").split("\n")
+    return "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in lines)
 
 
 def _normal(text: str) -> list[str]:
@@ -96,6 +109,8 @@ def _normal(text: str) -> list[str]:
     lines = [line.rstrip() for line in text.splitlines()]
     while lines and not lines[-1]:
         lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
     return lines
 
 
@@ -171,7 +186,10 @@ def run_page(page: Path, tmp_path: Path) -> list[tuple[Command, str, int]]:
             continue
         for command in commands_of(block):
             commands.append(command)
-            script.append(f"{command.text} 2>&1 </dev/null; printf '\\n{SEPARATOR} %d\\n' $?")
+            line = command.text
+            if block.directive == "terminal":
+                line = f"script -qec {shlex.quote(line)} /dev/null"
+            script.append(f"{line} 2>&1 </dev/null; printf '\\n{SEPARATOR} %d\\n' $?")
     if not commands:
         return []
     done = subprocess.run(
@@ -189,6 +207,8 @@ def run_page(page: Path, tmp_path: Path) -> list[tuple[Command, str, int]]:
         if i:
             _, _, output = output.partition("\n")  # the exit code of the command before
         code_text = outputs[i + 1].split("\n", 1)[0].strip() if i + 1 < len(outputs) else ""
+        if command.block.directive == "terminal":
+            output = _as_on_screen(output)
         results.append((command, output, int(code_text) if code_text.isdigit() else -1))
     return results
 
