@@ -159,7 +159,7 @@ def report(run_dirs: tuple[Path, ...], out: Path | None, fmt: str, max_rows: int
         click.echo(written.describe(), err=True)
 
 
-@click.command()
+@click.command(short_help="Compare two runs record by record: what changed.")
 @click.argument("run_a", type=run_folder)
 @click.argument("run_b", type=run_folder)
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
