@@ -415,7 +415,7 @@ def test_diff_shows_a_check_that_turned_from_pass_to_fail(project, run_cli):
 
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    assert "changed short" in lines
+    assert any(line.startswith("changed short  (") for line in lines)  # with its model
     assert "  expectations: PASS -> FAIL" in lines
     assert any(
         line.startswith("    max_tokens completion_tokens: PASS -> FAIL (completion_tokens ")
