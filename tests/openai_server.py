@@ -431,11 +431,21 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="do not keep received requests")
     parser.add_argument("--stream-delay", type=float, default=0.0, help="seconds between chunks")
     parser.add_argument("--content-words", type=int, default=None, help="streamed answer length")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="answer the next request with this fault (repeatable, used in order): "
+        "500, 503, 429, reset, drop_mid_body, truncated_json, slow, ... (see the docstring)",
+    )
     args = parser.parse_args()
     server = FakeOpenAI(args.port, args.latency, args.api_key, record=not args.no_record)
     server.stream_delay, server.content_words = args.stream_delay, args.content_words
     if args.rpm:
         server.limit_rate(args.rpm, args.window)
+    if args.fault:
+        server.plan(*args.fault)
     print(f"PORT {server.port}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
