@@ -251,9 +251,10 @@ def test_a_misspelt_data_file_name_suggests_the_file_beside_it(project, run_cli)
     result = run_cli("validate", "specs")
 
     assert result.exit_code == 1
-    assert "data file not found: data/tikets.csv (did you mean 'data/tickets.csv'?)" in (
-        result.output
-    )
+    assert (
+        "data file not found: data/tikets.csv (looked for specs/data/tikets.csv; "
+        "did you mean 'data/tickets.csv'?)"
+    ) in result.output
 
 
 def test_inline_case_mistakes_point_into_the_spec(project, run_cli):
@@ -269,11 +270,13 @@ def test_inline_case_mistakes_point_into_the_spec(project, run_cli):
     [
         ("data/none.csv", "data file not found: data/none.csv"),
         ("../../outside.csv", "is outside the project folder"),
+        ("../../absent.csv", "data file not found: ../../absent.csv (looked for /"),
         ("data/notes.txt", "must name a data file ending in .csv"),
     ],
 )
 def test_data_file_references_are_checked(project, run_cli, cases, expected):
     write(project, "specs/data/notes.txt", "x")
+    (project.parent / "outside.csv").write_text("review\nx\n")
     write_spec(project, cases=cases)
 
     result = run_cli("validate", "specs")
@@ -384,7 +387,7 @@ def test_a_template_mistake_in_the_base_points_into_the_base(project, run_cli):
         ({"specs/c.yaml": "version: 1\nextends: _none.yaml\n"}, "c.yaml:2:10: base spec not found"),
         (
             {"specs/c.yaml": "version: 1\nextends: ../../x.yaml\n"},
-            "c.yaml:2:10: extends '../../x.yaml', which is outside the project",
+            "c.yaml:2:10: base spec not found: ../../x.yaml (looked for /",
         ),
         (
             {

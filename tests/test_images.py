@@ -235,7 +235,7 @@ def test_validate_reports_a_missing_image_at_its_line_with_the_case(project, run
     line = line_of(spec, "path: img/")
     assert lines == [
         f"specs/vision.yaml:{line}:13: case 'lost': image file not found: img/gone.png "
-        "(the path is relative to the spec file)"
+        "(looked for specs/img/gone.png, as the path is relative to the spec file)"
     ]
 
 
@@ -335,7 +335,8 @@ def test_validate_reports_folder_patterns_that_match_nothing_or_leave(project, r
     spec = image_spec(project, [image_part("{{ path }}")], cases={"files": "scans/*.png"})
     assert validate(run_cli) == [
         f"specs/vision.yaml:{line_of(spec, 'files:')}:10: no file matches 'scans/*.png' "
-        "(the pattern is relative to the folder of the spec file)"
+        "(looked for specs/scans/*.png, as the pattern is relative to the folder of the spec "
+        "file)"
     ]
     image_spec(project, [image_part("{{ path }}")], cases={"files": "../*.png"})
     assert "may not leave the spec's folder" in validate(run_cli)[0]

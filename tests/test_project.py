@@ -127,6 +127,41 @@ def test_a_ref_leaving_a_folder_without_markers_explains_project_folders(
     assert run_cli("validate", "specs").exit_code == 0
 
 
+def test_a_spec_copied_without_its_files_is_told_they_are_missing_and_where(
+    tmp_path, monkeypatch, run_cli
+):
+    """The fix is to copy the files too, so no runner.yaml advice: that is only for a file that
+    exists outside the project (issue 29)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "copied").mkdir()
+    (tmp_path / "copied" / "s.yaml").write_text(
+        "version: 1\nmodel: m\nmessages: [{role: user, content: 'JSON about {{ x }}'}]\n"
+        "cases: ../data/rows.csv\nextends: ../_base.yaml\n"
+    )
+    (tmp_path / "copied" / "t.yaml").write_text(
+        "version: 1\nmodel: m\nmessages: [{role: user, content: JSON please}]\n"
+        "response_format:\n  type: json_schema\n  json_schema:\n    name: a\n"
+        "    schema: {$ref: ../schemas/a.json}\ncases: ../data/rows.csv\n"
+    )
+
+    output = without_codes(run_cli("validate", "copied").stdout)
+
+    assert "runner.yaml" not in output
+    assert (
+        "copied/s.yaml:5:10: base spec not found: ../_base.yaml (looked for _base.yaml, as the "
+        "path is relative to the folder of the spec file: copy the file there, or correct the "
+        "path)"
+    ) in output
+    assert (
+        "copied/t.yaml:8:20: $ref file not found: ../schemas/a.json (looked for schemas/a.json, "
+        "as the path is relative to the folder of the spec file: copy the file there, or "
+        "correct the path)"
+    ) in output
+    assert "copied/t.yaml:9:8: data file not found: ../data/rows.csv (looked for data/rows.csv" in (
+        output
+    )
+
+
 # ---- --format github and json
 
 

@@ -183,14 +183,16 @@ MISTAKES = {
     "missing schema file": (
         "temperature: 0.5",
         RF + "    schema:\n      $ref: schemas/absent.json",
-        "spec.yaml:9:13: $ref file not found: schemas/absent.json "
-        "(the path is relative to the folder of the spec file)",
+        "spec.yaml:9:13: $ref file not found: schemas/absent.json (looked for "
+        "schemas/absent.json, as the path is relative to the folder of the spec file: copy the "
+        "file there, or correct the path)",
         "ref-not-found",
     ),
     "misspelt schema file": (
         "temperature: 0.5",
         RF + "    schema:\n      $ref: schemas/opn.json",
-        "spec.yaml:9:13: $ref file not found: schemas/opn.json (did you mean 'schemas/open.json'?)",
+        "spec.yaml:9:13: $ref file not found: schemas/opn.json (looked for schemas/opn.json; "
+        "did you mean 'schemas/open.json'?)",
         "ref-not-found",
     ),
     "schema file outside the project": (
@@ -380,6 +382,7 @@ def test_each_mistake_gives_one_clear_line(project, run_cli, mistake):
     old, new, expected, code = MISTAKES[mistake]
     assert old in BASE
     write_schemas(project)
+    (project.parent / "outside.json").write_text("{}")  # exists, but outside the project
     (project / "spec.yaml").write_text(BASE.replace(old, new, 1))
     result = run_cli("validate", "-q", "spec.yaml")
     assert result.exit_code == 1

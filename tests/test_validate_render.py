@@ -97,8 +97,9 @@ def test_an_include_that_does_not_exist(project, run_cli):
     spec = write(project, "Fine.\n{% include 'missing.j2' %}")
 
     assert problems(run_cli, spec) == [
-        "spec.yaml:11:1: template include not found: missing.j2 "
-        "(includes are looked up in the project's templates/ folder)"
+        "spec.yaml:11:1: template include not found: missing.j2 (looked for "
+        "templates/missing.j2; includes are read from the project's templates/ folder: put the "
+        "file there)"
     ]
 
 

@@ -12,7 +12,13 @@ from runner.errors import Problem, SpecError
 from runner.spec.cases import DATA_SUFFIXES, CaseSource, FilePattern, check_cases
 from runner.spec.document import PathKey
 from runner.spec.objects import RUNNER_KEYS
-from runner.spec.project import display_path, missing_file_hint, outside_hint, resolve_inside
+from runner.spec.project import (
+    display_path,
+    missing_file_hint,
+    missing_outside,
+    outside_hint,
+    resolve_inside,
+)
 
 
 def build_cases(file: SpecFile, needed: set[str], problems: list[Problem]) -> CaseSource | None:
@@ -38,7 +44,11 @@ def build_cases(file: SpecFile, needed: set[str], problems: list[Problem]) -> Ca
         def row_problem(number: int | None, message: str, hint: str | None) -> Problem:
             if number is None:
                 message = f"no file matches '{value['files']}'"
-                hint = "the pattern is relative to the folder of the spec file"
+                folder = display_path(file.folder_of(("cases", "files")))
+                hint = (
+                    f"looked for {Path(folder, value['files']).as_posix()}, as the pattern is "
+                    "relative to the folder of the spec file"
+                )
             elif "the same id" in message:
                 message = message.replace("row ", "file ").replace("same id", "same name")
                 hint = "a file's name is its case id: rename one, or match one folder only"
@@ -87,8 +97,18 @@ def _file_pattern(file: SpecFile, pattern: str, problems: list[Problem]) -> File
 
 
 def _data_file(file: SpecFile, reference: str, problems: list[Problem]) -> Path | None:
-    target = resolve_inside(file.root, file.folder_of(("cases",)), reference)
-    if target is None:
+    folder = file.folder_of(("cases",))
+    target = resolve_inside(file.root, folder, reference)
+    absent = missing_outside(folder, reference) if target is None else None
+    if absent is not None:
+        problems.append(
+            file.problem(
+                ("cases",),
+                f"data file not found: {reference}",
+                missing_file_hint(reference, absent),
+            )
+        )
+    elif target is None:
         problems.append(
             file.problem(
                 ("cases",),

@@ -18,7 +18,13 @@ from runner.errors import Problem, SpecError
 from runner.spec.document import PathKey
 from runner.spec.json_positions import json_positions
 from runner.spec.load import read_text
-from runner.spec.project import display_path, missing_file_hint, outside_hint, resolve_inside
+from runner.spec.project import (
+    display_path,
+    missing_file_hint,
+    missing_outside,
+    outside_hint,
+    resolve_inside,
+)
 
 
 def resolve_schema(
@@ -139,6 +145,9 @@ def _load_ref(ref: str, folder: Path, root: Path, seen: frozenset[Path]) -> tupl
         raise _RefProblem(f"$ref '{ref}' points at a URL", "refer to a file in the project")
     file_part, _, pointer = ref.partition("#")
     target = resolve_inside(root, folder, file_part)
+    absent = missing_outside(folder, file_part) if target is None else None
+    if absent is not None:
+        raise _RefProblem(f"$ref file not found: {ref}", missing_file_hint(file_part, absent))
     if target is None:
         raise _RefProblem(
             f"$ref '{ref}' points outside the project folder {root}",

@@ -154,10 +154,16 @@ def _load_problems(
         if isinstance(statement, jinja2.nodes.FromImport):
             yield from _missing_imports(env, source, statement, place, name)
         return
+    folder = getattr(env.loader, "root", None)
+    looked = (
+        f"looked for {' and '.join(display_path(folder / name) for name in names)}; "
+        if isinstance(folder, Path)
+        else ""
+    )
     yield place.problem(
         statement.lineno,
         f"template include not found: {', '.join(names)}",
-        "includes are looked up in the project's templates/ folder",
+        f"{looked}includes are read from the project's templates/ folder: put the file there",
     )
 
 

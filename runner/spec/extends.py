@@ -16,7 +16,14 @@ from typing import Any
 from runner.errors import Problem, SpecError
 from runner.spec.document import Document, PathKey, Position
 from runner.spec.load import load_yaml
-from runner.spec.project import display_path, find_project_root, outside_hint, resolve_inside
+from runner.spec.project import (
+    display_path,
+    find_project_root,
+    missing_file_hint,
+    missing_outside,
+    outside_hint,
+    resolve_inside,
+)
 
 EXTENDS = "extends"
 MERGED_MAPPINGS = ("vars", "extra_body")
@@ -48,6 +55,10 @@ def _load_base(current: Document, chain: list[Document], spec: Document) -> Docu
     def refuse(message: str, hint: str | None = None) -> SpecError:
         return SpecError([current.problem((EXTENDS,), message, hint)])
 
+    folder = current.path.resolve().parent
+    absent = missing_outside(folder, reference) if target is None else None
+    if absent is not None:
+        raise refuse(f"base spec not found: {reference}", missing_file_hint(reference, absent))
     if target is None:
         raise refuse(
             f"extends '{reference}', which is outside the project folder {root}",
@@ -59,9 +70,7 @@ def _load_base(current: Document, chain: list[Document], spec: Document) -> Docu
     if len(chain) >= MAX_BASES:
         raise refuse(f"extends more than {MAX_BASES} base specs in a chain")
     if not target.is_file():
-        raise refuse(
-            f"base spec not found: {reference}", "the path is relative to this spec's folder"
-        )
+        raise refuse(f"base spec not found: {reference}", missing_file_hint(reference, target))
     base = load_yaml(target, display_path(target))
     if not isinstance(base.data, dict):
         raise SpecError([Problem(base.display, "a base spec must be a mapping of keys", 1, 1)])

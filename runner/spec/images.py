@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 from runner.errors import Problem, RenderError
 from runner.spec.objects import ImagePart, Provider
-from runner.spec.project import find_project_root, resolve_inside
+from runner.spec.project import display_path, find_project_root, resolve_inside
 
 PNG, JPEG, WEBP, GIF = "image/png", "image/jpeg", "image/webp", "image/gif"
 IMAGE_TYPES = (PNG, JPEG, WEBP, GIF)
@@ -281,7 +281,9 @@ def inspect_part(part: ImagePart, target: Path, relative: str) -> ImageInfo:
     except FileNotFoundError:
         raise ImageError(
             problem_at(
-                part, f"image file not found: {shown}", "the path is relative to the spec file"
+                part,
+                f"image file not found: {shown}",
+                f"looked for {display_path(target)}, as the path is relative to the spec file",
             )
         ) from None
     except IsADirectoryError:

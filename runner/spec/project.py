@@ -160,18 +160,32 @@ def resolve_inside(root: Path, base: Path, relative: str) -> Path | None:
 
 
 def missing_file_hint(reference: str, target: Path) -> str:
-    """What to say about ``reference`` (resolved to ``target``) not being found: the file of
-    the closest name in that folder when there is one (a typo), else where paths start."""
-    fallback = "the path is relative to the folder of the spec file"
+    """What to say about ``reference`` (resolved to ``target``) not being found: where it was
+    looked for, and the file of the closest name in that folder when there is one (a typo),
+    else how to fix it (a spec copied without the files it uses is the common case)."""
+    looked = f"looked for {display_path(target)}"
     try:
         names = [p.name for p in target.parent.iterdir() if p.is_file()]
     except OSError:
-        return fallback
+        names = []
     close = close_matches(target.name, names)
-    if not close:
-        return fallback
-    folder, slash, _ = reference.rpartition("/")
-    return "did you mean " + " or ".join(f"'{folder}{slash}{name}'" for name in close) + "?"
+    if close:
+        folder, slash, _ = reference.rpartition("/")
+        return (
+            f"{looked}; did you mean " + " or ".join(f"'{folder}{slash}{n}'" for n in close) + "?"
+        )
+    return (
+        f"{looked}, as the path is relative to the folder of the spec file: copy the file "
+        "there, or correct the path"
+    )
+
+
+def missing_outside(base: Path, reference: str) -> Path | None:
+    """For a ``reference`` that leads out of the project: the file it names, when that file
+    does not exist either. Then the fix is to supply the file, not to widen the project, so
+    callers report it as missing rather than as outside."""
+    target = (base / reference).resolve()
+    return None if target.exists() else target
 
 
 def display_path(path: Path) -> str:
