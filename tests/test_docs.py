@@ -303,9 +303,10 @@ def test_every_page_is_in_the_nav():
             return [p for value in nav.values() for p in pages(value)]
         return [p for item in nav for p in pages(item)]
 
-    listed = pages(config["nav"])
-    present = [str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")]
-    assert sorted(listed) == sorted(present)
+    listed = set(pages(config["nav"]))
+    present = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
+    assert present - listed == set(), "add these pages to the nav of mkdocs.yml"
+    assert listed - present == set(), "mkdocs.yml lists pages that docs/ does not have"
 
 
 def test_the_key_reference_is_generated_from_the_schema():
