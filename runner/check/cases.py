@@ -3,6 +3,7 @@ request fields the matrix sweeps."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def build_cases(file: SpecFile, needed: set[str], problems: list[Problem]) -> Ca
 
         def row_problem(number: int | None, message: str, hint: str | None) -> Problem:
             where: PathKey = ("cases", number - 1) if number else ("cases",)
-            return doc.problem(where, message.replace("row", "case", 1), hint)
+            return doc.problem(where, re.sub(r"\brow\b", "case", message), hint)
 
     elif isinstance(value, dict):
         pattern = _file_pattern(file, value["files"], problems)

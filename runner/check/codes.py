@@ -96,7 +96,8 @@ MESSAGE_CODES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("unsafe-yaml", r"^this document (expands|is nested|uses the tag|uses a list)"),
         (
             "unreadable-file",
-            r"^(file not found|is a directory|cannot read|is a binary|is not "
+            r"^(base spec not found|a base spec must be|file not found|is a directory|"
+            r"cannot read|is a binary|is not "
             r"valid UTF-8|file is too large)",
         ),
         ("repeated-name", r"^spec name '.*' is also used by"),

@@ -24,7 +24,7 @@ from runner.check.context import SpecFile
 from runner.check.explain import explain
 from runner.check.schema import field_validator
 from runner.check.templates import parse_template
-from runner.errors import Problem
+from runner.errors import Fix, Problem
 from runner.spec.cases import CASE_EXPECT, read_rows
 from runner.spec.document import PathKey
 from runner.spec.expectations import (
@@ -37,6 +37,7 @@ from runner.spec.expectations import (
     expect_templates,
     parse_path,
 )
+from runner.spec.hints import closest, is_slip
 from runner.spec.objects import OutputSchema, Spec, Tool
 from runner.spec.sandbox import work_budget
 
@@ -261,10 +262,16 @@ def _check_tool(
     tool = next((t for t in tools if t.name == name), None)
     if tool is None:
         names = [t.name for t in tools]
+        guess = closest(str(name), names)
         yield file.problem(
             (*at, TOOL_KIND),
             f"tool_call expects the tool '{name}', which the spec does not define",
-            f"defined tools: {', '.join(names)}" if names else "add it under 'tools:'",
+            (f"did you mean '{guess}'? write: {TOOL_KIND}: {guess}" if guess else None)
+            or (f"defined tools: {', '.join(names)}" if names else "add it under 'tools:'"),
+            code="expect-check",
+            fix=Fix("set", (*at, TOOL_KIND), name, value=guess)
+            if guess and isinstance(name, str) and is_slip(name, guess)
+            else None,
         )
         return
     for argument in item.get("arguments") or {}:

@@ -10,9 +10,10 @@ from runner.check.codes import silence_problems
 from runner.check.context import SpecFile
 from runner.check.refs import locate, resolve_schema
 from runner.check.strict import strict_mode_problems
-from runner.errors import Problem, SpecError
+from runner.errors import Fix, Problem, SpecError
 from runner.providers.endpoints import BUILTIN_PROVIDERS, OFFLINE
 from runner.spec.document import PathKey
+from runner.spec.hints import closest, is_slip
 from runner.spec.objects import OutputSchema, Provider, Spec, Tool
 from runner.spec.project import CONFIG_FILE, KEY_ENV_PREFIX, display_path, project_config
 
@@ -123,10 +124,16 @@ def check_tool_choice(file: SpecFile, spec: Spec) -> Iterator[Problem]:
         name = choice.get("function", {}).get("name")
         names = [t.name for t in spec.tools]
         if name not in names:
+            guess = closest(str(name), names)
             yield file.problem(
                 ("tool_choice", "function", "name"),
                 f"tool_choice names the tool '{name}', which is not defined",
-                f"defined tools: {', '.join(names)}" if names else None,
+                (f"did you mean '{guess}'? write: name: {guess}" if guess else None)
+                or (f"defined tools: {', '.join(names)}" if names else None),
+                code="tool-choice",
+                fix=Fix("set", ("tool_choice", "function", "name"), name, value=guess)
+                if guess and isinstance(name, str) and is_slip(name, guess)
+                else None,
             )
 
 

@@ -147,7 +147,10 @@ def close_matches(word: str, choices: Iterable[str]) -> list[str]:
         return folded[:3]
     limit = _limit(word)
     distances = ((_distance(word.lower(), c.lower()), c) for c in options)
-    scored = sorted((d, c) for d, c in distances if d <= min(limit, _limit(c)))
+    # a guess keeps most of the word: 'g' is no slip of 'f', though one edit away
+    scored = sorted(
+        (d, c) for d, c in distances if d <= min(limit, _limit(c)) and d < min(len(word), len(c))
+    )
     if not scored:
         return []
     best = scored[0][0]

@@ -1,0 +1,43 @@
+"""docs/problems.md lists every problem code with an example, and each example prints what
+the page says it prints (issue 23)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from runner.check.codes import CODES
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "problems.md"
+PROJECT = "/home/you/project"
+BLOCK = re.compile(r'```\w+ title="([^"]+)"\n(.*?)```', re.S)
+
+
+def sections() -> dict[str, str]:
+    parts = re.split(r"^#### `([a-z-]+)`$", DOC.read_text(encoding="utf-8"), flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_every_code_is_documented():
+    assert sorted(sections()) == sorted(CODES)
+
+
+@pytest.mark.parametrize("code", [c for c, text in sections().items() if "title=" in text])
+def test_each_example_prints_what_the_page_shows(tmp_path, monkeypatch, run_cli, code):
+    files = dict(BLOCK.findall(sections()[code]))
+    shown = files.pop("runner validate prints").splitlines()
+    if "runner.yaml" not in files:
+        files["runner.yaml"] = "version: 1\n"
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+
+    specs = [name for name in ("spec.yaml", "other.yaml") if name in files]
+    printed = run_cli("validate", *specs).stdout.replace(str(tmp_path.resolve()), PROJECT)
+
+    assert shown and all(line.endswith(f"[{code}]") for line in shown)
+    for line in shown:
+        assert line in printed.splitlines()
