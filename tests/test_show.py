@@ -176,3 +176,22 @@ def test_a_run_of_more_than_20_records_is_not_shown_on_a_terminal(project):
     out = _run_on_a_terminal(project, "run", "specs", "--provider", "offline")
     assert "many/c0  [" not in out
     assert "runner show" in out  # the summary says how to see them
+
+
+def test_control_characters_of_an_answer_do_not_reach_the_terminal(tmp_path, run_cli):
+    """A run folder may come from anyone: an answer holding escape sequences must not clear
+    the screen or retitle the window of whoever reads it."""
+    from runner.runs.store import RunStore
+
+    store = RunStore.create(tmp_path / "runs")
+    store.write_manifest({"run_id": store.run_id, "status": "complete"})
+    hostile = "before\x1b[2J\x1b]0;owned\x07after\r\x9b"
+    store.save_record({"id": "evil\x1b[31m", "status": "ok", "output": {"content": hostile}})
+    store.rewrite_results(["evil\x1b[31m"])
+
+    result = run_cli("show", store.root)
+
+    assert result.exit_code == 0
+    assert not any(ch in result.stdout for ch in "\x1b\x07\r\x9b")
+    assert "before\\x1b[2J\\x1b]0;owned\\x07after\\x0d\\x9b" in result.stdout
+    assert result.stdout.startswith("evil\\x1b[31m  [ok]")

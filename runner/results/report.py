@@ -165,6 +165,17 @@ def passed_of(record: dict[str, Any]) -> bool | None:
     return bool(expectations.get("passed"))
 
 
+def record_failed(record: dict[str, Any]) -> bool:
+    """The request failed, its output was invalid, or an expectation failed."""
+    return record.get("status") != "ok" or passed_of(record) is False
+
+
+def _looks_failed(line: bytes) -> bool:
+    """Whether a record line may be of a failed record (never False for one that is): its
+    status is not "ok", or some check did not pass."""
+    return b'"status": "ok"' not in line or b'"passed": false' in line
+
+
 def combination_label(record: dict[str, Any]) -> str:
     """A record's matrix combination as ``key=value, ...`` (empty without a matrix)."""
     matrix = record.get("matrix") or {}
@@ -224,7 +235,7 @@ class ReportRow:
     @property
     def failed(self) -> bool:
         """The request failed, its output was invalid, or an expectation failed."""
-        return self.status != "ok" or self.passed is False
+        return self.status != "ok" or self.passed is False  # as record_failed says
 
     @property
     def failed_checks(self) -> tuple[Check, ...]:
@@ -296,26 +307,32 @@ def report_row(record: dict[str, Any], seq: int = 0) -> ReportRow:
 
 class _RowPicker:
     """The rows a report shows, within its cap: failed and changed records first (the ones a
-    reviewer looks for), then the rest, each group in the run's order. Holds at most twice
-    the cap."""
+    reviewer looks for), then the rest, each group in the run's order. Never holds more than
+    the cap: a failed row that comes late takes the place of the last of the rest."""
 
     def __init__(self, cap: int):
         self.cap = cap
         self.first: list[ReportRow] = []
         self.rest: list[ReportRow] = []
 
-    def wants(self, first: bool | None = None) -> bool:
-        """Whether a row (of the group ``first`` says; None: either) could still be shown."""
-        if first is None:
-            return len(self.first) < self.cap or len(self.rest) < self.cap
-        return len(self.first if first else self.rest) < self.cap
+    def wants(self, first: bool) -> bool:
+        """Whether a row of this group would still be shown."""
+        if first:
+            return len(self.first) < self.cap
+        return len(self.first) + len(self.rest) < self.cap
 
     def add(self, row: ReportRow, first: bool) -> None:
-        if self.wants(first):
-            (self.first if first else self.rest).append(row)
+        if not self.wants(first):
+            return
+        if first:
+            self.first.append(row)
+            if len(self.first) + len(self.rest) > self.cap:
+                self.rest.pop()
+        else:
+            self.rest.append(row)
 
     def rows(self) -> list[ReportRow]:
-        return (self.first + self.rest)[: self.cap]
+        return self.first + self.rest
 
 
 @dataclass(frozen=True)
@@ -480,9 +497,9 @@ def _summarise(store: RunStore, max_rows: int) -> tuple[RunSummary, list[ReportR
         if record.get("matrix"):
             by_combination.get(f"{spec} · {combination_label(record)}").add(record)
         by_model.get(record_model(record) or "(none)").add(record)
-        if picker.wants():
-            row = report_row(record, records)
-            picker.add(row, row.failed)
+        failed = record_failed(record)
+        if picker.wants(failed):
+            picker.add(report_row(record, records), failed)
     manifest = store.read_manifest()
     counts = _mapping(manifest.get("counts"))
     summary = RunSummary(
@@ -534,15 +551,20 @@ def _compare(
             continue
         counts["paired"] += 1
         if line_a == line_b:
-            if picker.wants():
-                same = report_row(json.loads(line_b), ids)
-                picker.add(replace(same, before=same), same.failed)
+            # Decoded only when a row of its kind is still wanted (the bytes tell, roughly).
+            if picker.wants(_looks_failed(line_b)):
+                record = json.loads(line_b)
+                failed = record_failed(record)
+                if picker.wants(failed):
+                    same = report_row(record, ids)
+                    picker.add(replace(same, before=same), failed)
             continue
         before, after = json.loads(line_a), json.loads(line_b)
         diff = diff_records(before, after)
-        if picker.wants():
+        first = diff.differs or record_failed(after)
+        if picker.wants(first):
             row, was = report_row(after, ids), report_row(before, ids)
-            picker.add(replace(row, before=was, changed=diff.differs), diff.differs or row.failed)
+            picker.add(replace(row, before=was, changed=diff.differs), first)
         if not diff.differs:
             continue
         answer_changed = any(c.field != "expectations" for c in diff.changes)

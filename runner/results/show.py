@@ -9,6 +9,7 @@ printing at once and a run still going shows what it has.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +78,7 @@ class ShownRun:
             if self.shown:
                 yield ""
             self.shown += 1
-            yield from record_lines(record)
+            yield from map(printable, record_lines(record))
 
     def describe(self) -> str:
         """A closing line: how many records were shown, and of how many."""
@@ -85,6 +86,16 @@ class ShownRun:
         if self.stopped:
             return f"the first {self.shown} {what} shown from {self.run_dir} (--limit)"
         return f"{self.shown} of {self.total} {what} shown from {self.run_dir}"
+
+
+# Control characters an answer (or anything else in a run) may hold: printed as they are, they
+# would move the cursor, retitle the window or clear the screen of whoever runs runner show.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(line: str) -> str:
+    """A line safe to print on a terminal: control characters shown as escapes (\\x1b)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
 
 
 def record_lines(record: dict[str, Any]) -> Iterator[str]:
@@ -122,7 +133,7 @@ def _answer_lines(output: dict[str, Any]) -> Iterator[str]:
     if parsed is not None:
         yield from json.dumps(parsed, indent=2, ensure_ascii=False).splitlines()
     elif isinstance(content, str) and content:
-        yield from _cut(content).splitlines() or [""]
+        yield from _cut(content).rstrip("\n").split("\n")
     for call in output.get("tool_calls") or []:
         if isinstance(call, dict):
             yield from _call_lines(call)
