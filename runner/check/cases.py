@@ -11,6 +11,14 @@ from runner.check.context import SpecFile
 from runner.check.schema import field_validator, spec_properties
 from runner.errors import Problem, SpecError
 from runner.spec.cases import DATA_SUFFIXES, CaseSource, FilePattern, check_cases
+from runner.spec.chain import (
+    DEFAULT_STATUS,
+    RECORD_VARIABLES,
+    RunCases,
+    RunFolderError,
+    check_finished,
+    resolve_run_folder,
+)
 from runner.spec.document import PathKey
 from runner.spec.objects import RUNNER_KEYS
 from runner.spec.project import (
@@ -35,6 +43,26 @@ def build_cases(file: SpecFile, needed: set[str], problems: list[Problem]) -> Ca
         def row_problem(number: int | None, message: str, hint: str | None) -> Problem:
             where: PathKey = ("cases", number - 1) if number else ("cases",)
             return doc.problem(where, re.sub(r"\brow\b", "case", message), hint)
+
+    elif isinstance(value, dict) and "run" in value:
+        chained = _run_cases(file, value, problems)
+        if chained is None:
+            return None
+        source = CaseSource(display_path(chained.folder), run=chained)
+
+        def row_problem(number: int | None, message: str, hint: str | None) -> Problem:
+            if number is None:
+                message = f"the run {chained.reference} has no {_records_wanted(chained)}"
+                hint = "run the spec it chains from first, or change the filters"
+            elif "has no value for" in message:
+                message = message.replace(
+                    f"row {number}",
+                    f"the record on line {number} of {source.display}/results.jsonl",
+                )
+                hint = (
+                    f"a chained case gives the record's variables and {', '.join(RECORD_VARIABLES)}"
+                )
+            return doc.problem(("cases", "run"), message, hint)
 
     elif isinstance(value, dict):
         pattern = _file_pattern(file, value["files"], problems)
@@ -69,6 +97,53 @@ def build_cases(file: SpecFile, needed: set[str], problems: list[Problem]) -> Ca
     except SpecError as exc:
         problems.extend(exc.problems)
         return None
+
+
+def _run_cases(file: SpecFile, value: dict[str, Any], problems: list[Problem]) -> RunCases | None:
+    """The run a spec chains from, which must exist, be finished and stay inside the project."""
+    reference = str(value["run"])
+    base = file.folder_of(("cases",))
+    if resolve_inside(file.root, base, reference) is None:
+        problems.append(
+            file.problem(
+                ("cases", "run"),
+                f"the run folder '{reference}' is outside the project folder {file.root}",
+                outside_hint(file.root, "run folders", "in runs/ beside the specs"),
+            )
+        )
+        return None
+    try:
+        folder = resolve_run_folder(reference, base)
+    except RunFolderError as exc:
+        problems.append(file.problem(("cases", "run"), str(exc), _RUN_HINT))
+        return None
+    statuses = value.get("status", list(DEFAULT_STATUS))
+    specs = value.get("spec", [])
+    chained = RunCases(
+        reference,
+        folder,
+        tuple([statuses] if isinstance(statuses, str) else statuses),
+        tuple([specs] if isinstance(specs, str) else specs),
+    )
+    try:
+        check_finished(chained)
+    except RunFolderError as exc:
+        problems.append(file.problem(("cases", "run"), str(exc)))
+        return None
+    return chained
+
+
+_RUN_HINT = (
+    "the folder is relative to the spec file, e.g. ../runs/latest (the newest run) or "
+    "../runs/latest~1 (the one before)"
+)
+
+
+def _records_wanted(chained: RunCases) -> str:
+    what = f"records with status {' or '.join(chained.statuses)}"
+    if chained.specs:
+        what += f" of the spec {' or '.join(chained.specs)}"
+    return what
 
 
 def _file_pattern(file: SpecFile, pattern: str, problems: list[Problem]) -> FilePattern | None:

@@ -29,6 +29,7 @@ from runner.check.codes import silenced, with_code
 from runner.check.context import Check, SpecFile
 from runner.check.expect import check_expectations
 from runner.check.images import check_images
+from runner.check.judges import build_judges, check_judges
 from runner.check.provider_rules import (
     check_content_parts,
     check_tool_messages,
@@ -68,7 +69,7 @@ from runner.spec.project import (
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 # Folders inside a spec folder that hold other things than specs.
-NOT_SPEC_FOLDERS = frozenset({"data", "templates", "schemas", "runs"})
+NOT_SPEC_FOLDERS = frozenset({"data", "templates", "schemas", "runs", "judges"})
 
 # Checks run on every schema-valid spec once its Spec is built, in this order.
 CHECKS: list[Check] = [
@@ -79,6 +80,7 @@ CHECKS: list[Check] = [
     check_provider_key,
     check_project_config,
     check_expectations,
+    check_judges,
     check_images,
     check_tool_parameters,
     check_content_parts,
@@ -256,6 +258,7 @@ def _build(file: SpecFile, problems: list[Problem]) -> Spec:
         bases=tuple(base.display for base in file.bases),
         expect=parse_checks(data.get("expect") or ()),
         variables_used=variables_used(file),
+        judges=build_judges(file, problems),
     )
 
 

@@ -23,12 +23,9 @@ Results are stored in each record as ``record["expectations"]``: None when the s
 checks, else ``{"passed", "total", "failed", "checks": [{"check", "target", "expected",
 "actual", "passed", "message"}]}``.
 
-Where model-graded checks would go (none exist: they cost money and do not reproduce). A kind
-such as ``rubric:`` would be added to ``KINDS`` and the spec schema and parsed into a ``Check``
-here like any other, but ``evaluate`` would leave it out: a separate stage after the run
-(``runner grade RUN_DIR``, beside ``runner score``) would send each answer with the rubric to a
-judge model, through the same execute/record path as a run, and save its verdicts in the record
-next to ``expectations`` (say ``record["grades"]``), so deterministic scores never depend on it.
+A ``judge:`` check is not evaluated here: another spec, the judge, gives its verdict after the
+answer arrives (``runner/runs/judging.py`` asks it, ``runner/grade/judge.py`` reads the verdict).
+Until then its result is pending: failed, saying that no judge has answered yet.
 """
 
 from __future__ import annotations
@@ -45,10 +42,12 @@ import jinja2
 from runner.spec.expectations import (
     BARE_VARIABLE,
     CEILING_KINDS,
+    JUDGE_KIND,
     TOOL_KIND,
     Check,
     PathPart,
 )
+from runner.spec.judges import verdict_rule
 from runner.spec.sandbox import work_budget
 
 
@@ -60,9 +59,10 @@ class CheckResult:
     actual: Any
     passed: bool
     message: str
+    score: float | None = None  # a judge's score, when it gave one
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        result = {
             "check": self.check,
             "target": self.target,
             "expected": self.expected,
@@ -70,6 +70,9 @@ class CheckResult:
             "passed": self.passed,
             "message": self.message,
         }
+        if self.check == JUDGE_KIND:
+            result["score"] = self.score
+        return result
 
 
 # ---- evaluating a record
@@ -125,17 +128,32 @@ def describe_counts(counts: Mapping[str, int]) -> list[str]:
     ]
 
 
-class _RenderFailed(Exception):
-    pass
+class FillInFailed(Exception):
+    """An expected value whose template cannot be filled in with a record's variables."""
+
+
+NOT_JUDGED = (
+    "not judged: no judge has answered for this record yet (judges are asked by runner run "
+    "and runner score; a Batch run's records get their verdicts from runner score RUN_DIR)"
+)
+
+
+def not_judged(check: Check, message: str = NOT_JUDGED) -> CheckResult:
+    """The result of a judge check without a verdict: failed, saying why."""
+    return CheckResult(JUDGE_KIND, check.target, verdict_rule(check), None, False, message)
 
 
 def _evaluate_one(
     check: Check, record: Mapping[str, Any], variables: Mapping[str, Any], env: jinja2.Environment
 ) -> CheckResult:
+    if check.kind == JUDGE_KIND:
+        if not isinstance(record.get("output"), dict):
+            return not_judged(check, "no answer to judge (the request failed)")
+        return not_judged(check)
     try:
         expected = _render(env, check.expected, variables)
         arguments = _render(env, check.arguments, variables) if check.arguments else None
-    except _RenderFailed as exc:
+    except FillInFailed as exc:
         return CheckResult(check.kind, check.target, check.expected, None, False, str(exc))
     output = record.get("output")
     if not isinstance(output, dict):
@@ -151,6 +169,11 @@ def _result(check: Check, expected: Any, actual: Any, passed: bool, message: str
     return CheckResult(check.kind, check.target, expected, actual, passed, message)
 
 
+def fill_in(env: jinja2.Environment, value: Any, variables: Mapping[str, Any]) -> Any:
+    """``value`` with every template string in it filled in; raises FillInFailed."""
+    return _render(env, value, variables)
+
+
 def _render(env: jinja2.Environment, value: Any, variables: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         if "{" not in value:
@@ -162,9 +185,9 @@ def _render(env: jinja2.Environment, value: Any, variables: Mapping[str, Any]) -
             with work_budget():
                 return _compiled(env, value).render(variables)
         except jinja2.UndefinedError as exc:
-            raise _RenderFailed(f"cannot fill in the expected value: {exc.message}") from None
+            raise FillInFailed(f"cannot fill in the expected value: {exc.message}") from None
         except Exception as exc:  # any template failure fails this check, not the run
-            raise _RenderFailed(f"cannot fill in the expected value: {exc}") from None
+            raise FillInFailed(f"cannot fill in the expected value: {exc}") from None
     if isinstance(value, list):
         return [_render(env, v, variables) for v in value]
     if isinstance(value, dict):

@@ -26,6 +26,7 @@ from runner.runs.store import RunStore, record_line_id, temporary_database
 
 MAX_DIFF_LINES = 40
 PASS, FAIL, NO_CHECKS = "PASS", "FAIL", "no checks"
+_JUDGE_LINE = "  judge "  # a detail line of a judge check (see _expectation_change)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ class DiffCounts:
     pass_to_fail: int = 0
     fail_to_pass: int = 0
     tokens_only: int = 0  # unchanged records whose token counts changed (shown by --verbose)
+    verdicts_pass_to_fail: int = 0  # judge checks (one record may have several)
+    verdicts_fail_to_pass: int = 0
 
     @property
     def identical(self) -> bool:
@@ -136,6 +139,13 @@ class DiffCounts:
                 if change.field == "expectations":
                     self.pass_to_fail += (change.before, change.after) == (PASS, FAIL)
                     self.fail_to_pass += (change.before, change.after) == (FAIL, PASS)
+                    self.count_verdicts(change)
+
+    def count_verdicts(self, change: Change) -> None:
+        """Count the judge checks of an expectations change that turned either way."""
+        judged = [line for line in change.detail if line.startswith(_JUDGE_LINE)]
+        self.verdicts_pass_to_fail += sum(f": {PASS} -> {FAIL}" in x for x in judged)
+        self.verdicts_fail_to_pass += sum(f": {FAIL} -> {PASS}" in x for x in judged)
 
     def summary(self) -> list[str]:
         lines = [
@@ -147,6 +157,11 @@ class DiffCounts:
             lines.append(
                 f"expectations: {self.pass_to_fail} turned PASS -> FAIL, "
                 f"{self.fail_to_pass} FAIL -> PASS"
+            )
+        if self.verdicts_pass_to_fail or self.verdicts_fail_to_pass:
+            lines.append(
+                f"judge verdicts: {self.verdicts_pass_to_fail} turned PASS -> FAIL, "
+                f"{self.verdicts_fail_to_pass} FAIL -> PASS"
             )
         return lines
 
@@ -162,6 +177,10 @@ class DiffCounts:
             "expectations": {
                 "pass_to_fail": self.pass_to_fail,
                 "fail_to_pass": self.fail_to_pass,
+            },
+            "judge_verdicts": {
+                "pass_to_fail": self.verdicts_pass_to_fail,
+                "fail_to_pass": self.verdicts_fail_to_pass,
             },
             "identical": self.identical,
         }
@@ -226,6 +245,10 @@ class RunDiff:
             missing=len(self.missing),
         )
         counts.pass_to_fail, counts.fail_to_pass = self.turned(PASS, FAIL), self.turned(FAIL, PASS)
+        for record in self.records:
+            for change in record.changes:
+                if change.field == "expectations":
+                    counts.count_verdicts(change)
         return counts
 
     def describe(self, verbose: bool = False) -> str:
@@ -287,6 +310,7 @@ class StreamedDiff:
         data = self.counts.to_json()
         yield f'  "counts": {json.dumps(data["counts"])},\n'
         yield f'  "expectations": {json.dumps(data["expectations"])},\n'
+        yield f'  "judge_verdicts": {json.dumps(data["judge_verdicts"])},\n'
         yield f'  "identical": {json.dumps(data["identical"])}\n}}'
 
 

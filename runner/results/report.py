@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runner.errors import UsageError
+from runner.grade.judge import JudgeTally, judge_label, judge_results
 from runner.results.diff import diff_records, paired_lines
 from runner.results.table import record_model
 from runner.runs.store import RunStore
@@ -193,6 +194,31 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """A judge's verdict on one answer, shown beside it."""
+
+    judge: str
+    passed: bool
+    score: float | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class JudgeRow:
+    """The pass rate of one judge on one model's answers."""
+
+    judge: str
+    model: str
+    verdicts: int
+    passed: int
+    no_verdict: int
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.passed / self.verdicts if self.verdicts else None
+
+
+@dataclass(frozen=True)
 class ReportRow:
     """What the report shows of one record (long texts cut at ``TEXT_LIMIT``)."""
 
@@ -219,6 +245,7 @@ class ReportRow:
     parameters: tuple[tuple[str, str], ...]  # the request's sampling settings
     messages: tuple[tuple[str, str], ...]
     checks: tuple[Check, ...]
+    verdicts: tuple[Verdict, ...] = ()  # the judges' verdicts, with their reasons
     offline: bool = False  # made up by the offline provider
     seq: int = 0  # where the record is in its run: the matrix view keeps that order
     # Two runs compared: A's row of the same id (None: only in B), whether the row is a record
@@ -300,9 +327,23 @@ def report_row(record: dict[str, Any], seq: int = 0) -> ReportRow:
             for c in expectations.get("checks") or []
             if isinstance(c, dict)
         ),
+        verdicts=tuple(_verdicts(record)),
         offline=bool(record.get("offline")),
         seq=seq,
     )
+
+
+def _verdicts(record: dict[str, Any]) -> Iterator[Verdict]:
+    for result in judge_results(record):
+        if not isinstance(result.get("actual"), dict):
+            continue
+        score = result.get("score")
+        yield Verdict(
+            judge_label(result),
+            bool(result.get("passed")),
+            score if isinstance(score, int | float) else None,
+            _cut(str(result.get("message") or ""), TEXT_LIMIT),
+        )
 
 
 class _RowPicker:
@@ -373,6 +414,7 @@ class RunSummary:
     has_ttft: bool
     has_checks: bool
     offline: int = 0  # records answered by the offline provider
+    judges: tuple[JudgeRow, ...] = ()  # pass rate per judge and model
 
 
 @dataclass(frozen=True)
@@ -488,8 +530,10 @@ def _summarise(store: RunStore, max_rows: int) -> tuple[RunSummary, list[ReportR
     by_combination, by_model = _Groups(), _Groups()
     picker = _RowPicker(max_rows)
     records = offline = 0
+    judges = JudgeTally()
     for record in store.records():
         records += 1
+        judges.add(record)
         offline += bool(record.get("offline"))
         spec = str(_mapping(record.get("spec")).get("name") or "")
         total.add(record)
@@ -515,6 +559,10 @@ def _summarise(store: RunStore, max_rows: int) -> tuple[RunSummary, list[ReportR
         has_ttft=total.ttft.seen > 0,
         has_checks=total.checked > 0,
         offline=offline,
+        judges=tuple(
+            JudgeRow(judge, model, rate.verdicts, rate.passed, rate.no_verdict)
+            for (judge, model), rate in sorted(judges.rates.items())
+        ),
     )
     return summary, picker.rows(), records
 

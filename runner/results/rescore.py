@@ -24,9 +24,11 @@ from typing import Any
 
 from runner.errors import RenderError, UsageError
 from runner.grade import expect
+from runner.grade.judge import JudgeTally
 from runner.grade.score import score_record
 from runner.providers.endpoints import resolve_endpoint
 from runner.runs.execute import RunSettings
+from runner.runs.regrade import Regrader
 from runner.runs.store import RunStore, utc_now
 from runner.send.stream_send import streaming_body
 from runner.spec.cases import NO_CASE, Case, expand, record_id
@@ -57,15 +59,19 @@ class ScoreResult:
     prompt_changed: list[str] = field(default_factory=list)  # ids answered to another request
     not_in_spec: list[str] = field(default_factory=list)  # ids the current spec has no case for
     unknown_spec: list[str] = field(default_factory=list)  # ids of specs that are not loaded
+    judges: JudgeTally = field(default_factory=JudgeTally)  # verdicts of the specs' judges
 
     @property
     def expectations_failed(self) -> bool:
         return self.expectations["failed"] > 0
 
     def describe(self) -> str:
+        sent = self.judges.requests - self.judges.cached - self.judges.offline
         lines = [
-            f"scored {self.records} record(s) of {self.run_dir} again (nothing sent)",
+            f"scored {self.records} record(s) of {self.run_dir} again "
+            + (f"({sent} judge request(s) sent)" if sent else "(nothing sent)"),
             *(expect.describe_counts(self.expectations) or ["expectations: no record has any"]),
+            *self.judges.describe(),
             f"changed: {self.turned_failed} now fail, {self.turned_passed} now pass",
         ]
         if self.prompt_changed:
@@ -98,6 +104,7 @@ class ScoreResult:
             "prompt_changed": self.prompt_changed,
             "not_in_spec": self.not_in_spec,
             "unknown_spec": self.unknown_spec,
+            "judges": self.judges.to_json(),
         }
 
 
@@ -128,6 +135,8 @@ def score_run(
             result.prompt_changed.append(record["id"])
         before = _verdict(record)
         scored = {**record, "expectations": score_record(spec, record, plan.vars, plan.case)}
+        scored = judges.judged(spec, scored, plan.vars, plan.case)
+        result.judges.add(scored)
         after = _verdict(scored)
         result.turned_failed += before is True and after is False
         result.turned_passed += before is False and after is True
@@ -135,7 +144,11 @@ def score_run(
         expect.add_count(result.expectations, scored)
         return scored
 
-    store.rewrite_records(rescore)
+    judges = Regrader(specs.values(), settings)
+    try:
+        store.rewrite_records(rescore)
+    finally:
+        judges.close()
     manifest = store.read_manifest()
     manifest.setdefault("counts", {})["expectations"] = result.expectations
     manifest["scored"] = {

@@ -227,6 +227,12 @@ class BatchResult:
             self.status.describe(),
         ]
         lines.extend(s.failures.describe())
+        unjudged = s.judges.without_verdict
+        if unjudged:
+            lines.append(
+                f"{unjudged} judge check(s) have no verdict yet: judges are not asked through "
+                f"the Batch API; once every batch is fetched, runner score {run_dir} asks them"
+            )
         if self.waiting and not self.status.not_created:
             lines.append(
                 f"{self.waiting} request(s) wait for their batch: runner batch status "

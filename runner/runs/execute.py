@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.grade import expect
+from runner.grade.judge import JudgeTally
 from runner.runs.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
 from runner.spec.cases import Selection, count_requests, expand, record_id, unknown_case_ids
 from runner.runs.cassette import Cassette
@@ -29,6 +30,7 @@ from runner.errors import RenderError, RunInterrupted, RunStopped, Terminated, U
 from runner.runs.failures import FailureGroups
 from runner.providers.endpoints import Endpoint, ProviderOverride, resolve_endpoint
 from runner.send.ratelimit import DEFAULT_MAX_WAIT, Cancelled, Limits, LongWait, NeverFits, Wait
+from runner.runs.judging import JudgeCall, apply_verdicts, judge_specs, plan_judges
 from runner.runs.record import Attempt, build_record, not_sent_record
 from runner.spec.render import Request, render_request
 from runner.send.retry import send_whole_with_retries, send_with_retries
@@ -106,6 +108,7 @@ class RunSummary:
     failures: FailureGroups = field(default_factory=FailureGroups)
     # Records with expectations, passed and failed, over the whole run (resumed ones too).
     expectations: dict[str, int] = field(default_factory=expect.empty_counts)
+    judges: JudgeTally = field(default_factory=JudgeTally)  # verdicts, and what judges cost
 
     @property
     def succeeded(self) -> bool:
@@ -119,6 +122,7 @@ class RunSummary:
         self.total += 1
         self.cached += bool(record.get("cached"))
         expect.add_count(self.expectations, record)
+        self.judges.add(record)
         status = record["status"]
         if status == "ok":
             self.ok += 1
@@ -140,6 +144,7 @@ class RunSummary:
             + (f" ({self.resumed} already done before resuming)" if self.resumed else ""),
             f"tokens: {self.prompt_tokens} prompt, {self.completion_tokens} completion",
             *expect.describe_counts(self.expectations),
+            *self.judges.describe(),
             f"saved in {self.run_dir}",
         ]
         lines.extend(self.failures.describe())
@@ -151,6 +156,7 @@ class RunSummary:
         data = asdict(self)
         data["run_dir"] = str(self.run_dir)
         data["failures"] = self.failures.to_json()
+        data["judges"] = self.judges.to_json()
         data["succeeded"] = self.succeeded
         return data
 
@@ -163,6 +169,9 @@ class Job:
     request: Request
     endpoint: Endpoint
     render_error: str | None = None  # the template failed for this case: nothing to send
+    # Where the spec's judges send their requests, by judge path (see runner/runs/judging.py).
+    judge_endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
+    quiet: bool = False  # a judge's request: its streamed text is not shown
 
 
 # Called after each saved record with (record, records done so far, records in this run).
@@ -344,6 +353,8 @@ def _spec_entry(spec: Spec) -> dict[str, Any]:
         entry["bases"] = list(spec.bases)
     if spec.cases is not None and spec.cases.sha256 is not None:  # a data file, or files
         entry["data"] = {"path": spec.cases.display, "sha256": spec.cases.sha256}
+    if spec.judges:
+        entry["judges"] = [{"path": j.display, "sha256": j.sha256} for j in spec.judges.values()]
     return entry
 
 
@@ -360,7 +371,7 @@ def _reload(entry: dict[str, Any], load: Callable[[Path], Spec]) -> Spec:
 def _endpoints(specs: list[Spec], settings: RunSettings) -> dict[Any, Endpoint]:
     """Each spec provider's endpoint, resolved once: a missing key fails before any request."""
     endpoints: dict[Any, Endpoint] = {}
-    for spec in specs:
+    for spec in (*specs, *judge_specs(specs)):
         if spec.provider not in endpoints:
             endpoints[spec.provider] = resolve_endpoint(spec.provider, settings.provider)
     return endpoints
@@ -393,6 +404,7 @@ def _plan(
     ``skip``), rendered lazily, in spec, case and combination order."""
     for spec in specs:
         endpoint = endpoints[spec.provider]
+        judges = {path: endpoints[judge.provider] for path, judge in spec.judges.items()}
         for case, combination in expand(spec.cases, spec.matrix, settings.selection):
             if only is not None:
                 model = str(combination.fields.get("model", spec.model))
@@ -407,9 +419,9 @@ def _plan(
                     request = replace(request, body=body)
             except RenderError as exc:
                 request = Request(spec, {**spec.vars, **case.vars}, {}, case, combination)
-                yield Job(request.record_id, request, endpoint, str(exc.problem))
+                yield Job(request.record_id, request, endpoint, str(exc.problem), judges)
                 continue
-            yield Job(request.record_id, request, endpoint)
+            yield Job(request.record_id, request, endpoint, judge_endpoints=judges)
 
 
 def _check_case_ids(specs: list[Spec], selection: Selection) -> None:
@@ -646,7 +658,7 @@ class _Sender:
         if stored is not None:
             result = HttpResult(stored.status, {}, stored.text, 0)
         elif job.endpoint.offline and body.get("stream") is True:
-            streamed = stream_offline(body, self.text)
+            streamed = stream_offline(body, None if job.quiet else self.text)
             result, response = streamed.result, streamed.completion
         elif job.endpoint.offline:
             result = HttpResult(200, {}, None, 1)
@@ -675,11 +687,44 @@ class _Sender:
         record = build_record(job.record_id, job.request, job.endpoint, attempt, response)
         if never_sent:
             record["error"]["kind"] = "too_large"
+        if job.request.spec.judges:
+            # The answer is cached before its judges are asked: a run stopped meanwhile
+            # finds it there when resumed, and asks only the judges.
+            self._keep(key, stored, job, result, record)
+            key = None
+            record = self.judged(job.request, job.judge_endpoints, record)
         if finish is not None:
             finish(record)
+        self._keep(key, stored, job, result, record)
+        return record
+
+    def _keep(
+        self,
+        key: str | None,
+        stored: CachedResponse | None,
+        job: Job,
+        result: HttpResult,
+        record: dict[str, Any],
+    ) -> None:
+        """Put a new good answer in the cache."""
         if key and self.answers is not None and stored is None and record["output"] is not None:
             self.answers.put(key, job.endpoint.completions_url, 200, result.text or "")
-        return record
+
+    def judged(
+        self, request: Request, endpoints: Mapping[str, Endpoint], record: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``record`` (the answer to ``request``) with its judges' verdicts: each judge request
+        is answered like any other (cache, limits, retries), at the ``endpoints`` of the
+        judges (by the path the checks name them)."""
+        calls = plan_judges(request.spec, record, request.vars, request.case)
+        answered: list[tuple[JudgeCall, dict[str, Any] | None]] = []
+        for call in calls:
+            endpoint = endpoints[call.path]
+            body = streaming_body(call.request.body, endpoint.name, self.settings.stream)
+            judge_request = replace(call.request, body=body)
+            judge_job = Job(call.record_id, judge_request, endpoint, call.render_error, quiet=True)
+            answered.append((call, self.send(judge_job)))
+        return apply_verdicts(request.spec, record, request.case, answered)
 
     def _send(self, job: Job) -> tuple[HttpResult, StreamedAnswer | None, str, float] | None:
         """Send one job through its model's limiter, with retries: the result (and the stream,
@@ -709,7 +754,8 @@ class _Sender:
         def send_stream() -> StreamedAnswer:
             with self.in_flight:
                 started()
-                return stream_once(client, endpoint, payload, settings.timeouts, self.text)
+                text = None if job.quiet else self.text
+                return stream_once(client, endpoint, payload, settings.timeouts, text)
 
         tokens = token_estimate(body)
         stop = self.limits.cancelled

@@ -13,6 +13,7 @@ import hashlib
 from typing import Any
 
 from runner.send.instances import as_dict, as_list, canonical, compact, instance_text, int_or
+from runner.send.offline_verdict import verdict_text
 
 CREATED = 1767225600  # fixed (2026-01-01T00:00:00Z) so the same request gives the same bytes
 PREVIEW_CHARS = 200
@@ -102,7 +103,7 @@ def _content(body: dict, messages: list[dict], seed: int) -> str:
     if kind == "json_schema":
         schema = as_dict(response_format.get("json_schema")).get("schema")
         if isinstance(schema, (dict, bool)):
-            return instance_text(schema, seed)
+            return verdict_text(schema, instance_text(schema, seed), seed)
         return compact({"answer": text})
     if kind == "json_object":
         return compact({"answer": text})

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import Problem, SpecError, plural
+from runner.spec.chain import RESULTS, RunCases, run_rows
 from runner.spec.load import load_yaml, read_text
 
 DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".yaml", ".yml")
@@ -67,6 +68,7 @@ class CaseSource:
     count: int = 0
     sha256: str | None = None
     files: FilePattern | None = None
+    run: RunCases | None = None  # the records of an earlier run (see runner/spec/chain.py)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,9 @@ def read_rows(source: CaseSource) -> Iterator[tuple[int, Any]]:
         return
     if source.files is not None:
         yield from enumerate(file_rows(source.files), start=1)
+        return
+    if source.run is not None:
+        yield from run_rows(source.run)
         return
     assert source.file is not None
     suffix = source.file.suffix.lower()
@@ -269,8 +274,16 @@ def check_cases(source: CaseSource, needed: Iterable[str], row_problem: Any) -> 
     if problems:
         problems.sort(key=lambda p: p.line or 0)
         raise SpecError(problems[:MAX_REPORTED_ROWS])
-    digest = _listing_hash(source.files) if source.files else _file_hash(source.file)
-    return CaseSource(source.display, source.inline, source.file, count, digest, source.files)
+    digest: str | None
+    if source.files is not None:
+        digest = _listing_hash(source.files)
+    elif source.run is not None:
+        digest = _file_hash(source.run.folder / RESULTS)
+    else:
+        digest = _file_hash(source.file)
+    return CaseSource(
+        source.display, source.inline, source.file, count, digest, source.files, source.run
+    )
 
 
 def _row_problem(row: Any, needed: list[str], number: int, row_problem: Any) -> Problem | None:

@@ -22,9 +22,10 @@ CEILING_KINDS = {
     "max_total_tokens": "total_tokens",
 }
 TOOL_KIND = "tool_call"
-KINDS = (*ANSWER_KINDS, TOOL_KIND, *CEILING_KINDS)
+JUDGE_KIND = "judge"  # another spec judges the answer: see runner/spec/judges.py
+KINDS = (*ANSWER_KINDS, TOOL_KIND, *CEILING_KINDS, JUDGE_KIND)
 # Options a check may carry beside its kind.
-OPTIONS = ("path", "ignore_case", "arguments")
+OPTIONS = ("path", "ignore_case", "arguments", "pass_if", "threshold", "expected")
 
 PathPart = str | int
 BARE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
@@ -49,10 +50,14 @@ class Check:
     path_text: str | None = None
     ignore_case: bool = False
     arguments: Mapping[str, Any] | None = None
+    # A judge check's options: the rule its verdict passes by, and what it is given as expected.
+    pass_if: str | None = None
+    threshold: float | None = None
+    judge_expected: Any = None
 
     @property
     def target(self) -> str:
-        if self.kind == TOOL_KIND:
+        if self.kind in (TOOL_KIND, JUDGE_KIND):
             return str(self.expected)
         if self.kind in CEILING_KINDS:
             return CEILING_KINDS[self.kind]
@@ -101,9 +106,18 @@ def parse_checks(raw: Iterable[Any]) -> tuple[Check, ...]:
                 path_text,
                 bool(item.get("ignore_case", False)),
                 item.get("arguments"),
+                item.get("pass_if"),
+                _number_or_none(item.get("threshold")),
+                item.get("expected"),
             )
         )
     return tuple(checks)
+
+
+def _number_or_none(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def template_strings(value: Any) -> Iterable[tuple[tuple[PathPart, ...], str]]:
@@ -124,7 +138,7 @@ def expect_templates(data: Mapping[str, Any]) -> Iterable[tuple[tuple[PathPart, 
     for i, item in enumerate(data.get("expect") or []):
         if not isinstance(item, dict):
             continue
-        for key in (*KINDS, "arguments"):
-            if key in item:
+        for key in (*KINDS, "arguments", "expected"):
+            if key in item and key != JUDGE_KIND:  # a judge's value is a path, not a template
                 for where, text in template_strings(item[key]):
                     yield ("expect", i, key, *where), text

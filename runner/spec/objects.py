@@ -121,6 +121,8 @@ class Spec:
     cases: CaseSource | None = None
     matrix: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     bases: tuple[str, ...] = ()
-    expect: tuple[Check, ...] = ()  # what a correct answer is (see runner/expect.py)
+    expect: tuple[Check, ...] = ()  # what a correct answer is (see runner/grade/expect.py)
     # the template variables the messages, image paths and expect: checks read
     variables_used: frozenset[str] = frozenset()
+    # The judges its judge: checks name, by the path as written (see runner/spec/judges.py).
+    judges: Mapping[str, Spec] = field(default_factory=dict)
