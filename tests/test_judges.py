@@ -537,3 +537,18 @@ def test_batch_records_wait_for_their_verdicts_which_score_asks(project, run_cli
     for record in read_records(run_dir).values():
         assert judge_results(record)[0]["message"] == REASON
         assert record["judges"][0]["offline"] is True
+
+
+def test_an_exported_cassette_replays_the_verdicts_too(project, openai_server, server_run, run_cli):
+    write_judge(project)
+    write_reply(project)
+    assert server_run("specs/reply.yaml").exit_code == 0
+    recorded = read_records(only_run(project))
+    exported = run_cli("export", str(only_run(project)), "--format", "cassette", "-o", "c.jsonl")
+    assert exported.exit_code == 0, exported.output
+    assert len((project / "c.jsonl").read_text().splitlines()) == 6  # answers and judges
+    replayed = server_run("specs/reply.yaml", "--replay", "c.jsonl", "--no-cache")
+    assert replayed.exit_code == 0, replayed.output
+    assert openai_server.count == 6  # nothing sent: the cassette answered all
+    for record_id, record in read_records(only_run(project)).items():
+        assert judge_results(record) == judge_results(recorded[record_id])

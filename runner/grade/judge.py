@@ -108,6 +108,7 @@ class JudgeTally:
 
     rates: dict[tuple[str, str], JudgeRate] = field(default_factory=dict)
     requests: int = 0
+    sent: int = 0  # went to a provider (not the cache, a cassette or the offline provider)
     cached: int = 0
     offline: int = 0
     prompt_tokens: int = 0
@@ -128,6 +129,9 @@ class JudgeTally:
             self.requests += 1
             self.cached += bool(judged.get("cached"))
             self.offline += bool(judged.get("offline"))
+            self.sent += not (judged.get("cached") or judged.get("offline")) and bool(
+                judged.get("attempts")
+            )
             usage = judged.get("usage")
             if isinstance(usage, dict):
                 self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
@@ -148,9 +152,8 @@ class JudgeTally:
                 line += f", {rate.no_verdict} without a verdict"
             lines.append(line)
         if self.requests:
-            sent = self.requests - self.cached - self.offline
             lines.append(
-                f"judge requests: {self.requests} ({sent} sent, {self.cached} from cache, "
+                f"judge requests: {self.requests} ({self.sent} sent, {self.cached} from cache, "
                 f"{self.offline} offline); tokens: {self.prompt_tokens} prompt, "
                 f"{self.completion_tokens} completion"
             )
@@ -163,6 +166,7 @@ class JudgeTally:
                 for (judge, model), rate in sorted(self.rates.items())
             ],
             "requests": self.requests,
+            "sent": self.sent,
             "cached": self.cached,
             "offline": self.offline,
             "prompt_tokens": self.prompt_tokens,

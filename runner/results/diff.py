@@ -536,11 +536,21 @@ def _verdict(record: dict[str, Any]) -> str:
 
 
 def _checks(record: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """A record's check results by (check, target); a second check of the same kind and target
+    (two judge checks with one judge, say) is told apart by its number: ``target #2``."""
     results = record.get("expectations")
     checks = results.get("checks") if isinstance(results, dict) else None
-    return {
-        (str(c.get("check")), str(c.get("target"))): c for c in checks or [] if isinstance(c, dict)
-    }
+    keyed: dict[tuple[str, str], dict[str, Any]] = {}
+    for check in checks or []:
+        if not isinstance(check, dict):
+            continue
+        kind, target = str(check.get("check")), str(check.get("target"))
+        key, number = (kind, target), 1
+        while key in keyed:
+            number += 1
+            key = (kind, f"{target} #{number}")
+        keyed[key] = check
+    return keyed
 
 
 def _expectation_change(a: dict[str, Any], b: dict[str, Any]) -> Change | None:

@@ -66,7 +66,7 @@ class ScoreResult:
         return self.expectations["failed"] > 0
 
     def describe(self) -> str:
-        sent = self.judges.requests - self.judges.cached - self.judges.offline
+        sent = self.judges.sent
         lines = [
             f"scored {self.records} record(s) of {self.run_dir} again "
             + (f"({sent} judge request(s) sent)" if sent else "(nothing sent)"),

@@ -172,7 +172,8 @@ def record_entry(record: dict[str, Any]) -> CassetteEntry | None:
 
 
 def export_run(run_dir: Path, out: Path) -> ExportResult:
-    """Write the cassette of a run: one line per answered record, sorted by id.
+    """Write the cassette of a run: one line per answered record (and per answered judge
+    request it holds), sorted by id.
 
     Records stream from the run; the lines are sorted in a temporary database, so a run of
     any size exports in bounded memory. Only the first skipped ids are kept, to name them.
@@ -191,6 +192,12 @@ def export_run(run_dir: Path, out: Path) -> ExportResult:
                     examples.append(record["id"])
                 continue
             rows.append((entry.id, json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True)))
+            # A judged record holds its judges' exchanges: they replay like the answers.
+            for judged in record.get("judges") or ():
+                judge_entry = record_entry(judged) if isinstance(judged, dict) else None
+                if judge_entry is not None:
+                    text = json.dumps(judge_entry.to_json(), ensure_ascii=False, sort_keys=True)
+                    rows.append((judge_entry.id, text))
             if len(rows) >= 1024:
                 sorter.executemany("INSERT INTO line VALUES (?, ?)", rows)
                 rows.clear()
