@@ -128,7 +128,8 @@ class JudgeTally:
                 continue
             self.requests += 1
             self.cached += bool(judged.get("cached"))
-            self.offline += bool(judged.get("offline"))
+            # An offline answer replayed from a cassette counts as replayed, not as offline.
+            self.offline += bool(judged.get("offline")) and not judged.get("cached")
             self.sent += not (judged.get("cached") or judged.get("offline")) and bool(
                 judged.get("attempts")
             )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.grade.judge import judge_label
 from runner.runs.store import RunStore
 
 TEXT_LIMIT = 2_000  # characters of an answer shown; the rest are counted
@@ -161,6 +162,10 @@ def _check_lines(expectations: Any) -> Iterator[str]:
         if not isinstance(check, dict) or check.get("passed"):
             continue
         target = f" {check['target']}" if check.get("target") else ""
+        if check.get("check") == "judge":  # a verdict reads best as the judge's reason
+            score = f", score {check['score']}" if check.get("score") is not None else ""
+            yield f"FAIL judge {judge_label(check)}{score}: {check.get('message')}"
+            continue
         expected = check.get("expected")
         wanted = f"/{expected}/" if check.get("check") == "regex" else _value(expected)
         yield (

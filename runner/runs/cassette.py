@@ -139,9 +139,13 @@ class ExportResult:
     written: int
     skipped: tuple[str, ...]  # the first SKIPPED_NAMED ids left out
     skipped_count: int = 0
+    judges: int = 0  # of the lines written, the judge requests the records held
 
     def describe(self) -> str:
-        text = f"{self.written} record(s) written to {self.path}"
+        records = self.written - self.judges
+        text = f"{records} record(s) written to {self.path}"
+        if self.judges:
+            text += f", with the {self.judges} judge request(s) they hold"
         if self.skipped_count:
             text += (
                 f"; {self.skipped_count} left out (failed: no answer to replay): "
@@ -179,7 +183,7 @@ def export_run(run_dir: Path, out: Path) -> ExportResult:
     any size exports in bounded memory. Only the first skipped ids are kept, to name them.
     """
     store = RunStore.open(run_dir)
-    written, skipped, examples = 0, 0, list[str]()
+    written, skipped, judges, examples = 0, 0, 0, list[str]()
     sorter = temporary_database()
     try:
         sorter.execute("CREATE TABLE line (id TEXT, text TEXT)")
@@ -198,6 +202,7 @@ def export_run(run_dir: Path, out: Path) -> ExportResult:
                 if judge_entry is not None:
                     text = json.dumps(judge_entry.to_json(), ensure_ascii=False, sort_keys=True)
                     rows.append((judge_entry.id, text))
+                    judges += 1
             if len(rows) >= 1024:
                 sorter.executemany("INSERT INTO line VALUES (?, ?)", rows)
                 rows.clear()
@@ -212,4 +217,4 @@ def export_run(run_dir: Path, out: Path) -> ExportResult:
             raise UsageError(f"cannot write {out}: {exc.strerror}") from None
     finally:
         sorter.close()
-    return ExportResult(out, written, tuple(examples), skipped)
+    return ExportResult(out, written, tuple(examples), skipped, judges)
