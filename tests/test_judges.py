@@ -430,9 +430,8 @@ def test_validate_reports_a_missing_judge_and_options_without_one(project, run_c
     write_judge(project)
     result = run_cli("validate", "specs/reply.yaml")
     assert result.exit_code == 1
-    assert "judge spec not found: judges/polit.yaml (did you mean 'judges/polite.yaml'?)" in (
-        result.output
-    )
+    assert "judge spec not found: judges/polit.yaml" in result.output
+    assert "did you mean 'judges/polite.yaml'?" in result.output
     assert "'threshold' goes with 'judge'" in result.output
 
 
