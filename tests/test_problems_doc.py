@@ -41,3 +41,42 @@ def test_each_example_prints_what_the_page_shows(tmp_path, monkeypatch, run_cli,
     assert shown and all(line.endswith(f"[{code}]") for line in shown)
     for line in shown:
         assert line in printed.splitlines()
+
+
+def _rewrite_outputs() -> None:
+    """Print each example's output into the page again (after a message changed on purpose):
+    ``python tests/test_problems_doc.py``."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    text = DOC.read_text(encoding="utf-8")
+    for code, section in sections().items():
+        files = dict(BLOCK.findall(section))
+        shown = files.pop("runner validate prints", None)
+        if shown is None:
+            continue
+        files.setdefault("runner.yaml", "version: 1\n")
+        with tempfile.TemporaryDirectory() as folder:
+            root = Path(folder) / "project"
+            for name, body in files.items():
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                (root / name).write_text(body)
+            specs = [name for name in ("spec.yaml", "other.yaml") if name in files]
+            printed = subprocess.run(
+                [sys.executable, "-m", "runner", "validate", *specs],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "PYTHONPATH": str(DOC.parent.parent)},
+            ).stdout.replace(str(root.resolve()), PROJECT)
+        lines = [line for line in printed.splitlines() if line.endswith(f"[{code}]")]
+        new_section = section.replace(shown, "\n".join(lines) + "\n")
+        text = text.replace(section, new_section)
+    DOC.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    _rewrite_outputs()
