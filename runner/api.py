@@ -140,7 +140,7 @@ class Run:
     def __init__(self, path: PathLike):
         from runner.runs.store import RunStore
 
-        self.path = Path(path)
+        self.path = _run_dir(path)
         self._store = RunStore.open(self.path)
         self.manifest: Mapping[str, Any] = self._store.read_manifest()
 
@@ -350,11 +350,19 @@ def resume_run(
     """Finish an interrupted run: send only the requests without a saved answer."""
     from runner.runs.execute import resume_run as resume
 
-    return resume(Path(run_dir), _load_one, on_record)
+    return resume(_run_dir(run_dir), _load_one, on_record)
+
+
+def _run_dir(run: PathLike) -> Path:
+    """A run folder as the CLI takes it: a path, a run id, ``latest`` or ``latest~N``."""
+    from runner.runs.lookup import resolve_run
+
+    return resolve_run(run)
 
 
 def open_run(run_dir: PathLike) -> Run:
-    """Open a run directory for reading (its manifest, records and rows)."""
+    """Open a run directory for reading (its manifest, records and rows); ``run_dir`` may also
+    be a run id, ``latest`` or ``latest~N`` (in ``runs``, or ``$RUNNER_OUT``)."""
     return Run(run_dir)
 
 
@@ -362,7 +370,7 @@ def diff_runs(run_a: PathLike, run_b: PathLike) -> RunDiff:
     """Compare two runs record by record, paired by id (``result.identical``, ``.changed``)."""
     from runner.results.diff import diff_runs as diff
 
-    return diff(Path(run_a), Path(run_b))
+    return diff(_run_dir(run_a), _run_dir(run_b))
 
 
 def iter_diff(run_a: PathLike, run_b: PathLike) -> Iterator[DiffItem]:
@@ -373,7 +381,7 @@ def iter_diff(run_a: PathLike, run_b: PathLike) -> Iterator[DiffItem]:
     from runner.results.diff import compare_stores
     from runner.runs.store import RunStore
 
-    yield from compare_stores(RunStore.open(Path(run_a)), RunStore.open(Path(run_b)))
+    yield from compare_stores(RunStore.open(_run_dir(run_a)), RunStore.open(_run_dir(run_b)))
 
 
 def record_rows(records: Iterable[Mapping[str, Any] | Record]) -> Iterator[dict[str, Any]]:

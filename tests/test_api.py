@@ -291,6 +291,17 @@ def test_diff_of_two_runs(project, openai_server, monkeypatch):
     assert runner.diff_runs(first.run_dir, first.run_dir).identical
 
 
+def test_run_folders_are_named_as_the_cli_names_them(project):
+    write_spec(project, "a", "Say hello (a).")
+    first = runner.run_specs("specs", provider="offline")
+    second = runner.run_specs("specs", provider="offline")
+    assert runner.open_run("latest").path == second.run_dir
+    assert runner.open_run("latest~1").path == first.run_dir
+    assert runner.diff_runs("latest~1", "latest").identical
+    with pytest.raises(runner.UsageError, match="closest"):
+        runner.open_run(str(second.run_dir)[:-1])
+
+
 def test_iter_diff_streams_one_item_per_id(project):
     """The streaming form of diff_runs: an iterator, one item per id, nothing gathered."""
     import types
