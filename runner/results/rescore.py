@@ -36,6 +36,7 @@ from runner.spec.objects import Spec
 from runner.spec.render import render_request
 
 MAX_LISTED = 10
+_UNKNOWN = object()  # a record of a spec that is not loaded: kept as it is
 
 
 @dataclass(frozen=True)
@@ -121,32 +122,45 @@ def score_run(
     planned = _PlanLookup(_plan(specs, settings))
     result = ScoreResult(run_dir)
 
-    def rescore(record: dict[str, Any]) -> dict[str, Any]:
+    def rescored(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Each record scored: planned and checked here, in order (the plan is read in step
+        with the run); its judges asked by the regrader's pool; counted here again, in order."""
+        work = (_scored(record) for record in records)
+        for before, scored in judges.in_order(work, _judged):
+            if before is not _UNKNOWN:
+                after = _verdict(scored)
+                result.turned_failed += before is True and after is False
+                result.turned_passed += before is False and after is True
+                result.records += 1
+                result.judges.add(scored)
+            expect.add_count(result.expectations, scored)
+            yield scored
+
+    def _scored(record: dict[str, Any]) -> tuple[Any, dict[str, Any], Spec | None, _Planned]:
         spec = specs.get(str((record.get("spec") or {}).get("name")))
         if spec is None:
             result.unknown_spec.append(record["id"])
-            expect.add_count(result.expectations, record)
-            return record
+            return _UNKNOWN, record, None, _Planned({}, None)
         plan = planned.pop(record["id"])
         if plan is None:
             result.not_in_spec.append(record["id"])
             plan = _Planned(record.get("vars") or {}, None)
         elif record.get("request") is not None and _digest(record["request"]) != plan.request:
             result.prompt_changed.append(record["id"])
-        before = _verdict(record)
         scored = {**record, "expectations": score_record(spec, record, plan.vars, plan.case)}
-        scored = judges.judged(spec, scored, plan.vars, plan.case)
-        result.judges.add(scored)
-        after = _verdict(scored)
-        result.turned_failed += before is True and after is False
-        result.turned_passed += before is False and after is True
-        result.records += 1
-        expect.add_count(result.expectations, scored)
-        return scored
+        return _verdict(record), scored, spec, plan
+
+    def _judged(
+        item: tuple[Any, dict[str, Any], Spec | None, _Planned],
+    ) -> tuple[Any, dict[str, Any]]:
+        before, scored, spec, plan = item
+        if spec is not None:
+            scored = judges.judged(spec, scored, plan.vars, plan.case)
+        return before, scored
 
     judges = Regrader(specs.values(), settings)
     try:
-        store.rewrite_records(rescore)
+        store.rewrite_record_stream(rescored)
     finally:
         judges.close()
     manifest = store.read_manifest()

@@ -3,13 +3,17 @@
 A judge request goes through the same sender as a run's (``runner/runs/execute.py``): the
 response cache answers every judge request that is the same as before, so only the verdicts
 whose judge spec or answer changed are sent; the run's own settings (provider override,
-retries, limits, cache mode) apply.
+retries, limits, cache mode, concurrency) apply. Records are judged by a pool of the run's
+concurrency, a bounded window ahead of the one being written, so the run's order is kept and
+memory does not grow with the run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from runner.providers.endpoints import Endpoint, resolve_endpoint
 from runner.runs.cache import ResponseCache, cache_path_for
@@ -18,6 +22,9 @@ from runner.runs.judging import judge_specs
 from runner.spec.cases import Case
 from runner.spec.objects import Spec
 from runner.spec.render import Request
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Regrader:
@@ -38,6 +45,7 @@ class Regrader:
         if judges and settings.cache != "off" and not all(e.offline for e in providers.values()):
             answers = ResponseCache(cache_path_for(specs[0].path), settings.cache)
         self._sender = _Sender(settings, answers) if judges else None
+        self._concurrency = max(settings.concurrency, 1)
 
     def judged(
         self, spec: Spec, record: dict[str, Any], variables: Mapping[str, Any], case: Case
@@ -47,6 +55,21 @@ class Regrader:
             return record
         request = Request(spec, variables, record.get("request") or {}, case)
         return self._sender.judged(request, self._endpoints[spec.name], record)
+
+    def in_order(self, items: Iterable[T], judge: Callable[[T], R]) -> Iterator[R]:
+        """``judge(item)`` for each item, in order, several at a time (a window of twice the
+        concurrency ahead)."""
+        if self._sender is None:
+            yield from map(judge, items)
+            return
+        window: deque[Future[R]] = deque()
+        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="runner-judge") as pool:
+            for item in items:
+                window.append(pool.submit(judge, item))
+                if len(window) >= 2 * self._concurrency:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
 
     def close(self) -> None:
         if self._sender is not None:

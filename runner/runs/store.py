@@ -493,12 +493,19 @@ class RunStore:
         the number of records. For a finished run (no writer may be running): the file keeps
         its order, one line per record, and the manifest is left as it is but for the
         results key."""
+        return self.rewrite_record_stream(lambda records: map(transform, records))
+
+    def rewrite_record_stream(
+        self, transform: Callable[[Iterator[dict[str, Any]]], Iterable[dict[str, Any]]]
+    ) -> int:
+        """``rewrite_records`` for a transform of the whole stream, which must give one record
+        for each record, in order (it may work on a few ahead, as ``runner score`` does)."""
         self.close()
         count = 0
         with self._lock:
             with _AtomicFile(self.results_path) as out:
-                for record in self.records():
-                    line = json.dumps(transform(record), ensure_ascii=False) + "\n"
+                for record in transform(self.records()):
+                    line = json.dumps(record, ensure_ascii=False) + "\n"
                     out.write(line.encode("utf-8"))
                     count += 1
             if self._index is not None:
