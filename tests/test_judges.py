@@ -524,6 +524,7 @@ def test_batch_records_wait_for_their_verdicts_which_score_asks(project, run_cli
     common = ("--provider", "offline", "--out", "runs")
     submitted = run_cli("batch", "submit", "specs/reply.yaml", *common)
     assert submitted.exit_code == 0, submitted.output
+    assert "judges are not asked through the Batch API" in submitted.output
     run_dir = only_run(project)
     fetched = run_cli("batch", "fetch", str(run_dir))
     assert fetched.exit_code == 0, fetched.output

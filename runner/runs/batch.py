@@ -211,6 +211,7 @@ class BatchResult:
     status: BatchStatus
     counts: dict[str, int]
     waiting: int = 0  # requests whose batch has not ended yet
+    judged: bool = False  # a spec has judge: checks (their judges are not asked in Batch)
 
     @property
     def succeeded(self) -> bool:
@@ -228,10 +229,11 @@ class BatchResult:
         ]
         lines.extend(s.failures.describe())
         unjudged = s.judges.without_verdict
-        if unjudged:
+        if unjudged or (self.judged and self.waiting):
+            count = f"{unjudged} judge check(s) have" if unjudged else "judge: checks will have"
             lines.append(
-                f"{unjudged} judge check(s) have no verdict yet: judges are not asked through "
-                f"the Batch API; once every batch is fetched, runner score {run_dir} asks them"
+                f"{count} no verdict yet: judges are not asked through the Batch API; once "
+                f"every batch is fetched, runner score {run_dir} asks them"
             )
         if self.waiting and not self.status.not_created:
             lines.append(
@@ -707,8 +709,9 @@ def _result(
     store.write_manifest(manifest)
     if waiting is None:
         waiting = sum(p.lines for p in state.parts if not p.fetched)
+    judged = any(spec.judges for spec in specs)
     return BatchResult(
-        summary, BatchStatus(store.root, tuple(state.parts)), manifest["counts"], waiting
+        summary, BatchStatus(store.root, tuple(state.parts)), manifest["counts"], waiting, judged
     )
 
 
