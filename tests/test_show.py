@@ -195,3 +195,27 @@ def test_control_characters_of_an_answer_do_not_reach_the_terminal(tmp_path, run
     assert not any(ch in result.stdout for ch in "\x1b\x07\r\x9b")
     assert "before\\x1b[2J\\x1b]0;owned\\x07after\\x0d\\x9b" in result.stdout
     assert result.stdout.startswith("evil\\x1b[31m  [ok]")
+
+
+def test_fields_of_the_wrong_type_are_shown_without_a_traceback(tmp_path, run_cli):
+    from runner.runs.store import RunStore
+
+    store = RunStore.create(tmp_path / "runs")
+    store.write_manifest({"run_id": store.run_id, "status": "complete"})
+    odd = {"content": "text", "errors": "boom", "tool_calls": "call", "parsed": None}
+    store.save_record(
+        {
+            "id": "odd",
+            "status": "invalid_output",
+            "output": odd,
+            "expectations": {"passed": False, "checks": "x"},
+            "error": "nope",
+        }
+    )
+    store.rewrite_results(["odd"])
+
+    result = run_cli("show", store.root)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[:2] == ["odd  [invalid_output, checks failed]", "  text"]
+    assert "invalid output: b" not in result.stdout

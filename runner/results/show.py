@@ -105,7 +105,7 @@ def record_lines(record: dict[str, Any]) -> Iterator[str]:
     output = record.get("output") if isinstance(record.get("output"), dict) else None
     if output is not None:
         yield from _indented(_answer_lines(output))
-        yield from _indented(f"invalid output: {e}" for e in output.get("errors") or [])
+        yield from _indented(f"invalid output: {e}" for e in _list(output.get("errors")))
     error = record.get("error")
     if isinstance(error, dict) and (record.get("status") == "failed" or output is None):
         kind = f" ({error['kind']})" if error.get("kind") else ""
@@ -118,9 +118,12 @@ def _heading(record: dict[str, Any]) -> str:
     expectations = record.get("expectations")
     if isinstance(expectations, dict):
         total, failed = expectations.get("total") or 0, expectations.get("failed") or 0
-        parts.append(
-            f"{failed} of {total} check(s) failed" if failed else f"{total} check(s) passed"
-        )
+        if failed:
+            parts.append(f"{failed} of {total} check(s) failed")
+        elif expectations.get("passed") is False:
+            parts.append("checks failed")
+        else:
+            parts.append(f"{total} check(s) passed")
     if record.get("offline"):
         parts.append("offline")
     elif record.get("cached"):
@@ -135,7 +138,7 @@ def _answer_lines(output: dict[str, Any]) -> Iterator[str]:
         yield from json.dumps(parsed, indent=2, ensure_ascii=False).splitlines()
     elif isinstance(content, str) and content:
         yield from _cut(content).rstrip("\n").split("\n")
-    for call in output.get("tool_calls") or []:
+    for call in _list(output.get("tool_calls")):
         if isinstance(call, dict):
             yield from _call_lines(call)
     if parsed is None and not content and not output.get("tool_calls"):
@@ -158,7 +161,7 @@ def _call_lines(call: dict[str, Any]) -> Iterator[str]:
 def _check_lines(expectations: Any) -> Iterator[str]:
     if not isinstance(expectations, dict):
         return
-    for check in expectations.get("checks") or []:
+    for check in _list(expectations.get("checks")):
         if not isinstance(check, dict) or check.get("passed"):
             continue
         target = f" {check['target']}" if check.get("target") else ""
@@ -186,6 +189,11 @@ def _cut(text: str, limit: int = TEXT_LIMIT) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def _list(value: Any) -> list[Any]:
+    """A field that should be a list, as one (a run folder may hold anything)."""
+    return value if isinstance(value, list) else []
 
 
 def _indented(lines: Iterable[str]) -> Iterator[str]:
