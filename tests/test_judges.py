@@ -552,3 +552,21 @@ def test_an_exported_cassette_replays_the_verdicts_too(project, openai_server, s
     assert openai_server.count == 6  # nothing sent: the cassette answered all
     for record_id, record in read_records(only_run(project)).items():
         assert judge_results(record) == judge_results(recorded[record_id])
+
+
+def test_a_dry_run_counts_the_judge_requests_that_follow_the_answers(project, run_cli):
+    write_judge(project)
+    write_reply(
+        project,
+        [
+            {"judge": "judges/polite.yaml"},
+            {"judge": "judges/polite.yaml", "threshold": 2},  # the same request: shared
+            {"judge": "judges/polite.yaml", "expected": "{{ ticket }}"},  # another request
+        ],
+    )
+    result = run_cli("run", "specs/reply.yaml", "--provider", "offline", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["judges"] == 6
+    assert [r["judges"] for r in plan["requests"]] == [2, 2, 2]
+    assert not (project / "runs").exists()

@@ -30,7 +30,13 @@ from runner.errors import RenderError, RunInterrupted, RunStopped, Terminated, U
 from runner.runs.failures import FailureGroups
 from runner.providers.endpoints import Endpoint, ProviderOverride, resolve_endpoint
 from runner.send.ratelimit import DEFAULT_MAX_WAIT, Cancelled, Limits, LongWait, NeverFits, Wait
-from runner.runs.judging import JudgeCall, apply_verdicts, judge_specs, plan_judges
+from runner.runs.judging import (
+    JudgeCall,
+    apply_verdicts,
+    judge_request_count,
+    judge_specs,
+    plan_judges,
+)
 from runner.runs.record import Attempt, build_record, not_sent_record
 from runner.spec.render import Request, render_request
 from runner.send.retry import send_whole_with_retries, send_with_retries
@@ -191,6 +197,7 @@ class PlannedRequest:
     record_id: str
     spec_path: str
     source: str  # send, cache, replay, offline, or error (the templates fail for it)
+    judges: int = 0  # judge requests that follow the answer (see runner/runs/judging.py)
 
 
 @dataclass(frozen=True)
@@ -222,6 +229,12 @@ class RunPlan:
         if counts["error"]:
             parts.append(f"{counts['error']} that cannot be rendered")
         lines.append(f"{len(self.requests)} request(s): {', '.join(parts)} (dry run: nothing sent)")
+        judges = sum(r.judges for r in self.requests)
+        if judges:
+            lines.append(
+                f"then up to {judges} judge request(s), one per answer and judge (whether each "
+                "is sent or answered from the cache is known once its answer is)"
+            )
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -229,6 +242,7 @@ class RunPlan:
             "requests": [asdict(r) for r in self.requests],
             "counts": self.counts(),
             "total": len(self.requests),
+            "judges": sum(r.judges for r in self.requests),
             "cache_path": str(self.cache_path) if self.cache_path else None,
         }
 
@@ -245,7 +259,12 @@ def plan_run(specs: list[Spec], settings: RunSettings) -> RunPlan:
         answers = ResponseCache(path, "use")
     try:
         requests = tuple(
-            PlannedRequest(job.record_id, job.request.spec.display, _source(answers, job, settings))
+            PlannedRequest(
+                job.record_id,
+                job.request.spec.display,
+                _source(answers, job, settings),
+                judge_request_count(job.request.spec, job.request.case),
+            )
             for job in jobs
         )
     finally:

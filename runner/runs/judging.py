@@ -55,6 +55,12 @@ def judge_checks(spec: Spec, case: Case = NO_CASE) -> list[tuple[int, Check]]:
     return [(i, check) for i, check in enumerate(checks) if check.kind == JUDGE_KIND]
 
 
+def judge_request_count(spec: Spec, case: Case = NO_CASE) -> int:
+    """How many judge requests an answer of this case makes at most: checks that name the same
+    judge with the same ``expected`` share one."""
+    return len({(str(c.expected), repr(c.judge_expected)) for _, c in judge_checks(spec, case)})
+
+
 def judge_specs(specs: Iterable[Spec]) -> list[Spec]:
     """Every judge spec the specs name, once each (to resolve their endpoints up front)."""
     found: dict[str, Spec] = {}
