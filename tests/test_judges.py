@@ -570,3 +570,17 @@ def test_a_dry_run_counts_the_judge_requests_that_follow_the_answers(project, ru
     assert plan["judges"] == 6
     assert [r["judges"] for r in plan["requests"]] == [2, 2, 2]
     assert not (project / "runs").exists()
+
+
+def test_the_manifest_counts_the_verdicts_per_judge_and_model(project, run_cli):
+    write_judge(project)
+    write_reply(project)
+    offline_run(run_cli, "specs/reply.yaml")
+    manifest = json.loads((only_run(project) / "manifest.json").read_text())
+    (rate,) = manifest["counts"]["judges"]["rates"]
+    assert (rate["judge"], rate["model"], rate["verdicts"]) == (
+        "judges/polite.yaml",
+        "openai/gpt-oss-20b",
+        3,
+    )
+    assert manifest["counts"]["judges"]["offline"] == 3

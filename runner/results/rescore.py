@@ -165,6 +165,8 @@ def score_run(
         judges.close()
     manifest = store.read_manifest()
     manifest.setdefault("counts", {})["expectations"] = result.expectations
+    if any(spec.judges for spec in specs.values()):
+        manifest["counts"]["judges"] = result.judges.to_json()
     manifest["scored"] = {
         "at": utc_now(),
         "specs": [{"path": s.display, "sha256": s.sha256} for s in specs.values()],

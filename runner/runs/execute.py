@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.grade import expect
-from runner.grade.judge import JudgeTally
+from runner.grade.judge import JudgeTally, tally
 from runner.runs.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
 from runner.spec.cases import Selection, count_requests, expand, record_id, unknown_case_ids
 from runner.runs.cassette import Cassette
@@ -525,7 +525,15 @@ def _execute(
         counted = None if resumed else summary.expectations  # a resume saw only some
         if sender.long_wait is not None and stopped is None:
             stopped = _stopped_by(sender.long_wait)
-        counts = _finish_manifest(store, _record_ids(specs, settings.selection), counted, stopped)
+        judged = None if resumed else summary.judges
+        counts = _finish_manifest(
+            store,
+            _record_ids(specs, settings.selection),
+            counted,
+            stopped,
+            judged,
+            count_judges=any(spec.judges for spec in specs),
+        )
         summary.expectations = counts["expectations"]
     if interrupted is not None:
         raise RunInterrupted(str(store.root), summary.total, isinstance(interrupted, Terminated))
@@ -559,11 +567,17 @@ def _finish_manifest(
     record_ids: Iterable[str],
     counted: dict[str, int] | None = None,
     stopped: dict[str, Any] | None = None,
+    judged: JudgeTally | None = None,
+    count_judges: bool = False,
 ) -> dict[str, Any]:
     """Put results.jsonl in plan order and the counts in the manifest. ``counted``: the run's
-    own tally of expectations, when it saw every record; otherwise one more pass counts them."""
+    own tally of expectations, when it saw every record; otherwise one more pass counts them.
+    ``count_judges``: the specs have judges, whose verdicts ``judged`` tallies (or one more
+    pass does) as ``counts.judges``."""
     counts: dict[str, Any] = dict(store.rewrite_results(record_ids))
     counts["expectations"] = counted if counted is not None else expect.count(store.records())
+    if count_judges:
+        counts["judges"] = (judged if judged is not None else tally(store.records())).to_json()
     manifest = store.read_manifest()
     manifest.update(
         status="complete" if counts["failed"] == counts["not_sent"] == 0 else "incomplete",
