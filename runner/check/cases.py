@@ -62,7 +62,7 @@ def build_cases(file: SpecFile, needed: set[str], problems: list[Problem]) -> Ca
                 hint = (
                     f"a chained case gives the record's variables and {', '.join(RECORD_VARIABLES)}"
                 )
-            return doc.problem(("cases", "run"), message, hint)
+            return doc.problem(("cases", "run"), message, hint, code="chained-run")
 
     elif isinstance(value, dict):
         pattern = _file_pattern(file, value["files"], problems)
@@ -109,13 +109,14 @@ def _run_cases(file: SpecFile, value: dict[str, Any], problems: list[Problem]) -
                 ("cases", "run"),
                 f"the run folder '{reference}' is outside the project folder {file.root}",
                 outside_hint(file.root, "run folders", "in runs/ beside the specs"),
+                code="chained-run",
             )
         )
         return None
     try:
         folder = resolve_run_folder(reference, base)
     except RunFolderError as exc:
-        problems.append(file.problem(("cases", "run"), str(exc), _RUN_HINT))
+        problems.append(file.problem(("cases", "run"), str(exc), _RUN_HINT, code="chained-run"))
         return None
     statuses = value.get("status", list(DEFAULT_STATUS))
     specs = value.get("spec", [])
@@ -128,7 +129,7 @@ def _run_cases(file: SpecFile, value: dict[str, Any], problems: list[Problem]) -
     try:
         check_finished(chained)
     except RunFolderError as exc:
-        problems.append(file.problem(("cases", "run"), str(exc)))
+        problems.append(file.problem(("cases", "run"), str(exc), code="chained-run"))
         return None
     return chained
 

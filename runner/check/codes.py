@@ -83,6 +83,8 @@ CODES: dict[str, str] = {
     "image-limit": "an image breaks the provider's limits (type, size, pixels)",
     # expect checks
     "expect-check": "a mistake in an expect: check",
+    "judge": "a judge: check, or the judge spec it names, is not one runner can ask",
+    "chained-run": "cases: {run: ...} names no finished run, or its records lack a variable",
 }
 
 # Problems of the older checks, by their wording: (code, pattern searched in the message).

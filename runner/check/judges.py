@@ -52,6 +52,7 @@ from runner.spec.project import (
 from runner.spec.render import template_environment
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+JUDGE_CODE = "judge"  # the problem code of every problem reported here (check/codes.py)
 MAX_ROWS_REPORTED = 5
 GIVEN = ", ".join((*RECORD_VARIABLES, EXPECTED_VARIABLE))
 
@@ -70,6 +71,18 @@ class _Placeholder(str):
 
     def __iter__(self) -> Iterator[str]:
         return iter(())
+
+    # A record's score, count or flag may be compared or computed with: the outcome of a
+    # stand-in means nothing, but it must not fail the render.
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    __le__ = __gt__ = __ge__ = __lt__
+
+    def __add__(self, other: object) -> _Placeholder:
+        return self
+
+    __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = __add__
 
 
 PLACEHOLDER = _Placeholder("")
@@ -113,20 +126,32 @@ def _load_judge(
     if target is None:
         hint = outside_hint(file.root, "judge specs", "in a judges/ folder beside the spec")
         problems.append(
-            file.problem(where, f"the judge '{reference}' is outside the project folder", hint)
+            file.problem(
+                where,
+                f"the judge '{reference}' is outside the project folder",
+                hint,
+                code=JUDGE_CODE,
+            )
         )
         return None
     if target.suffix.lower() not in SPEC_SUFFIXES:
         problems.append(
-            file.problem(where, f"the judge '{reference}' is not a spec file", "name a .yaml spec")
+            file.problem(
+                where,
+                f"the judge '{reference}' is not a spec file",
+                "name a .yaml spec",
+                code=JUDGE_CODE,
+            )
         )
         return None
     if not target.is_file():
         hint = missing_file_hint(reference, target)
-        problems.append(file.problem(where, f"judge spec not found: {reference}", hint))
+        problems.append(
+            file.problem(where, f"judge spec not found: {reference}", hint, code=JUDGE_CODE)
+        )
         return None
     if target == file.doc.path.resolve():
-        problems.append(file.problem(where, "a spec cannot be its own judge"))
+        problems.append(file.problem(where, "a spec cannot be its own judge", code=JUDGE_CODE))
         return None
     from runner.check.validate import load_spec  # validate builds specs with this module
 
@@ -140,13 +165,15 @@ def _load_judge(
                 where,
                 f"the judge '{reference}' is not a valid spec",
                 f"fix the problems reported in {display_path(target)}",
+                code=JUDGE_CODE,
             )
         )
         return None
     shape = list(_judge_shape(judge))
     if shape:
         problems.extend(
-            file.problem(where, f"{judge.display}: {text}", hint) for text, hint in shape
+            file.problem(where, f"{judge.display}: {text}", hint, code=JUDGE_CODE)
+            for text, hint in shape
         )
         return None
     return judge
@@ -218,12 +245,15 @@ def _options(file: SpecFile, at: PathKey, item: dict[str, Any], spec: Spec) -> I
                     f"'{option}' goes with 'judge'",
                     "e.g. {judge: judges/polite.yaml, pass_if: score, threshold: 4}",
                     key=True,
+                    code=JUDGE_CODE,
                 )
         return
     pass_if, threshold = item.get("pass_if"), item.get("threshold")
     if pass_if is not None and pass_if not in PASS_IF:
         yield file.problem(
-            (*at, "pass_if"), f"pass_if must be one of: {', '.join(PASS_IF)} (got {pass_if!r})"
+            (*at, "pass_if"),
+            f"pass_if must be one of: {', '.join(PASS_IF)} (got {pass_if!r})",
+            code=JUDGE_CODE,
         )
         return
     rule = pass_rule(pass_if, threshold)
@@ -232,6 +262,7 @@ def _options(file: SpecFile, at: PathKey, item: dict[str, Any], spec: Spec) -> I
             (*at, "pass_if"),
             f"pass_if: {rule} needs a threshold",
             "add threshold: N, the lowest passing score",
+            code=JUDGE_CODE,
         )
     judge = spec.judges.get(str(item.get(JUDGE_KIND)))
     if threshold is not None and judge is not None and not _gives_score(judge):
@@ -239,6 +270,7 @@ def _options(file: SpecFile, at: PathKey, item: dict[str, Any], spec: Spec) -> I
             (*at, "threshold"),
             f"a threshold needs a score, and the judge {judge.display} gives none",
             "add score: {type: number} to the judge's response schema, or use pass_if: pass",
+            code=JUDGE_CODE,
         )
 
 
@@ -270,6 +302,7 @@ def _variables(
                 "this spec gives",
                 f"a judge is given {GIVEN} and the record's variables; give '{name}' under "
                 "vars: here or in the judge, or as a case column",
+                code=JUDGE_CODE,
             )
         return
     yield from _rows_without(file, where, spec, judge, needed)
@@ -293,6 +326,7 @@ def _rows_without(
             f"{names}, which the judge {judge.display} uses",
             f"a judge is given {GIVEN} and the record's variables; add the column, or give "
             "a default under vars:",
+            code=JUDGE_CODE,
         )
         reported += 1
         if reported >= MAX_ROWS_REPORTED:

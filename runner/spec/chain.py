@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.spec.project import display_path
+
 # The variables every record gives a chained case or a judge, besides its own.
 RECORD_VARIABLES = ("answer", "json", "tool_calls", "record_id", "spec", "model")
 STATUSES = ("ok", "invalid_output", "failed")
@@ -151,7 +153,7 @@ def _started_at(run: Path) -> str:
 def _latest(folder: Path, back: int, reference: str) -> Path:
     runs = runs_in(folder)
     if not runs:
-        raise RunFolderError(f"'{reference}': there is no run in {folder}")
+        raise RunFolderError(f"'{reference}': there is no run in {display_path(folder)}")
     if back >= len(runs):
         raise RunFolderError(
             f"'{reference}': {folder} holds {len(runs)} run(s), so latest~{back} names none"
