@@ -419,9 +419,13 @@ def test_a_stream_failing_before_its_first_token_is_sent_again(
     project, openai_server, run_server, fault
 ):
     write_spec(project, "alpha")
-    openai_server.slow_seconds = 1.0
+    openai_server.slow_seconds = 3.0
     openai_server.plan(fault)
-    result, records = run_server("--stream", "--idle-timeout", "0.3")
+    # The idle timeout also bounds the wait for the headers: only the stall needs a short one,
+    # and it is long enough that a busy machine does not make the good attempt miss it too
+    # (at 0.3 s, the second attempt's headers came 0.31 s late under load: a third attempt).
+    idle = "1.0" if fault == "stream_stall" else "30"
+    result, records = run_server("--stream", "--idle-timeout", idle)
 
     assert result.exit_code == 0, result.output
     assert records["alpha"]["attempts"] == 2 and openai_server.count == 2
