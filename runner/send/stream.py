@@ -56,7 +56,10 @@ class EventDecoder:
     """Incremental event-stream decoder: ``feed`` bytes as they come, get whole events."""
 
     def __init__(self) -> None:
-        self._buffer = b""
+        # The unfinished last line, as the pieces it came in: joined once, when it ends, so a
+        # long line cut into many pieces costs its length, not its length squared.
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._started = False
         self._skip_lf = False  # the last piece ended in "\r": a "\n" next belongs to it
         self._data: list[str] = []
@@ -72,36 +75,52 @@ class EventDecoder:
             self._skip_lf = False
             if data[:1] == b"\n":
                 data = data[1:]
-        buffer = self._buffer + data if self._buffer else data
         if not self._started:
-            if len(buffer) < len(_BOM) and _BOM.startswith(buffer):
-                self._buffer = buffer
-                return []
-            self._started = True
-            if buffer.startswith(_BOM):
-                buffer = buffer[len(_BOM) :]
+            data = self._after_bom(data)
+        if not data:
+            return []
+        if b"\n" not in data and b"\r" not in data:
+            self._keep(data)
+            return []
+        buffer = b"".join((*self._pending, data)) if self._pending else data
+        self._pending, self._pending_size = [], 0
         lines = buffer.splitlines(keepends=True)
-        if lines and lines[-1][-1:] not in (b"\n", b"\r"):
-            self._buffer = lines.pop()
-            if len(self._buffer) > MAX_LINE_BYTES:
-                raise StreamFailure(
-                    "malformed", f"a line of the event stream is longer than {MAX_LINE_BYTES} bytes"
-                )
-        else:
-            self._buffer = b""
+        if lines[-1][-1:] not in (b"\n", b"\r"):
+            self._keep(lines.pop())
         events: list[Event] = []
         for line in lines:
             text = line[:-2] if line[-2:] == b"\r\n" else line[:-1]
             event = self._line(text.decode("utf-8", errors="replace"))
             if event is not None:
                 events.append(event)
-        self._skip_lf = not self._buffer and bool(lines) and lines[-1][-1:] == b"\r"
+        self._skip_lf = not self._pending and bool(lines) and lines[-1][-1:] == b"\r"
         return events
+
+    def _after_bom(self, data: bytes) -> bytes:
+        """``data`` without the byte-order mark the stream may start with (b"" while the
+        first bytes could still be one)."""
+        head = b"".join((*self._pending, data))
+        if len(head) < len(_BOM) and _BOM.startswith(head):
+            self._pending, self._pending_size = [head], len(head)
+            return b""
+        self._started = True
+        self._pending, self._pending_size = [], 0
+        return head[len(_BOM) :] if head.startswith(_BOM) else head
+
+    def _keep(self, piece: bytes) -> None:
+        """Hold a piece of a line that has not ended yet."""
+        self._pending.append(piece)
+        self._pending_size += len(piece)
+        if self._pending_size > MAX_LINE_BYTES:
+            raise StreamFailure(
+                "malformed", f"a line of the event stream is longer than {MAX_LINE_BYTES} bytes"
+            )
 
     def close(self) -> bool:
         """End of the body: True when an event was left unfinished (and so dropped)."""
-        unfinished = bool(self._data) or bool(self._buffer.strip())
-        self._buffer, self._data, self._event = b"", [], None
+        unfinished = bool(self._data) or bool(b"".join(self._pending).strip())
+        self._pending, self._pending_size = [], 0
+        self._data, self._event = [], None
         return unfinished
 
     def _line(self, line: str) -> Event | None:
@@ -136,6 +155,7 @@ class _Choice:
     saw_content: bool = False
     tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     other: dict[str, Any] = field(default_factory=dict)
+    lists: dict[str, list[Any]] = field(default_factory=dict)  # list fields, extended in place
     logprobs: dict[str, list[Any]] | None = None
     finish_reason: str | None = None
 
@@ -216,10 +236,15 @@ class ChunkAssembler:
                     content = value
                 if value:
                     self.produced = True
-            elif isinstance(value, list) and isinstance(choice.other.get(key), list):
-                choice.other[key] = choice.other[key] + value
+            elif isinstance(value, list):
+                merged = choice.lists.get(key)
+                if merged is None:
+                    choice.lists[key] = merged = []
+                    choice.other[key] = merged
+                merged.extend(value)
             else:
                 choice.other[key] = value
+                choice.lists.pop(key, None)
         return content
 
     def _tool_calls(self, choice: _Choice, deltas: Any) -> None:
@@ -308,11 +333,11 @@ def _choice_json(index: int, choice: _Choice) -> dict[str, Any]:
 def _add_logprobs(choice: _Choice, logprobs: Any) -> None:
     if not isinstance(logprobs, dict):
         return
-    merged = choice.logprobs if choice.logprobs is not None else {}
+    if choice.logprobs is None:
+        choice.logprobs = {}
     for key, value in logprobs.items():
         if isinstance(value, list):
-            merged[key] = merged.get(key, []) + value
-    choice.logprobs = merged
+            choice.logprobs.setdefault(key, []).extend(value)
 
 
 def _error_text(error: Any) -> str:
