@@ -148,3 +148,7 @@ class RunStopped(RunnerError):
             f"{plural(not_sent, 'request')} "
             f"not sent; after the reset, finish the run with: runner run --resume {run_dir}"
         )
+
+
+class RunBusy(UsageError):
+    """Another process is writing the run directory (a run has one writer at a time): exit 2."""
