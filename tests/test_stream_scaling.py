@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from runner.stream import ChunkAssembler, EventDecoder
+from runner.send.stream import ChunkAssembler, EventDecoder
 
 LINEAR_AT_MOST = 8.0  # 4x the work: about 4 when linear, about 16 when quadratic
 
