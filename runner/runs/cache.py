@@ -6,7 +6,9 @@ that came back as HTTP 200 chat completions are stored; failures are always sent
 
 The database lives in the project at ``.runner/cache.sqlite`` (or in ``$RUNNER_CACHE_DIR``). It
 runs in WAL mode and every ``put`` is its own committed transaction, so worker threads, other
-runs and a run killed with SIGKILL all leave it readable.
+runs and a run killed with SIGKILL all leave it readable. Each thread has its own connection:
+a write waiting out another run's lock stalls only the thread that makes it. A write that
+fails after all is counted and reported at the end of the run, never dropped in silence.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,26 +76,44 @@ class CachedResponse:
     created_at: str
 
 
+BUSY_SECONDS = 30.0  # how long a cache locked by another run is waited for
+
+
 class ResponseCache:
-    """A SQLite table of answers by request key; one connection shared under a lock."""
+    """A SQLite table of answers by request key; each thread has its own connection, so a
+    write waiting for another run's lock holds up no other worker here."""
 
     def __init__(self, path: Path, mode: CacheMode = "use"):
         self.path = path
         self.mode = mode
-        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()  # the list of connections, and the write failures
+        self.write_failures = 0
+        self._write_error: str | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                str(path), timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA busy_timeout = 30000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute(_SCHEMA)
+            self._db()
         except (OSError, sqlite3.Error) as exc:
+            self.close()
             raise UsageError(
                 f"cannot open the response cache {path}: {exc} (delete it, or run with --no-cache)"
             ) from None
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(
+                str(self.path), timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
+            )
+            with self._guard:
+                self._connections.append(db)
+            _use_wal(db)
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute(_SCHEMA)
+            self._local.db = db
+        return db
 
     @property
     def reads(self) -> bool:
@@ -107,10 +128,11 @@ class ResponseCache:
         if not self.reads:
             return None
         try:
-            with self._lock:
-                row = self._db.execute(
-                    "SELECT status, response, created_at FROM responses WHERE key = ?", (key,)
-                ).fetchone()
+            row = (
+                self._db()
+                .execute("SELECT status, response, created_at FROM responses WHERE key = ?", (key,))
+                .fetchone()
+            )
         except sqlite3.Error:
             return None  # an unreadable cache only costs a request
         return CachedResponse(key, row[0], row[1], row[2]) if row else None
@@ -118,34 +140,75 @@ class ResponseCache:
     def contains(self, key: str) -> bool:
         return self.get(key) is not None
 
-    def put(self, key: str, url: str, status: int, text: str) -> None:
+    def put(self, key: str, url: str, status: int, text: str) -> bool:
         """Store one answer in its own committed transaction (a no-op unless the mode writes).
 
-        A cache that cannot be written (disk full, locked too long) never fails the run.
+        A cache that cannot be written (disk full, locked too long) never fails the run, but
+        it is counted and said at the end (``write_problem``). False when it failed.
         """
         if not self.writes:
-            return
+            return True
         try:
-            with self._lock:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO responses (key, url, status, response) "
-                    "VALUES (?, ?, ?, ?)",
-                    (key, url, status, text),
-                )
-        except sqlite3.Error:
-            return
+            self._db().execute(
+                "INSERT OR REPLACE INTO responses (key, url, status, response) VALUES (?, ?, ?, ?)",
+                (key, url, status, text),
+            )
+        except sqlite3.Error as exc:
+            with self._guard:
+                self.write_failures += 1
+                self._write_error = self._write_error or str(exc)
+            return False
+        return True
+
+    @property
+    def write_problem(self) -> str | None:
+        """What a person is told when answers could not be stored, or None."""
+        if not self.write_failures:
+            return None
+        return (
+            f"{self.write_failures} answer(s) could not be kept in the response cache "
+            f"{self.path} ({self._write_error}); they are saved in the run, and sent again "
+            "by the next run that asks"
+        )
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM responses").fetchone()[0])
+        return int(self._db().execute("SELECT count(*) FROM responses").fetchone()[0])
 
     def clear(self) -> int:
-        """Delete every stored answer; returns how many there were."""
-        with self._lock:
-            count = int(self._db.execute("SELECT count(*) FROM responses").fetchone()[0])
-            self._db.execute("DELETE FROM responses")
+        """Delete every stored answer, in one transaction; returns how many there were."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            count = int(db.execute("SELECT count(*) FROM responses").fetchone()[0])
+            db.execute("DELETE FROM responses")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         return count
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Close every thread's connection (call when no thread uses the cache any more)."""
+        with self._guard:
+            connections, self._connections = self._connections, []
+        for db in connections:
+            db.close()
+        self._local = threading.local()
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL mode. SQLite answers "database is locked" at once, without its busy
+    timeout, while another connection writes to a new cache: try again until the timeout."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    pause = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
