@@ -123,6 +123,38 @@ class Permit:
     seq: int  # this model's sends so far, this one included
     tokens_before: float  # this model's tokens sent before this one
     tokens: int
+    granted_at: float = 0.0  # the limiter's clock when the turn was granted (its schedule)
+
+
+class Gate:
+    """The requests on the wire at once, over every model (``--concurrency``).
+
+    A limiter grants a turn only when its request can also take a place here, so ``--rpm``
+    paces the moments requests go out, not the moments they were allowed to: a request that
+    waited for a connection is not then sent together with others that waited too.
+    """
+
+    def __init__(self, size: int):
+        self._free = max(size, 1)
+        self._lock = threading.Lock()
+        self._waiting: set[RateLimiter] = set()
+
+    def try_enter(self, limiter: RateLimiter) -> bool:
+        """Take a place if one is free; otherwise ``limiter`` is woken when one is."""
+        with self._lock:
+            if self._free > 0:
+                self._free -= 1
+                self._waiting.discard(limiter)
+                return True
+            self._waiting.add(limiter)
+            return False
+
+    def leave(self) -> None:
+        with self._lock:
+            self._free += 1
+            waiting, self._waiting = list(self._waiting), set()
+        for limiter in waiting:  # outside the gate's lock: the limiters take their own
+            limiter.wake()
 
 
 @dataclass(frozen=True)
@@ -172,6 +204,7 @@ class RateLimiter:
         self._on_wait = on_wait
         self._tickets = tickets or itertools.count().__next__
         self._cond = threading.Condition()
+        self.stopped: LongWait | None = None  # this model's limit outlasts the run: no more sends
         self._queue: list[int] = []
         now = clock()
         self._next_slot = now
@@ -194,8 +227,12 @@ class RateLimiter:
         """A request's place in the queue, drawn once on its first attempt."""
         return self._tickets()
 
-    def acquire(self, tokens: int = 0, ticket: int | None = None) -> Permit:
-        """Wait for this request's turn; raises LongWait, NeverFits or Cancelled."""
+    def acquire(
+        self, tokens: int = 0, ticket: int | None = None, gate: Gate | None = None
+    ) -> Permit:
+        """Wait for this request's turn (and, with a ``gate``, its place on the wire: the
+        caller leaves the gate when the attempt is over); raises LongWait, NeverFits or
+        Cancelled."""
         if ticket is None:
             ticket = self.ticket()
         capacity = min(c for c in (self._tpm, self._token_limit, float("inf")) if c)
@@ -208,7 +245,7 @@ class RateLimiter:
         with self._cond:
             heapq.heappush(self._queue, ticket)
             try:
-                return self._wait_turn(ticket, tokens)
+                return self._wait_turn(ticket, tokens, gate)
             finally:
                 if self._queue and ticket in self._queue:
                     self._queue.remove(ticket)
@@ -236,18 +273,36 @@ class RateLimiter:
                 self._refused_since = None
             self._cond.notify_all()
 
+    def stop(self, reason: LongWait) -> None:
+        """This model sends nothing more in this run (its limit resets too late): every
+        request waiting for a turn, and every later one, is not sent."""
+        with self._cond:
+            if self.stopped is None:
+                self.stopped = reason
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Look again at the head of the queue (a place on the wire came free)."""
+        with self._cond:
+            self._cond.notify_all()
+
     # ---- inside the lock
 
-    def _wait_turn(self, ticket: int, tokens: int) -> Permit:
+    def _wait_turn(self, ticket: int, tokens: int, gate: Gate | None) -> Permit:
         reported = False
         while True:
             if self._cancelled.is_set():
                 raise Cancelled()
+            if self.stopped is not None:
+                raise self.stopped
             if self._queue[0] == ticket:
                 wait = self._delay(tokens)
                 if wait is None:
-                    if reported and self._on_wait:
-                        self._on_wait(None)
+                    if gate is not None and not gate.try_enter(self):
+                        self._cond.wait(0.25)  # woken when a place comes free
+                        continue
+                    if reported:
+                        self._report(None)
                     return self._commit(tokens)
                 if wait.limit == "refused" or (
                     wait.seconds > self.max_wait and wait.limit not in ("--rpm", "--tpm", "")
@@ -257,7 +312,7 @@ class RateLimiter:
                         continue
                     raise LongWait(wait, self.max_wait)
                 if (wait.seconds >= 1.0 or reported) and wait.limit and self._on_wait:
-                    self._on_wait(wait)
+                    self._report(wait)
                     reported = True
                 if wait.limit:
                     self._pause(min(max(wait.seconds, 0.001), 0.25))
@@ -265,6 +320,17 @@ class RateLimiter:
                     self._cond.wait(0.25)
             else:
                 self._cond.wait(0.25)
+
+    def _report(self, wait: Wait | None) -> None:
+        """Tell the progress display, with the lock let go: a slow terminal must not hold up
+        the other requests' turns and answers."""
+        if self._on_wait is None:
+            return
+        self._cond.release()
+        try:
+            self._on_wait(wait)
+        finally:
+            self._cond.acquire()
 
     def _pause(self, seconds: float) -> None:
         self.waited += seconds
@@ -333,7 +399,7 @@ class RateLimiter:
         if self._tpm:
             self._bucket -= min(float(tokens), self._tpm)
         self._sent += 1
-        permit = Permit(self._sent, self._tokens_sent, tokens)
+        permit = Permit(self._sent, self._tokens_sent, tokens, now)
         self._tokens_sent += tokens
         self._in_flight[self._sent] = tokens
         return permit
@@ -453,6 +519,17 @@ class Limits:
                 )
                 self._limiters[key] = limiter
             return limiter
+
+    def existing(self, key: Any) -> RateLimiter | None:
+        """The limiter of ``key`` if a request of it was sent, else None."""
+        with self._lock:
+            return self._limiters.get(key)
+
+    def stopped(self) -> list[LongWait]:
+        """Why each model that stopped early stopped (its limit resets after ``max_wait``)."""
+        with self._lock:
+            limiters = list(self._limiters.values())
+        return [limiter.stopped for limiter in limiters if limiter.stopped is not None]
 
     def cancel(self) -> None:
         """Make every waiting (and later) ``acquire`` raise Cancelled."""

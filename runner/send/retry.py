@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from runner.send.ratelimit import Cancelled, RateLimiter, never_fits, retry_after
+from runner.send.ratelimit import Cancelled, Gate, RateLimiter, never_fits, retry_after
 from runner.send.transport import HttpResult, RetryPolicy, retryable
 
 A = TypeVar("A")  # what one attempt gives: an HttpResult, or a streamed answer
@@ -29,6 +29,7 @@ def send_with_retries(
     stop: threading.Event,
     result_of: Callable[[A], HttpResult],
     may_retry: Callable[[A], bool],
+    gate: Gate | None = None,
 ) -> tuple[A, int]:
     """The final answer of one request and how many attempts were sent.
 
@@ -36,13 +37,21 @@ def send_with_retries(
     result and ``may_retry`` whether sending it again may help. Raises LongWait when the
     provider asks for a wait longer than the run allows, NeverFits when the request can never
     be within the token limit, and Cancelled when the run stops while the request waits (it
-    then counts as not sent).
+    then counts as not sent). With a ``gate``, each attempt also waits for its place on the
+    wire before its turn is granted, and leaves it when it is over.
     """
     ticket = limiter.ticket()
     attempts = retries = 0
     while True:
-        permit = limiter.acquire(tokens, ticket)
-        answer = send_once()
+        permit = limiter.acquire(tokens, ticket, gate)
+        try:
+            answer = send_once()
+        except BaseException:
+            limiter.done(permit, None, {})  # no answer: the limiter must not wait for one
+            raise
+        finally:
+            if gate is not None:
+                gate.leave()
         result = result_of(answer)
         attempts += 1
         limiter.done(permit, result.status, result.headers, result.text or "")
@@ -63,9 +72,10 @@ def send_whole_with_retries(
     tokens: int,
     policy: RetryPolicy,
     stop: threading.Event,
+    gate: Gate | None = None,
 ) -> HttpResult:
     """``send_with_retries`` for a whole (not streamed) answer; ``attempts`` set in it."""
     result, attempts = send_with_retries(
-        send_once, limiter, tokens, policy, stop, lambda r: r, retryable
+        send_once, limiter, tokens, policy, stop, lambda r: r, retryable, gate
     )
     return replace(result, attempts=attempts)
