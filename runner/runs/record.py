@@ -50,6 +50,8 @@ def build_record(
     failure = attempt.stream_failure
     if failure is not None:
         record["error"] = {"kind": failure.kind, "message": failure.message}
+        if failure.limit:
+            record["error"]["limit"] = failure.limit
         if attempt.partial_text:
             record["response_text"] = attempt.partial_text[:10_000]
     else:
@@ -116,6 +118,8 @@ def _fill_outcome(
     if response is None:
         if result.status is None:
             record["error"] = {"kind": "connection", "message": result.error}
+            if result.limit:
+                record["error"]["limit"] = result.limit  # the option whose limit fired
             return
         try:
             response = result.json()

@@ -46,10 +46,11 @@ class Event:
 class StreamFailure(Exception):
     """A stream that did not end in a whole answer: ``kind`` is a record error kind."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, limit: str | None = None):
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.limit = limit  # the option whose limit ended it: "--timeout", "--idle-timeout"
 
 
 class EventDecoder:
@@ -408,7 +409,9 @@ def read_stream(
             if done:
                 break
             if deadline is not None and clock() > deadline:
-                raise StreamFailure("connection", "the stream went on past the request's timeout")
+                raise StreamFailure(
+                    "connection", "the stream went on past the request's timeout", "--timeout"
+                )
         if not done:
             unfinished = decoder.close()
             if not assembler.complete():

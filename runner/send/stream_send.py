@@ -16,17 +16,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runner.providers.endpoints import Endpoint
+from runner.send.cutoff import ABANDONED, DEADLINE
 from runner.send.offline_stream import (
     completion_chunks,
     event_stream,
     offline_delay,
     wants_usage_chunk,
 )
-from runner.send.stream import StreamFailure, StreamTiming, read_stream
+from runner.send.stream import StreamFailure, StreamResult, StreamTiming, read_stream
 from runner.send.transport import HttpClient, HttpResult, Timeouts
 
 # Providers that report a stream's usage without being asked (Groq: in x_groq.usage); the
@@ -67,25 +68,42 @@ def stream_once(
     on_text: Callable[[str], None] | None = None,
 ) -> StreamedAnswer:
     """One attempt at a streamed request: its answer, or how it failed and whether the
-    failure may be retried (see the module's retry rule)."""
+    failure may be retried (see the module's retry rule). The whole attempt ends by
+    ``--timeout``; its connection is closed on every way out but a stream that ended well."""
     started = time.perf_counter()
-    opened = client.open_stream(endpoint, payload)
-    if opened.pieces is None:
-        result = HttpResult(
-            opened.status, opened.headers, opened.text, opened.attempts, opened.error
-        )
-        return StreamedAnswer(result, timing=_whole_body_timing(opened.status, started))
-    read = read_stream(
-        opened.pieces, started, time.perf_counter(), on_text, deadline=started + timeouts.read
-    )
-    if read.failure is None:
+    with client.attempt() as cutoff:
+        opened = client.open_stream(endpoint, payload)
+        if opened.pieces is None:
+            if opened.error is not None:
+                failed = client.failed(cutoff, opened.error)
+                return StreamedAnswer(replace(failed, headers=opened.headers))
+            result = HttpResult(opened.status, opened.headers, opened.text, opened.attempts)
+            return StreamedAnswer(result, timing=_whole_body_timing(opened.status, started))
+        read: StreamResult | None = None
+        try:
+            read = read_stream(
+                opened.pieces,
+                started,
+                time.perf_counter(),
+                on_text,
+                deadline=started + timeouts.read,
+            )
+        finally:
+            opened.pieces.close(ended_well=read is not None and read.failure is None)
+        failure = read.failure
+        if failure is not None and cutoff.reason == ABANDONED:
+            cut = client.failed(cutoff, "")
+            return StreamedAnswer(replace(cut, headers=opened.headers), failure=failure)
+        if failure is not None and (cutoff.reason == DEADLINE or failure.limit == "--timeout"):
+            failure = StreamFailure("connection", client.deadline_message(), "--timeout")
+    if failure is None:
         text = json.dumps(read.completion, ensure_ascii=False)
         result = HttpResult(200, opened.headers, text, opened.attempts)
         return StreamedAnswer(result, read.completion, read.timing)
-    retryable = not read.delivered and read.failure.kind != "malformed"
+    retryable = not read.delivered and failure.kind != "malformed"
     result = HttpResult(200, opened.headers, None, opened.attempts)
     return StreamedAnswer(
-        result, None, read.timing, read.failure, read.partial_text, retryable=retryable
+        result, None, read.timing, failure, read.partial_text, retryable=retryable
     )
 
 

@@ -2,14 +2,17 @@
 
 ``post_chat`` sends exactly one attempt and never raises for I/O; retrying is the caller's
 job (``runner/retry.py``), so that every attempt goes through the run's rate limiter. TLS
-certificates are always verified.
+certificates are always verified. Every attempt, whole or streamed, ends by ``--timeout`` from
+its start however the server drips its bytes (``runner/send/cutoff.py``), and ``abandon``
+ends every attempt in flight at once.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +20,7 @@ import urllib3
 from urllib3.exceptions import HTTPError
 
 from runner.providers.endpoints import Endpoint
+from runner.send.cutoff import ABANDONED, DEADLINE, Attempts, Cutoff, watched_pool_manager
 from runner.send.stream import StreamFailure
 from runner.version import __version__
 
@@ -62,6 +66,8 @@ class HttpResult:
     text: str | None
     attempts: int
     error: str | None = None
+    limit: str | None = None  # the limit that ended it: "--timeout", "--idle-timeout"
+    abandoned: bool = False  # cut because the run stopped for good: it has no answer
 
     def json(self) -> Any:
         return json.loads(self.text or "")
@@ -72,10 +78,12 @@ class HttpClient:
 
     def __init__(self, timeouts: Timeouts, pool_size: int = 10):
         self._pools: dict[str, tuple[Any, str]] = {}
+        self._whole = timeouts.read
         # A stream waits at most the idle timeout for each read, the headers included.
         self._idle = min(timeouts.idle, timeouts.read)
         self._stream_timeout = urllib3.Timeout(connect=timeouts.connect, read=self._idle)
-        self._pool = urllib3.PoolManager(
+        self._attempts = Attempts()
+        self._pool = watched_pool_manager(
             num_pools=4,
             maxsize=pool_size,
             block=False,
@@ -87,24 +95,51 @@ class HttpClient:
     def post_chat(self, endpoint: Endpoint, body: bytes) -> HttpResult:
         """POST one request body to the endpoint's /chat/completions once; never raises for I/O."""
         headers = self._headers(endpoint, "application/json")
-        try:
-            # Redirects are never followed: neither the key nor the prompt goes to an address
-            # the user did not name. The 3xx comes back as the answer and is explained.
-            pool, path = self._pool_for(endpoint.completions_url)
-            response = pool.urlopen(
-                "POST", path, body=body, headers=headers, redirect=False, retries=False
-            )
-        except HTTPError as exc:
-            return HttpResult(None, {}, None, 1, _describe_failure(exc))
-        text = response.data.decode("utf-8", errors="replace")
+        with self.attempt() as cutoff:
+            try:
+                # Redirects are never followed: neither the key nor the prompt goes to an
+                # address the user did not name. The 3xx comes back as the answer, explained.
+                pool, path = self._pool_for(endpoint.completions_url)
+                response = pool.urlopen(
+                    "POST", path, body=body, headers=headers, redirect=False, retries=False
+                )
+            except HTTPError as exc:
+                return self.failed(cutoff, _describe_failure(exc))
+            if cutoff.reason is not None:  # cut as the body ended: it may be short
+                return self.failed(cutoff, "")
+            text = response.data.decode("utf-8", errors="replace")
         return HttpResult(
             response.status, {k.lower(): v for k, v in response.headers.items()}, text, 1
         )
 
+    def attempt(self) -> AbstractContextManager[Cutoff]:
+        """The scope of one attempt: cut at ``--timeout`` from now, or when abandoned."""
+        return self._attempts.attempt(self._whole)
+
+    def failed(self, cutoff: Cutoff, error: str) -> HttpResult:
+        """The result of an attempt that failed with ``error``, or that was cut."""
+        if cutoff.reason == DEADLINE:
+            return HttpResult(None, {}, None, 1, self.deadline_message(), limit="--timeout")
+        if cutoff.reason == ABANDONED:
+            return HttpResult(None, {}, None, 1, ABANDONED_MESSAGE, abandoned=True)
+        limit = "--timeout" if "read timeout" in error else None
+        return HttpResult(None, {}, None, 1, error, limit=limit)
+
+    def deadline_message(self) -> str:
+        return (
+            f"no whole answer within {self._whole:g} s (--timeout, the limit for one attempt "
+            "from sending to the last byte)"
+        )
+
+    def abandon(self) -> None:
+        """End every attempt in flight now, and every later one at its start."""
+        self._attempts.abandon()
+
     def open_stream(self, endpoint: Endpoint, body: bytes) -> StreamResponse:
         """POST a ``stream: true`` body; on a 200 event stream, ``pieces`` yields its raw bytes
         as they arrive, each read waiting at most the idle timeout (I/O errors while reading
-        are StreamFailures). Any other answer is read whole into ``text``. Never raises."""
+        are StreamFailures), and is closed when the stream is left. Any other answer is read
+        whole into ``text``. Never raises. Call it inside ``attempt()``, which bounds it all."""
         headers = self._headers(endpoint, "text/event-stream")
         try:
             pool, path = self._pool_for(endpoint.completions_url)
@@ -123,7 +158,7 @@ class HttpClient:
         found = {k.lower(): v for k, v in response.headers.items()}
         attempts = 1
         if response.status == 200 and found.get("content-type", "").startswith("text/event-stream"):
-            return StreamResponse(200, found, attempts, pieces=_pieces(response, self._idle))
+            return StreamResponse(200, found, attempts, pieces=StreamBody(response, self._idle))
         try:
             text = response.data.decode("utf-8", errors="replace")
         except HTTPError as exc:
@@ -151,7 +186,11 @@ class HttpClient:
         return found
 
     def close(self) -> None:
+        self._attempts.close()
         self._pool.clear()
+
+
+ABANDONED_MESSAGE = "abandoned in flight: the run was stopped for good (a second Ctrl-C or SIGTERM)"
 
 
 @dataclass(frozen=True)
@@ -161,35 +200,81 @@ class StreamResponse:
     status: int | None
     headers: dict[str, str]
     attempts: int
-    pieces: Iterator[bytes] | None = None
+    pieces: StreamBody | None = None
     text: str | None = None
     error: str | None = None
 
 
-def _pieces(response: Any, idle: float) -> Iterator[bytes]:
-    """The body's bytes as they arrive (one HTTP chunk at a time when chunked)."""
-    broken = False
-    try:
-        if response.chunked and response.supports_chunked_reads():
-            yield from response.read_chunked(decode_content=True)
-        else:
-            while data := response.read1(65536):
-                yield data
-    except (HTTPError, OSError) as exc:
-        broken = True
-        if "timed out" in str(exc):
+class StreamBody:
+    """A 200 event stream's bytes as they arrive (one HTTP chunk at a time when chunked).
+
+    ``close`` must be called when the stream is left, however it was left: a stream that
+    ended well lets its connection go back to the pool; any other closes it, so the provider
+    stops generating (and billing) an answer nobody reads.
+    """
+
+    TAIL = 65536  # read after [DONE] at most this much of what follows, to reuse the connection
+
+    def __init__(self, response: Any, idle: float):
+        self._response = response
+        self._idle = idle
+        self._closed = False
+        self._pieces = self._read()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._pieces)
+
+    def _read(self) -> Generator[bytes, None, None]:
+        response = self._response
+        try:
+            if response.chunked and response.supports_chunked_reads():
+                yield from response.read_chunked(decode_content=True)
+            else:
+                while data := response.read1(65536):
+                    yield data
+        except (HTTPError, OSError) as exc:
+            self._drop()
+            if "timed out" in str(exc):
+                raise StreamFailure(
+                    "connection",
+                    f"no chunk of the stream for {self._idle:g} s (--idle-timeout)",
+                    limit="--idle-timeout",
+                ) from None
             raise StreamFailure(
-                "connection", f"no chunk of the stream for {idle:g} s (the idle timeout)"
+                "connection", "the stream was cut off: " + _describe_failure(exc)
             ) from None
-        raise StreamFailure(
-            "connection", "the stream was cut off: " + _describe_failure(exc)
-        ) from None
-    finally:
-        if broken:
-            response.close()
-        else:
-            response.drain_conn()  # what follows [DONE], so the connection can be reused
-        response.release_conn()
+
+    def close(self, ended_well: bool = False) -> None:
+        """Let the connection go: back to the pool when the stream ended well and the little
+        that follows its end is read, closed otherwise."""
+        if self._closed:
+            return
+        self._closed = True
+        if ended_well and self._rest_is_short():
+            self._response.release_conn()
+            return
+        self._pieces.close()
+        self._drop()
+
+    def _drop(self) -> None:
+        self._closed = True
+        self._response.close()
+        self._response.release_conn()
+
+    def _rest_is_short(self) -> bool:
+        """Read what follows the end of the stream, if that is at most TAIL bytes."""
+        seen = 0
+        try:
+            for piece in self._pieces:
+                seen += len(piece)
+                if seen > self.TAIL:
+                    return False
+        except StreamFailure:
+            return False
+        return True
 
 
 def retryable(result: HttpResult) -> bool:
