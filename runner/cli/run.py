@@ -173,6 +173,12 @@ def run(
     returned invalid output (or, with --fail-on-expect, failed an expectation), 2 for usage
     errors, 75 when a provider's limit stopped the run (resume it after the reset), 130 after
     Ctrl-C and 143 after SIGTERM.
+
+    Ctrl-C (or SIGTERM) stops sending: the answers in flight are awaited and saved, and the
+    rest is left for --resume. A second Ctrl-C or SIGTERM, or a SIGTERM whose answers are
+    still in flight 5 s later, abandons them at once (the provider may still bill what it had
+    begun). Either way the results file and manifest are finished whole. A run directory has
+    one writer at a time: a second --resume of a running run is refused (exit 2).
     """
     from runner.api import plan_specs, resume_run, run_specs
     from runner.runs.progress import progress_for

@@ -11,6 +11,7 @@ the rest are left unsent, and the manifest says why, so ``--resume`` can finish 
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
@@ -21,15 +22,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from runner.errors import RenderError, RunInterrupted, RunStopped, UsageError
 from runner.grade import expect
 from runner.grade.judge import JudgeTally, tally
-from runner.runs.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
-from runner.spec.cases import Selection, count_requests, expand, record_id, unknown_case_ids
-from runner.runs.cassette import Cassette
-from runner.errors import RenderError, RunInterrupted, RunStopped, Terminated, UsageError
-from runner.runs.failures import FailureGroups
 from runner.providers.endpoints import Endpoint, ProviderOverride, resolve_endpoint
-from runner.send.ratelimit import DEFAULT_MAX_WAIT, Cancelled, Limits, LongWait, NeverFits, Wait
+from runner.runs.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
+from runner.runs.cassette import Cassette
+from runner.runs.failures import FailureGroups
 from runner.runs.judging import (
     JudgeCall,
     apply_verdicts,
@@ -37,13 +36,24 @@ from runner.runs.judging import (
     judge_specs,
     plan_judges,
 )
+from runner.runs.lifecycle import StopRequests
 from runner.runs.record import Attempt, build_record, not_sent_record
-from runner.spec.render import Request, render_request
-from runner.send.retry import send_whole_with_retries, send_with_retries
-from runner.spec.objects import Spec
 from runner.runs.store import RecordWriter, RunStore, environment_info, git_info, utc_now
+from runner.send.ratelimit import (
+    DEFAULT_MAX_WAIT,
+    Cancelled,
+    Gate,
+    Limits,
+    LongWait,
+    NeverFits,
+    Wait,
+)
+from runner.send.retry import send_whole_with_retries, send_with_retries
 from runner.send.stream_send import StreamedAnswer, stream_offline, stream_once, streaming_body
 from runner.send.transport import HttpClient, HttpResult, RetryPolicy, Timeouts, retryable
+from runner.spec.cases import Selection, count_requests, expand, record_id, unknown_case_ids
+from runner.spec.objects import Spec
+from runner.spec.render import Request, render_request
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,7 @@ class RunSummary:
     # Records with expectations, passed and failed, over the whole run (resumed ones too).
     expectations: dict[str, int] = field(default_factory=expect.empty_counts)
     judges: JudgeTally = field(default_factory=JudgeTally)  # verdicts, and what judges cost
+    cache_problem: str | None = None  # why some answers could not be kept in the cache
 
     @property
     def succeeded(self) -> bool:
@@ -153,6 +164,8 @@ class RunSummary:
             *self.judges.describe(),
             f"saved in {self.run_dir}",
         ]
+        if self.cache_problem:
+            lines.append(f"warning: {self.cache_problem}")
         lines.extend(self.failures.describe())
         if self.failed:
             lines.append(f"send the failed ones again with: runner run --resume {self.run_dir}")
@@ -179,6 +192,9 @@ class Job:
     judge_endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
     quiet: bool = False  # a judge's request: its streamed text is not shown
 
+
+# A model at an endpoint: (completions URL, model), the key of its rate limiter and its jobs.
+ModelKey = tuple[str, str]
 
 # Called after each saved record with (record, records done so far, records in this run).
 Progress = Callable[[dict[str, Any], int, int], None]
@@ -302,9 +318,14 @@ def start_run(
     endpoints = _endpoints(specs, settings)
     answers = _open_answers(specs, endpoints, settings)
     store = RunStore.create(out_dir)
-    store.write_manifest(_manifest(store, specs, settings, "running"))
-    streams = _model_streams(specs, settings, endpoints)
-    total = _request_count(specs, settings)
+    store.lock("runner run")
+    try:
+        store.write_manifest(_manifest(store, specs, settings, "running"))
+        streams = _model_streams(specs, settings, endpoints)
+        total = _request_count(specs, settings)
+    except BaseException:
+        _give_up(store, answers)
+        raise
     return _execute(store, streams, total, specs, settings, progress, answers=answers, text=text)
 
 
@@ -313,17 +334,30 @@ def resume_run(
 ) -> RunSummary:
     """Finish an interrupted run: send only the requests that have no completed record."""
     store = RunStore.open(run_dir)
-    manifest = store.read_manifest()
-    settings = RunSettings.from_json(manifest["settings"])
-    specs = [_reload(entry, load) for entry in manifest["specs"]]
-    done = store.completed_ids()
-    endpoints = _endpoints(specs, settings)
-    answers = _open_answers(specs, endpoints, settings, done)
-    streams = _model_streams(specs, settings, endpoints, done)
-    total = max(_request_count(specs, settings) - len(done), 0)
+    store.lock("runner run --resume")  # before anything is read: another writer is refused
+    answers: AnswerSource | None = None
+    try:
+        manifest = store.read_manifest()
+        settings = RunSettings.from_json(manifest["settings"])
+        specs = [_reload(entry, load) for entry in manifest["specs"]]
+        done = store.completed_ids()
+        endpoints = _endpoints(specs, settings)
+        answers = _open_answers(specs, endpoints, settings, done)
+        streams = _model_streams(specs, settings, endpoints, done)
+        total = max(_request_count(specs, settings) - len(done), 0)
+    except BaseException:
+        _give_up(store, answers)
+        raise
     return _execute(
         store, streams, total, specs, settings, progress, resumed=len(done), answers=answers
     )
+
+
+def _give_up(store: RunStore, answers: AnswerSource | None) -> None:
+    """A run that failed before sending: let go of its cache and its run directory."""
+    if answers is not None:
+        answers.close()
+    store.unlock()
 
 
 def _open_answers(
@@ -401,15 +435,16 @@ def _model_streams(
     settings: RunSettings,
     endpoints: dict[Any, Endpoint],
     done: Container[str] = frozenset(),
-) -> list[Iterator[Job]]:
+) -> list[tuple[ModelKey, Iterator[Job]]]:
     """The run's requests as one lazy stream per model and endpoint (each has its own rate
-    limits), so that workers can serve one model while another waits for its budget."""
+    limits), so that workers can serve one model while another waits for its budget, and go
+    on when another's limit stops it."""
     keys: dict[tuple[str, str], None] = {}
     for spec in specs:
         url = endpoints[spec.provider].completions_url
         for model in spec.matrix.get("model") or (spec.model,):
             keys[(url, str(model))] = None
-    return [_plan(specs, settings, endpoints, key, done) for key in keys]
+    return [(key, _plan(specs, settings, endpoints, key, done)) for key in keys]
 
 
 def _plan(
@@ -479,7 +514,7 @@ def _manifest(
 
 def _execute(
     store: RunStore,
-    streams: list[Iterator[Job]],
+    streams: list[tuple[ModelKey, Iterator[Job]]],
     total: int,
     specs: list[Spec],
     settings: RunSettings,
@@ -488,62 +523,130 @@ def _execute(
     answers: AnswerSource | None = None,
     text: TextSink | None = None,
 ) -> RunSummary:
-    started = time.monotonic()
-    # A progress display (runner/progress.py) may also show waits, and end its line.
-    on_wait = getattr(progress, "waiting", None)
-    start_progress = getattr(progress, "start", None)
-    if start_progress is not None:
-        start_progress(total)
-    sender = _Sender(settings, answers, text if total == 1 else None, on_wait)
-    summary = RunSummary(store.root, resumed=resumed)
-    lock = threading.Lock()
+    """Send, drain, close and finish a planned run (``store`` locked by this process)."""
+    return _Run(store, total, specs, settings, progress, resumed, answers, text).go(streams)
 
-    def finish(record: dict[str, Any]) -> None:
-        writer.put(record)
-        with lock:
-            summary.add(record)
-            if progress:
-                progress(record, summary.total, max(total, summary.total))
 
-    writer = RecordWriter(store, depth=settings.concurrency * 2)
-    interrupted: KeyboardInterrupt | None = None
-    stopped: dict[str, Any] | None = None
-    try:
-        _run_pool(streams, sender, finish, settings.concurrency)
-    except KeyboardInterrupt as exc:
-        interrupted = exc  # requests in flight were finished and saved; the rest can resume
-        signal = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-        stopped = {"reason": "interrupted", "signal": signal, "message": f"{signal} received"}
-    finally:
-        close_progress = getattr(progress, "close", None)
-        if close_progress is not None:
-            close_progress()
-        sender.close()
-        writer.close()
-        store.close()
-        summary.seconds = time.monotonic() - started
-        counted = None if resumed else summary.expectations  # a resume saw only some
-        if sender.long_wait is not None and stopped is None:
-            stopped = _stopped_by(sender.long_wait)
-        judged = None if resumed else summary.judges
+class _Run:
+    """One run's lifecycle after its plan: send, drain, close, finish.
+
+    Stop requests (Ctrl-C, SIGTERM, a worker's error) end the send; the drain joins every
+    worker (abandoning what is in flight when told to); only then are the client, the cache,
+    the record writer and the store closed, each even when another failed; and the finish
+    puts the results in order and writes the manifest, with signals held off until it is done.
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        total: int,
+        specs: list[Spec],
+        settings: RunSettings,
+        progress: Progress | None,
+        resumed: int,
+        answers: AnswerSource | None,
+        text: TextSink | None,
+    ):
+        self.store, self.total, self.specs, self.settings = store, total, specs, settings
+        self.progress = progress
+        self.resumed = resumed
+        self.stops = StopRequests()
+        # A progress display (runner/runs/progress.py) may also show waits, and end its line.
+        on_wait = getattr(progress, "waiting", None)
+        self.sender = _Sender(settings, answers, text if total == 1 else None, on_wait)
+        self.summary = RunSummary(store.root, resumed=resumed)
+        self.writer = RecordWriter(store, depth=settings.concurrency * 2)
+        self._lock = threading.Lock()
+
+    def go(self, streams: list[tuple[ModelKey, Iterator[Job]]]) -> RunSummary:
+        started = time.monotonic()
+        start_progress = getattr(self.progress, "start", None)
+        if start_progress is not None:
+            start_progress(self.total)
+        try:
+            with self.stops.listening():
+                failure = self._send_and_drain(streams)
+                failure = self._close() or failure
+                self.summary.seconds = time.monotonic() - started
+                counts = self._finish(failure is None)
+        finally:
+            self.store.unlock()
+        if failure is not None:
+            raise failure
+        return self._outcome(counts)
+
+    def record(self, record: dict[str, Any]) -> None:
+        """Save one record (a worker calls it) and count it."""
+        self.writer.put(record)
+        with self._lock:
+            self.summary.add(record)
+            if self.progress:
+                self.progress(record, self.summary.total, max(self.total, self.summary.total))
+
+    def _send_and_drain(self, streams: list[tuple[ModelKey, Iterator[Job]]]) -> Exception | None:
+        try:
+            _run_pool(streams, self.sender, self.record, self.settings.concurrency, self.stops)
+        except Exception as exc:  # a worker's error: every worker has been joined
+            return exc
+        return None
+
+    def _close(self) -> Exception | None:
+        """Close what the workers used, now that none runs: each step even if one fails."""
+        first: Exception | None = None
+        close_progress = getattr(self.progress, "close", None)
+        for step in (close_progress, self.sender.close, self.writer.close, self.store.close):
+            if step is None:
+                continue
+            try:
+                step()
+            except Exception as exc:
+                first = first or exc
+        self.summary.cache_problem = self.sender.cache_problem()
+        return first
+
+    def _finish(self, saved_all: bool) -> dict[str, Any]:
+        whole = saved_all and not self.resumed  # otherwise one more pass counts the records
         counts = _finish_manifest(
-            store,
-            _record_ids(specs, settings.selection),
-            counted,
-            stopped,
-            judged,
-            count_judges=any(spec.judges for spec in specs),
+            self.store,
+            _record_ids(self.specs, self.settings.selection),
+            self.summary.expectations if whole else None,
+            self._stopped(),
+            self.summary.judges if whole else None,
+            count_judges=any(spec.judges for spec in self.specs),
         )
-        summary.expectations = counts["expectations"]
-    if interrupted is not None:
-        raise RunInterrupted(str(store.root), summary.total, isinstance(interrupted, Terminated))
-    if sender.long_wait is not None:
-        raise RunStopped(str(store.root), str(sender.long_wait), summary.total, counts["not_sent"])
-    return summary
+        self.summary.expectations = counts["expectations"]
+        return counts
+
+    def _stopped(self) -> dict[str, Any] | None:
+        """What the manifest says of a run that ended early, or None."""
+        waits = self.sender.limits.stopped()
+        by_model = [_stopped_by(wait) for wait in waits]
+        if self.stops.stop:
+            name = self.stops.name
+            stopped: dict[str, Any] = {
+                "reason": "interrupted",
+                "signal": name,
+                "message": f"{name} received",
+            }
+            if by_model:
+                stopped["models"] = by_model
+            return stopped
+        if by_model:
+            return {**by_model[0], "models": by_model}
+        return None
+
+    def _outcome(self, counts: dict[str, Any]) -> RunSummary:
+        if self.stops.stop:
+            raise RunInterrupted(str(self.store.root), self.summary.total, self.stops.terminated)
+        waits = self.sender.limits.stopped()
+        if waits and counts["not_sent"]:
+            reason = "; ".join(str(wait) for wait in waits)
+            raise RunStopped(str(self.store.root), reason, self.summary.total, counts["not_sent"])
+        return self.summary
 
 
 def _stopped_by(wait: LongWait) -> dict[str, Any]:
-    """What the manifest says of a run stopped by a provider's limit."""
+    """What the manifest says of a model stopped by a provider's limit."""
     resets_at = datetime.fromtimestamp(wait.resets_at, timezone.utc)
     return {
         "reason": "rate_limit",
@@ -592,66 +695,123 @@ def _finish_manifest(
 
 
 def _run_pool(
-    streams: list[Iterator[Job]],
+    streams: list[tuple[ModelKey, Iterator[Job]]],
     sender: _Sender,
     finish: Callable[[dict[str, Any]], None],
     concurrency: int,
+    stops: StopRequests,
 ) -> None:
     """Send every stream's jobs, up to ``concurrency`` of each stream at once and
     ``concurrency`` requests in flight in all (the sender holds that limit): a model waiting
-    for its budget holds its own workers, never the other models'."""
+    for its budget holds its own workers, never the other models'. Returns (or raises a
+    worker's error) only when every worker has ended."""
     errors: list[BaseException] = []
-    stop = sender.limits.cancelled
     changed = threading.Condition()
     active = [0] * len(streams)
-    open_streams = list(range(len(streams)))
 
     def done(future: Future[None], stream: int) -> None:
         with changed:
             active[stream] -= 1
             changed.notify_all()
-        if future.cancelled():
-            return
-        error = future.exception()
-        if error is not None:
-            errors.append(error)
+        if not future.cancelled() and future.exception() is not None:
+            errors.append(future.exception())  # type: ignore[arg-type]
 
     workers = min(concurrency * max(len(streams), 1), 512)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runner") as pool:
-        try:
-            with changed:
-                while open_streams and not errors and not stop.is_set():
-                    for stream in list(open_streams):
-                        while active[stream] < concurrency:
-                            job = next(streams[stream], None)
-                            if job is None:
-                                open_streams.remove(stream)
-                                break
-                            active[stream] += 1
-                            future = pool.submit(_send_and_finish, sender, job, finish)
-                            future.add_done_callback(partial(done, stream=stream))
-                    if open_streams:
-                        changed.wait(0.5)
-                # Every job is handed out: wait for them here, where Ctrl-C still stops the
-                # ones waiting for their turn (the pool's own exit would wait them all out).
-                while any(active):
-                    changed.wait(0.5)
-        except KeyboardInterrupt:
-            # Requests waiting for their turn give up, what has not started is dropped, and
-            # leaving the block waits for the answers in flight.
-            sender.limits.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runner")
+    try:
+        _hand_out(streams, sender, finish, concurrency, stops, pool, changed, active, done, errors)
+        _drain(sender, stops, pool, changed, active, errors)
+    finally:
+        pool.shutdown(wait=True)
     if errors:
         raise errors[0]
 
 
-def _send_and_finish(sender: _Sender, job: Job, finish: Callable[[dict[str, Any]], None]) -> None:
-    sender.send(job, finish)
+def _hand_out(
+    streams: list[tuple[ModelKey, Iterator[Job]]],
+    sender: _Sender,
+    finish: Callable[[dict[str, Any]], None],
+    concurrency: int,
+    stops: StopRequests,
+    pool: ThreadPoolExecutor,
+    changed: threading.Condition,
+    active: list[int],
+    done: Callable[..., None],
+    errors: list[BaseException],
+) -> None:
+    """The send: jobs go to workers as they free up, until every stream is empty, a stop is
+    asked for, or a worker failed. A model stopped by its limit hands out no more jobs."""
+    open_streams = list(range(len(streams)))
+    with changed:
+        while open_streams and not errors and not stops.stop:
+            for stream in list(open_streams):
+                key, jobs = streams[stream]
+                while active[stream] < concurrency and not sender.stopped(key):
+                    try:
+                        job = next(jobs, None)
+                    except KeyboardInterrupt:  # no handler could be installed (not main thread)
+                        stops.note(signal.SIGINT)
+                        return
+                    if job is None:
+                        break
+                    active[stream] += 1
+                    future = pool.submit(sender.send, job, finish)
+                    future.add_done_callback(partial(done, stream=stream))
+                else:
+                    if not sender.stopped(key):
+                        continue
+                open_streams.remove(stream)
+            if open_streams:
+                _wait(changed, stops)
+
+
+def _drain(
+    sender: _Sender,
+    stops: StopRequests,
+    pool: ThreadPoolExecutor,
+    changed: threading.Condition,
+    active: list[int],
+    errors: list[BaseException],
+) -> None:
+    """Wait for every worker. After a stop (or a worker's error), requests waiting for their
+    turn give up and jobs not started are dropped; when the stop turns into abandoning,
+    requests in flight are cut."""
+    stopping = abandoning = False
+    with changed:
+        while any(active):
+            if (stops.stop or errors) and not stopping:
+                stopping = True
+                sender.limits.cancel()
+                pool.shutdown(wait=False, cancel_futures=True)
+            if stops.abandon() and not abandoning:
+                abandoning = True
+                sender.abandon()
+            _wait(changed, stops)
+
+
+def _wait(changed: threading.Condition, stops: StopRequests) -> None:
+    try:
+        changed.wait(0.25)
+    except KeyboardInterrupt:  # no handler could be installed (not the main thread)
+        stops.note(signal.SIGINT)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """Where one job's answer came from and what it was, before it becomes a record."""
+
+    result: HttpResult
+    started_at: str
+    clock: float  # perf_counter when the (first) attempt left
+    response: Any = None  # the completion, when it did not come as HTTP text
+    streamed: StreamedAnswer | None = None
+    cached: bool = False
+    too_large: bool = False  # more than the token limit: failed without being sent
 
 
 class _Sender:
-    """Sends one job, or answers it from the cache or a cassette, and makes its record."""
+    """Answers one job (from the cache or a cassette, the offline provider, or over HTTP)
+    and makes its record."""
 
     def __init__(
         self,
@@ -663,10 +823,9 @@ class _Sender:
         self.settings = settings
         self.limits = Limits(settings.rpm, settings.tpm, settings.max_wait, on_wait)
         # Requests on the wire at once; workers waiting for their turn do not count.
-        self.in_flight = threading.BoundedSemaphore(max(settings.concurrency, 1))
+        self.gate = Gate(settings.concurrency)
         self.answers = answers
         self.text = text
-        self.long_wait: LongWait | None = None  # why the run stopped early, if it did
         # A replay never builds an HTTP client, so it cannot reach the network.
         self.client = (
             None
@@ -680,36 +839,53 @@ class _Sender:
         """Answer one job and hand its record to ``finish``; then cache a good answer (a run
         killed before the record is written finds the answer in the cache when resumed).
         None when the run stopped before the job was sent: it has no record."""
-        body = job.request.body
         if job.render_error is not None:
-            return self._not_sent(job, job.render_error, finish)
+            record = not_sent_record(job.record_id, job.request, job.endpoint, job.render_error)
+            if finish is not None:
+                finish(record)
+            return record
         key, stored = _stored_answer(self.answers, job)
-        started_at, clock = utc_now(), time.perf_counter()
-        response: Any = None
-        streamed: StreamedAnswer | None = None
-        never_sent = False  # too large for the token limit: failed without an attempt
-        if stored is not None:
-            result = HttpResult(stored.status, {}, stored.text, 0)
-        elif job.endpoint.offline and body.get("stream") is True:
-            streamed = stream_offline(body, None if job.quiet else self.text)
-            result, response = streamed.result, streamed.completion
-        elif job.endpoint.offline:
-            result = HttpResult(200, {}, None, 1)
-            from runner.send import offline  # only runs that use it pay for importing it
+        answer = self._from_store(stored) if stored is not None else self._answer(job)
+        if answer is None:
+            return None
+        record = self._record(job, answer)
+        if job.request.spec.judges:
+            # The answer is cached before its judges are asked: a run stopped meanwhile
+            # finds it there when resumed, and asks only the judges.
+            self._keep(key, job, answer, record)
+            key = None
+            record = self.judged(job.request, job.judge_endpoints, record)
+        if finish is not None:
+            finish(record)
+        self._keep(key, job, answer, record)
+        return record
 
-            response = offline.complete(body)
-        elif self.client is None:
-            result = HttpResult(None, {}, None, 0, "the replay cassette has no answer for it")
-        else:
-            sent = self._send(job)
-            if sent is None:
-                return None
-            result, streamed, started_at, clock = sent
-            never_sent = result.attempts == 0
-            if streamed is not None:
-                response = streamed.completion
-        latency_ms = round((time.perf_counter() - clock) * 1000.0, 3)
-        attempt = Attempt(result, started_at, latency_ms, cached=stored is not None)
+    def _answer(self, job: Job) -> _Answer | None:
+        if job.endpoint.offline:
+            return self._offline(job)
+        if self.client is None:
+            error = "the replay cassette has no answer for it"
+            return _Answer(HttpResult(None, {}, None, 0, error), utc_now(), time.perf_counter())
+        return self._over_http(job)
+
+    def _from_store(self, stored: CachedResponse) -> _Answer:
+        result = HttpResult(stored.status, {}, stored.text, 0)
+        return _Answer(result, utc_now(), time.perf_counter(), cached=True)
+
+    def _offline(self, job: Job) -> _Answer:
+        body = job.request.body
+        started_at, clock = utc_now(), time.perf_counter()
+        if body.get("stream") is True:
+            streamed = stream_offline(body, None if job.quiet else self.text)
+            return _Answer(streamed.result, started_at, clock, streamed.completion, streamed)
+        from runner.send import offline  # only runs that use it pay for importing it
+
+        return _Answer(HttpResult(200, {}, None, 1), started_at, clock, offline.complete(body))
+
+    def _record(self, job: Job, answer: _Answer) -> dict[str, Any]:
+        latency_ms = round((time.perf_counter() - answer.clock) * 1000.0, 3)
+        attempt = Attempt(answer.result, answer.started_at, latency_ms, cached=answer.cached)
+        streamed = answer.streamed
         if streamed is not None:
             attempt = replace(
                 attempt,
@@ -717,31 +893,15 @@ class _Sender:
                 stream_failure=streamed.failure,
                 partial_text=streamed.partial_text,
             )
-        record = build_record(job.record_id, job.request, job.endpoint, attempt, response)
-        if never_sent:
+        record = build_record(job.record_id, job.request, job.endpoint, attempt, answer.response)
+        if answer.too_large:
             record["error"]["kind"] = "too_large"
-        if job.request.spec.judges:
-            # The answer is cached before its judges are asked: a run stopped meanwhile
-            # finds it there when resumed, and asks only the judges.
-            self._keep(key, stored, job, result, record)
-            key = None
-            record = self.judged(job.request, job.judge_endpoints, record)
-        if finish is not None:
-            finish(record)
-        self._keep(key, stored, job, result, record)
         return record
 
-    def _keep(
-        self,
-        key: str | None,
-        stored: CachedResponse | None,
-        job: Job,
-        result: HttpResult,
-        record: dict[str, Any],
-    ) -> None:
+    def _keep(self, key: str | None, job: Job, answer: _Answer, record: dict[str, Any]) -> None:
         """Put a new good answer in the cache."""
-        if key and self.answers is not None and stored is None and record["output"] is not None:
-            self.answers.put(key, job.endpoint.completions_url, 200, result.text or "")
+        if key and self.answers is not None and not answer.cached and record["output"]:
+            self.answers.put(key, job.endpoint.completions_url, 200, answer.result.text or "")
 
     def judged(
         self, request: Request, endpoints: Mapping[str, Endpoint], record: dict[str, Any]
@@ -759,10 +919,9 @@ class _Sender:
             answered.append((call, self.send(judge_job)))
         return apply_verdicts(request.spec, record, request.case, answered)
 
-    def _send(self, job: Job) -> tuple[HttpResult, StreamedAnswer | None, str, float] | None:
-        """Send one job through its model's limiter, with retries: the result (and the stream,
-        if it was streamed) and when the first attempt left. None when the run stops before
-        the job is sent."""
+    def _over_http(self, job: Job) -> _Answer | None:
+        """Send one job through its model's limiter, with retries. None when the run stops
+        before the job is sent, or abandons it in flight."""
         assert self.client is not None
         client, endpoint, settings = self.client, job.endpoint, self.settings
         body = job.request.body
@@ -780,51 +939,70 @@ class _Sender:
                 first.append((utc_now(), time.perf_counter()))
 
         def send_whole() -> HttpResult:
-            with self.in_flight:
-                started()
-                return client.post_chat(endpoint, payload)
+            started()
+            return client.post_chat(endpoint, payload)
 
         def send_stream() -> StreamedAnswer:
-            with self.in_flight:
-                started()
-                text = None if job.quiet else self.text
-                return stream_once(client, endpoint, payload, settings.timeouts, text)
+            started()
+            text = None if job.quiet else self.text
+            return stream_once(client, endpoint, payload, settings.timeouts, text)
 
         tokens = token_estimate(body)
         stop = self.limits.cancelled
         try:
             if body.get("stream") is True:
                 streamed, attempts = send_with_retries(
-                    send_stream, limiter, tokens, settings.retry, stop, _result_of, _may_retry
+                    send_stream,
+                    limiter,
+                    tokens,
+                    settings.retry,
+                    stop,
+                    _result_of,
+                    _may_retry,
+                    self.gate,
                 )
                 result = replace(streamed.result, attempts=attempts)
-                return result, streamed, *first[0]
-            result = send_whole_with_retries(send_whole, limiter, tokens, settings.retry, stop)
+                if result.abandoned:
+                    return None
+                return _Answer(result, *first[0], streamed.completion, streamed)
+            result = send_whole_with_retries(
+                send_whole, limiter, tokens, settings.retry, stop, self.gate
+            )
         except NeverFits as exc:
             result = HttpResult(None, {}, None, 0, str(exc))
-            return result, None, utc_now(), time.perf_counter()
+            return _Answer(result, utc_now(), time.perf_counter(), too_large=True)
         except LongWait as exc:
-            if self.long_wait is None:
-                self.long_wait = exc
-            self.limits.cancel()
+            limiter.stop(exc)  # this model waits for its reset; the others go on
             return None
         except Cancelled:
             return None
-        return result, None, *first[0]
+        if result.abandoned:
+            return None
+        return _Answer(result, *first[0])
 
-    def _not_sent(
-        self, job: Job, reason: str, finish: Callable[[dict[str, Any]], None] | None
-    ) -> dict[str, Any]:
-        record = not_sent_record(job.record_id, job.request, job.endpoint, reason)
-        if finish is not None:
-            finish(record)
-        return record
+    def stopped(self, key: ModelKey) -> bool:
+        """Whether a model's limit stopped its requests for the rest of the run."""
+        limiter = self.limits.existing(key)
+        return limiter is not None and limiter.stopped is not None
+
+    def abandon(self) -> None:
+        """Cut the requests in flight: they end now, without a record."""
+        self.limits.cancel()
+        if self.client is not None:
+            self.client.abandon()
+
+    def cache_problem(self) -> str | None:
+        """Why answers could not be kept in the cache, if some could not."""
+        return getattr(self.answers, "write_problem", None)
 
     def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.answers is not None:
-            self.answers.close()
+        """Close the HTTP client and the cache (call only when no worker runs)."""
+        try:
+            if self.client is not None:
+                self.client.close()
+        finally:
+            if self.answers is not None:
+                self.answers.close()
 
 
 def _stored_answer(

@@ -47,6 +47,7 @@ from typing import Any, BinaryIO
 
 from runner.version import __version__
 from runner.errors import RunnerError, UsageError
+from runner.runs.lock import RunLock
 
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
@@ -238,6 +239,7 @@ class RunStore:
         self._index: _LineIndex | None = None
         self._unsynced = 0
         self._synced_at = time.monotonic()
+        self._writer: RunLock | None = None  # held while this process writes the run
 
     @property
     def results_path(self) -> Path:
@@ -284,6 +286,18 @@ class RunStore:
                 "the first time it is opened; open it once where it can be written, or copy it"
             ) from None
         return store
+
+    def lock(self, purpose: str) -> None:
+        """Become the run's only writer, or raise RunBusy naming the process that is
+        (``runner/runs/lock.py``); ``purpose`` is what a second writer is told."""
+        if self._writer is None:
+            self._writer = RunLock.acquire(self.root, purpose)
+
+    def unlock(self) -> None:
+        """Stop being the run's writer (the lock file is removed)."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
 
     def remove_leftovers(self) -> None:
         """Delete temporary files a killed run left half-written (they never hold a record)."""
