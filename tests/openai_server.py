@@ -23,6 +23,8 @@ names:
     large              200 with a completion whose content is ``large_bytes`` long
     reply:<json>       200 with this JSON object as the assistant message (content/tool_calls)
     redirect:<url>     307 to another URL
+    drip               200 with the whole answer's headers, then its body one byte every
+                       ``drip_seconds`` (each read is quick; the whole answer never is)
 
 A request with ``"stream": true`` is answered as an event stream, with its own faults: see
 tests/stream_server.py.
@@ -100,6 +102,8 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.large_bytes = 4_000_000
         self.retry_after_ms = 50
         self.stream_delay = 0.0  # seconds between the chunks of a streamed answer
+        self.drip_seconds = 0.2  # between the bytes of a "drip" answer
+        self.closed_by_client = threading.Event()  # set by stream_error_then_wait
         self.content_words: int | None = None  # streamed answers of exactly this many words
         self.received: list[Received] = []
         self.statuses: Counter[int] = Counter()
@@ -308,6 +312,14 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, answer)
         elif fault.startswith("reply:"):
             self._send_json(200, _reply(body, fault))
+        elif fault == "drip":
+            data = json.dumps(offline.complete(body)).encode()
+            self._send_head(200, "application/json", len(data), headers)
+            self.wfile.flush()
+            for byte in data:
+                time.sleep(self.server.drip_seconds)
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
         elif fault.startswith("redirect:"):
             self._send_bytes(307, "text/plain", b"moved", {"Location": fault[len("redirect:") :]})
         else:

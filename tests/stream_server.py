@@ -15,6 +15,8 @@ Stream faults (planned like the others, with ``server.plan``):
     stream_error_event     two chunks, then ``event: error`` with an error payload
     stream_error_payload   two chunks, then ``data: {"error": ...}``
     stream_error_first     ``data: {"error": ...}`` before any token
+    stream_error_then_wait two chunks, then ``event: error``, then the connection is held open
+                           until the client closes it (``server.closed_by_client`` is set)
     stream_stall           the role chunk, then silence for ``slow_seconds``
     stream_ignored         200 with the whole answer as one JSON body (``stream`` ignored)
     stream_bad_json        the role chunk, then an event whose data is not JSON
@@ -67,7 +69,7 @@ def answer(handler: Any, fault: str, body: dict[str, Any], completion: dict[str,
         stop = int(fault.partition(":")[2])
     elif fault in ("stream_drop_before", "stream_stall", "stream_bad_json", "stream_error_first"):
         stop = 0 if fault == "stream_error_first" else 1
-    elif fault in ("stream_error_event", "stream_error_payload"):
+    elif fault in ("stream_error_event", "stream_error_payload", "stream_error_then_wait"):
         stop = 3
     for number, chunk in enumerate(chunks[:stop]):
         if number and server.stream_delay:
@@ -79,8 +81,11 @@ def answer(handler: Any, fault: str, body: dict[str, Any], completion: dict[str,
             time.sleep(server.slow_seconds)
         handler._reset_connection()
         return
-    if fault == "stream_error_event":
+    if fault in ("stream_error_event", "stream_error_then_wait"):
         writer.write(b"event: error\ndata: " + json.dumps(error).encode() + b"\n\n")
+    if fault == "stream_error_then_wait":
+        _wait_for_close(handler, seconds=30.0)
+        return
     elif fault in ("stream_error_payload", "stream_error_first"):
         writer.write(frame(json.dumps(error)))
     elif fault == "stream_bad_json":
@@ -142,3 +147,16 @@ class _Writer:
     def end(self) -> None:
         if self.chunked:
             self.handler.wfile.write(b"0\r\n\r\n")
+
+
+def _wait_for_close(handler: Any, seconds: float) -> None:
+    """Hold the connection open until the client closes it (or ``seconds`` pass)."""
+    handler.wfile.flush()
+    handler.connection.settimeout(seconds)
+    try:
+        while handler.connection.recv(4096):
+            pass
+    except OSError:
+        return
+    handler.server.closed_by_client.set()
+    handler.close_connection = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import pytest
@@ -253,7 +252,7 @@ def test_an_answer_that_never_comes_fails_with_the_timeout_named(
     assert result.exit_code == 1
     record = records["alpha"]
     assert record["status"] == "failed" and record["http_status"] is None
-    assert "read timeout" in record["error"]["message"]
+    assert "--timeout" in record["error"]["message"] and record["error"]["limit"] == "--timeout"
     assert record["attempts"] == 2
 
 
@@ -402,18 +401,18 @@ def test_length_finish_is_flagged_as_truncated(project, openai_server, run_again
 
 
 def test_the_rpm_limit_paces_requests(project, openai_server, run_against):
+    """End to end, --rpm reaches the limiter and every request goes once; the spacing itself
+    is checked on the limiter's own schedule (test_lifecycle.py), not on wall-clock arrival
+    times, which a busy machine stretches and squeezes (issue 27.13)."""
     for i in range(4):
         write_spec(project, f"s{i}")
 
-    result, _ = run_against("--rpm", "600", "-c", "4")
+    result, records = run_against("--rpm", "600", "-c", "4")
 
-    assert result.exit_code == 0
-    times = sorted(r.at for r in openai_server.received)
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    # 600 per minute is one every 0.1 s: three intervals take 0.3 s, and no two requests go
-    # together (a thread may reach the server a little late after its slot, hence the slack).
-    assert times[-1] - times[0] >= 0.28
-    assert min(gaps) >= 0.05
+    assert result.exit_code == 0, result.stderr
+    assert sorted(records) == ["s0", "s1", "s2", "s3"] and openai_server.count == 4
+    settings = json.loads((latest_run(project) / "manifest.json").read_text())["settings"]
+    assert settings["rpm"] == 600
 
 
 def test_a_server_budget_is_respected_without_failures(project, openai_server, run_against):

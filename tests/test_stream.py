@@ -439,7 +439,8 @@ def test_a_silent_stream_fails_with_the_idle_timeout_named(project, openai_serve
     result, records = run_server("--stream", "--idle-timeout", "0.2", "--retries", "0")
 
     assert result.exit_code == 1
-    assert "idle timeout" in records["alpha"]["error"]["message"]
+    assert records["alpha"]["error"]["limit"] == "--idle-timeout"
+    assert "--idle-timeout" in records["alpha"]["error"]["message"]
 
 
 def test_a_stream_going_on_past_the_timeout_fails(project, openai_server, run_server):
@@ -448,7 +449,8 @@ def test_a_stream_going_on_past_the_timeout_fails(project, openai_server, run_se
     result, records = run_server("--stream", "--timeout", "0.3", "--retries", "0")
 
     assert result.exit_code == 1
-    assert "past the request's timeout" in records["alpha"]["error"]["message"]
+    assert records["alpha"]["error"]["limit"] == "--timeout"
+    assert "--timeout" in records["alpha"]["error"]["message"]
 
 
 def test_a_server_ignoring_stream_gives_an_ordinary_record(project, openai_server, run_server):
