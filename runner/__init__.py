@@ -19,7 +19,9 @@ from runner.api import (
     record_rows,
     render_spec,
     resume_run,
+    resume_submit,
     run_specs,
+    submit_specs,
     validate_specs,
 )
 from runner.errors import (
@@ -56,6 +58,8 @@ __all__ = [
     "record_rows",
     "render_spec",
     "resume_run",
+    "resume_submit",
     "run_specs",
+    "submit_specs",
     "validate_specs",
 ]

@@ -18,6 +18,7 @@ from runner.errors import SpecError, UnknownOption, UsageError, warn
 if TYPE_CHECKING:
     from runner.check.validate import Validation
     from runner.results.diff import DiffItem, RunDiff
+    from runner.runs.batch import BatchResult
     from runner.runs.execute import RunPlan, RunSettings, RunSummary
     from runner.spec.cases import Selection
     from runner.spec.objects import Spec
@@ -358,6 +359,32 @@ def _run_dir(run: PathLike) -> Path:
     from runner.runs.lookup import resolve_run
 
     return resolve_run(run)
+
+
+def submit_specs(
+    *paths: PathLike,
+    out: PathLike = "runs",
+    options: RunOptions | None = None,
+    completion_window: str = "24h",
+    max_lines: int | None = None,
+    max_bytes: int | None = None,
+) -> BatchResult:
+    """Validate specs and submit their requests through the provider's Batch API into a new
+    run directory, as ``runner batch submit`` does (a batch answers whole: a spec's
+    ``stream: true`` is dropped). Fetch the answers later with ``runner batch fetch``."""
+    from runner.runs.batch import BatchOptions, submit_batch
+
+    chosen = replace(options or RunOptions(), concurrency=1, stream=False)
+    specs = load_specs(*paths, variables=chosen.variables, allow_key_env=chosen.allow_key_env)
+    batch = BatchOptions(completion_window, max_lines, max_bytes)
+    return submit_batch(specs, chosen.settings(), batch, Path(out))
+
+
+def resume_submit(run_dir: PathLike) -> BatchResult:
+    """Finish an interrupted batch submit, or submit again what a fetch left unanswered."""
+    from runner.runs.batch import resume_batch
+
+    return resume_batch(Path(run_dir), _load_one)
 
 
 def open_run(run_dir: PathLike) -> Run:

@@ -48,6 +48,12 @@ API_SIGNATURES = {
             "(run_dir: 'PathLike', on_record: 'Callable[[dict[str, Any], int, int], None] "
             "| None' = None) -> 'RunSummary'"
         ),
+        "submit_specs": (
+            "(*paths: 'PathLike', out: 'PathLike' = 'runs', "
+            "options: 'RunOptions | None' = None, completion_window: 'str' = '24h', "
+            "max_lines: 'int | None' = None, max_bytes: 'int | None' = None) -> 'BatchResult'"
+        ),
+        "resume_submit": "(run_dir: 'PathLike') -> 'BatchResult'",
         "open_run": "(run_dir: 'PathLike') -> 'Run'",
         "diff_runs": "(run_a: 'PathLike', run_b: 'PathLike') -> 'RunDiff'",
         "iter_diff": "(run_a: 'PathLike', run_b: 'PathLike') -> 'Iterator[DiffItem]'",

@@ -84,26 +84,23 @@ def submit(
     **options: Any,
 ) -> None:
     """Render specs and submit their requests as batches into a new run directory."""
-    from runner.api import load_specs
-    from runner.check.validate import load_spec
-    from runner.runs.batch import BatchOptions, resume_batch, submit_batch
+    from runner import api
 
     if bool(paths) == bool(resume_dir):
         raise UsageError("give spec files or folders to submit, or --resume RUN_DIR (not both)")
     if resume_dir is not None:
-        result = resume_batch(resume_dir, load_spec)
+        result = api.resume_submit(resume_dir)
     else:
         cache = cache_mode(no_cache, refresh, None, False, None)
-        # One request at a time, and no streaming: a batch answers whole, so a spec's
-        # stream: true is dropped.
-        sending = {**options, "concurrency": 1, "stream": False}
-        chosen = run_options(sending, cache, None, selection, ())
+        chosen = run_options(options, cache, None, selection, ())
         window, lines, size = (options[k] for k in ("completion_window", "max_lines", "max_bytes"))
-        result = submit_batch(
-            load_specs(*paths, variables=chosen.variables),
-            chosen.settings(),
-            BatchOptions(window, lines, size),
-            out_dir,
+        result = api.submit_specs(
+            *paths,
+            out=out_dir,
+            options=chosen,
+            completion_window=window,
+            max_lines=lines,
+            max_bytes=size,
         )
     _print_result(result, "submitted", quiet, as_json)
 

@@ -180,49 +180,78 @@ def run(
     begun). Either way the results file and manifest are finished whole. A run directory has
     one writer at a time: a second --resume of a running run is refused (exit 2).
     """
-    from runner.api import plan_specs, resume_run, run_specs
-    from runner.runs.progress import progress_for
+    from runner import api
 
+    _check_arguments(paths, resume_dir, selection, show_answers, as_json)
+    cache = cache_mode(no_cache, refresh, replay_file, dry_run, resume_dir)
+    if resume_dir is None:
+        chosen = run_options(options, cache, replay_file, selection, allow_key_env)
+        if dry_run:
+            _print_plan(api.plan_specs(*paths, options=chosen), as_json)
+    display = _RunDisplay(quiet, as_json, show_answers)
+    with sigterm_stops_like_ctrl_c():
+        if resume_dir is not None:
+            summary = api.resume_run(resume_dir, display.progress)
+        else:
+            summary = api.run_specs(
+                *paths,
+                out=out_dir,
+                options=chosen,
+                on_record=display.on_record,
+                on_text=display.text,
+            )
+    display.finish(summary, fail_on_expect)
+
+
+def _check_arguments(
+    paths: tuple[Path, ...],
+    resume_dir: Path | None,
+    selection: Selection,
+    show_answers: bool | None,
+    as_json: bool,
+) -> None:
+    """Refuse options that do not go together, before anything is read."""
     if bool(paths) == bool(resume_dir):
         raise UsageError("give spec files or folders to run, or --resume RUN_DIR (not both)")
     if show_answers and as_json:
         raise UsageError("--show prints the answers as text: give it without --json")
-    cache = cache_mode(no_cache, refresh, replay_file, dry_run, resume_dir)
-    text: _TextPrinter | None = None
-    show = progress_for(quiet or as_json, progress_every())
-    if resume_dir is not None:
-        if selection.case_ids or selection.limit or selection.sample:
-            raise UsageError("--resume runs the cases of the run it resumes; drop the selection")
-        with sigterm_stops_like_ctrl_c():
-            summary = resume_run(resume_dir, show)
-    else:
-        chosen = run_options(options, cache, replay_file, selection, allow_key_env)
-        if dry_run:
-            plan = plan_specs(*paths, options=chosen)
-            if as_json:
-                echo_json(plan.to_json())
-            else:
-                click.echo(plan.describe())
-            sys.exit(EXIT_OK)
-        text = _text_printer(quiet or as_json)
-        with sigterm_stops_like_ctrl_c():
-            summary = run_specs(
-                *paths,
-                out=out_dir,
-                options=chosen,
-                on_record=text.around(show) if text else show,
-                on_text=text,
-            )
-    if _shows_answers(show_answers, quiet or as_json, summary, text):
-        _echo_answers(summary.run_dir)
-    elif show_answers is None and not (quiet or as_json) and sys.stdout.isatty():
-        click.echo(f"see the answers with: runner show {summary.run_dir}", err=True)
+    if resume_dir is not None and (selection.case_ids or selection.limit or selection.sample):
+        raise UsageError("--resume runs the cases of the run it resumes; drop the selection")
+
+
+def _print_plan(plan: Any, as_json: bool) -> None:
+    """A dry run's plan, then exit 0."""
     if as_json:
-        echo_json(summary.to_json())
-    elif not quiet:
-        click.echo(summary.describe(), err=True)
-    passed = summary.succeeded and not (fail_on_expect and summary.expectations_failed)
-    sys.exit(EXIT_OK if passed else EXIT_FAILED)
+        echo_json(plan.to_json())
+    else:
+        click.echo(plan.describe())
+    sys.exit(EXIT_OK)
+
+
+class _RunDisplay:
+    """What runner run shows while it goes and when it ends: the progress, a single streamed
+    answer's text, the answers of a small run, the summary; and the exit code."""
+
+    def __init__(self, quiet: bool, as_json: bool, show_answers: bool | None):
+        from runner.runs.progress import progress_for
+
+        self.quiet, self.as_json, self.show_answers = quiet, as_json, show_answers
+        self.progress = progress_for(quiet or as_json, progress_every())
+        self.text = _text_printer(quiet or as_json)
+        self.on_record = self.text.around(self.progress) if self.text else self.progress
+
+    def finish(self, summary: Any, fail_on_expect: bool) -> None:
+        quiet = self.quiet or self.as_json
+        if _shows_answers(self.show_answers, quiet, summary, self.text):
+            _echo_answers(summary.run_dir)
+        elif self.show_answers is None and not quiet and sys.stdout.isatty():
+            click.echo(f"see the answers with: runner show {summary.run_dir}", err=True)
+        if self.as_json:
+            echo_json(summary.to_json())
+        elif not self.quiet:
+            click.echo(summary.describe(), err=True)
+        passed = summary.succeeded and not (fail_on_expect and summary.expectations_failed)
+        sys.exit(EXIT_OK if passed else EXIT_FAILED)
 
 
 def _shows_answers(
