@@ -11,6 +11,7 @@ a run locked: the stale file is taken over by the next writer, and removed when 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -132,7 +133,6 @@ def _refusal(root: Path, holder: dict[str, Any] | None) -> str:
 
 
 def _remove(path: Path) -> None:
-    try:
+    # Already gone, or (Windows) opened by the next writer: then it is theirs now.
+    with contextlib.suppress(OSError):
         path.unlink()
-    except OSError:  # already gone, or (Windows) opened by the next writer: it is theirs now
-        pass
