@@ -503,3 +503,27 @@ def test_the_completion_window_goes_to_the_provider_from_24h_to_7d(project, run_
     assert not (project / "runs").exists() and not openai_server.batches.calls
     submit(run_cli, openai_server, "--completion-window", "7d")
     assert [body["completion_window"] for body in openai_server.batches.created] == ["7d"]
+
+
+def test_a_fetch_or_resubmit_of_a_run_another_process_writes_is_refused(
+    project, run_cli, openai_server
+):
+    """One writer per run (issue 28.1): two fetches at once would both append records."""
+    from runner.runs.lock import RunLock
+
+    write_specs(project)
+    run_dir = submit(run_cli, openai_server, "--no-cache")
+    openai_server.batches.advance(10)
+    held = RunLock.acquire(run_dir, "runner batch fetch")
+    try:
+        fetched = run_cli("batch", "fetch", run_dir)
+        resubmitted = run_cli("batch", "submit", "--resume", run_dir)
+    finally:
+        held.release()
+
+    for refused in (fetched, resubmitted):
+        assert refused.exit_code == 2, refused.output
+        assert "(runner batch fetch) is writing the run directory" in refused.output
+    assert records(run_dir) == {}
+    assert run_cli("batch", "fetch", run_dir).exit_code == 0
+    assert len(records(run_dir)) == 5

@@ -269,13 +269,17 @@ def submit_batch(
     endpoints = _endpoints(specs, settings)
     answers = _open_answers(specs, endpoints, settings)
     store = RunStore.create(out_dir)
-    manifest = _manifest(store, specs, settings, "running")
-    manifest["mode"] = "batch"
-    store.write_manifest(manifest)
-    (store.root / BATCH_DIR).mkdir()
-    state = BatchState(options)
-    state.save(store)
-    return _submit(store, specs, settings, state, endpoints, answers, frozenset())
+    store.lock("runner batch submit")  # one writer per run (runner/runs/lock.py)
+    try:
+        manifest = _manifest(store, specs, settings, "running")
+        manifest["mode"] = "batch"
+        store.write_manifest(manifest)
+        (store.root / BATCH_DIR).mkdir()
+        state = BatchState(options)
+        state.save(store)
+        return _submit(store, specs, settings, state, endpoints, answers, frozenset())
+    finally:
+        store.unlock()
 
 
 def _check_window(window: str) -> None:
@@ -291,23 +295,27 @@ def _check_window(window: str) -> None:
 def resume_batch(run_dir: Path, load: Callable[[Path], Spec]) -> BatchResult:
     """Finish an interrupted submit, or submit again what has no answer after a fetch."""
     store = RunStore.open(run_dir)
-    settings = RunSettings.from_json(store.read_manifest()["settings"])
-    state = BatchState.load(store)
-    specs = [_reload(entry, load) for entry in store.read_manifest()["specs"]]
-    endpoints = _endpoints(specs, settings)
-    if any(p.batch_id is None for p in state.parts):
-        # A submit stopped before every batch existed: create the rest.
-        summary = RunSummary(store.root, resumed=len(store.completed_ids()))
-        return _create_and_result(store, specs, settings, state, summary)
-    running = [p for p in state.parts if not (p.terminal and p.fetched)]
-    if running:
-        names = ", ".join(f"part {p.index} ({p.batch_id}: {p.status})" for p in running)
-        raise UsageError(
-            f"{names} not fetched yet: wait for it and run runner batch fetch {run_dir} "
-            f"(or runner batch cancel {run_dir}) before submitting again"
-        )
-    answers = _open_answers(specs, endpoints, settings)
-    return _submit(store, specs, settings, state, endpoints, answers, store.completed_ids())
+    store.lock("runner batch submit --resume")  # one writer per run (runner/runs/lock.py)
+    try:
+        settings = RunSettings.from_json(store.read_manifest()["settings"])
+        state = BatchState.load(store)
+        specs = [_reload(entry, load) for entry in store.read_manifest()["specs"]]
+        endpoints = _endpoints(specs, settings)
+        if any(p.batch_id is None for p in state.parts):
+            # A submit stopped before every batch existed: create the rest.
+            summary = RunSummary(store.root, resumed=len(store.completed_ids()))
+            return _create_and_result(store, specs, settings, state, summary)
+        running = [p for p in state.parts if not (p.terminal and p.fetched)]
+        if running:
+            names = ", ".join(f"part {p.index} ({p.batch_id}: {p.status})" for p in running)
+            raise UsageError(
+                f"{names} not fetched yet: wait for it and run runner batch fetch {run_dir} "
+                f"(or runner batch cancel {run_dir}) before submitting again"
+            )
+        answers = _open_answers(specs, endpoints, settings)
+        return _submit(store, specs, settings, state, endpoints, answers, store.completed_ids())
+    finally:
+        store.unlock()
 
 
 def _submit(
@@ -528,20 +536,24 @@ def fetch_batch(run_dir: Path, load: Callable[[Path], Spec]) -> BatchResult:
     whole, so a fetch killed at any point finishes when run again.
     """
     store = RunStore.open(run_dir)
-    manifest = store.read_manifest()
-    settings = RunSettings.from_json(manifest["settings"])
-    state = BatchState.load(store)
-    specs = [_reload(entry, load) for entry in manifest["specs"]]
-    endpoints = _endpoints(specs, settings)
-    _refresh(store, state, settings)
-    folder = store.root / BATCH_DIR
-    index = BatchIndex(folder / INDEX)
+    store.lock("runner batch fetch")  # one writer per run (runner/runs/lock.py)
     try:
-        _download(store, state, settings, index)
-        summary, waiting = _save_records(store, specs, settings, state, endpoints, index)
+        manifest = store.read_manifest()
+        settings = RunSettings.from_json(manifest["settings"])
+        state = BatchState.load(store)
+        specs = [_reload(entry, load) for entry in manifest["specs"]]
+        endpoints = _endpoints(specs, settings)
+        _refresh(store, state, settings)
+        folder = store.root / BATCH_DIR
+        index = BatchIndex(folder / INDEX)
+        try:
+            _download(store, state, settings, index)
+            summary, waiting = _save_records(store, specs, settings, state, endpoints, index)
+        finally:
+            index.close()
+        return _result(store, specs, settings, state, summary, waiting)
     finally:
-        index.close()
-    return _result(store, specs, settings, state, summary, waiting)
+        store.unlock()
 
 
 def _download(store: RunStore, state: BatchState, settings: RunSettings, index: BatchIndex) -> None:
