@@ -527,3 +527,15 @@ def test_a_fetch_or_resubmit_of_a_run_another_process_writes_is_refused(
     assert records(run_dir) == {}
     assert run_cli("batch", "fetch", run_dir).exit_code == 0
     assert len(records(run_dir)) == 5
+
+
+def test_a_dry_run_lists_what_would_be_submitted_and_submits_nothing(
+    project, run_cli, openai_server
+):
+    write_specs(project)
+    result = run_cli(*submit_args(openai_server.base_url, "--dry-run", "--no-cache", "--json"))
+
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["total"] == 5 and plan["counts"]["send"] == 5
+    assert not (project / "runs").exists() and openai_server.count == 0

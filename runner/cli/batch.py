@@ -19,6 +19,7 @@ from runner.cli.options import (
     cache_mode,
     echo_json,
     out_dir_option,
+    print_plan,
     reports_errors,
     resolves_runs,
     run_folder,
@@ -66,6 +67,11 @@ def batch() -> None:
     metavar="RUN",
     help="Finish an interrupted submit, or submit again what a fetch left without an answer.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List what would be submitted and what comes from the cache; submit nothing.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
 @selection_options
@@ -78,6 +84,7 @@ def submit(
     resume_dir: Path | None,
     no_cache: bool,
     refresh: bool,
+    dry_run: bool,
     quiet: bool,
     as_json: bool,
     selection: Selection,
@@ -89,10 +96,14 @@ def submit(
     if bool(paths) == bool(resume_dir):
         raise UsageError("give spec files or folders to submit, or --resume RUN_DIR (not both)")
     if resume_dir is not None:
+        if dry_run:
+            raise UsageError("--dry-run lists what a new submit would send: drop --resume")
         result = api.resume_submit(resume_dir)
     else:
-        cache = cache_mode(no_cache, refresh, None, False, None)
-        chosen = run_options(options, cache, None, selection, ())
+        cache = cache_mode(no_cache, refresh, None, dry_run, None)
+        chosen = run_options({**options, "stream": False}, cache, None, selection, ())
+        if dry_run:
+            print_plan(api.plan_specs(*paths, options=chosen), as_json)
         window, lines, size = (options[k] for k in ("completion_window", "max_lines", "max_bytes"))
         result = api.submit_specs(
             *paths,

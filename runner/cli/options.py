@@ -305,3 +305,12 @@ def print_runner_warnings() -> None:
 
     warnings.simplefilter("always", RunnerWarning)
     warnings.showwarning = show
+
+
+def print_plan(plan: Any, as_json: bool) -> None:
+    """A dry run's plan (runner run, runner batch submit), then exit 0."""
+    if as_json:
+        echo_json(plan.to_json())
+    else:
+        click.echo(plan.describe())
+    sys.exit(EXIT_OK)

@@ -17,6 +17,7 @@ from runner.cli.options import (
     echo_shown,
     existing_paths,
     out_dir_option,
+    print_plan,
     progress_every,
     reports_errors,
     resolves_runs,
@@ -187,7 +188,7 @@ def run(
     if resume_dir is None:
         chosen = run_options(options, cache, replay_file, selection, allow_key_env)
         if dry_run:
-            _print_plan(api.plan_specs(*paths, options=chosen), as_json)
+            print_plan(api.plan_specs(*paths, options=chosen), as_json)
     display = _RunDisplay(quiet, as_json, show_answers)
     with sigterm_stops_like_ctrl_c():
         if resume_dir is not None:
@@ -217,15 +218,6 @@ def _check_arguments(
         raise UsageError("--show prints the answers as text: give it without --json")
     if resume_dir is not None and (selection.case_ids or selection.limit or selection.sample):
         raise UsageError("--resume runs the cases of the run it resumes; drop the selection")
-
-
-def _print_plan(plan: Any, as_json: bool) -> None:
-    """A dry run's plan, then exit 0."""
-    if as_json:
-        echo_json(plan.to_json())
-    else:
-        click.echo(plan.describe())
-    sys.exit(EXIT_OK)
 
 
 class _RunDisplay:
