@@ -54,8 +54,13 @@ def write_json_spec(project: Path, name: str, **fields: Any) -> Path:
 
 
 def latest_run(project: Path) -> Path:
-    runs = sorted((project / "runs").iterdir()) if (project / "runs").is_dir() else []
-    return runs[-1] if runs else project / "runs" / "missing"
+    """The newest run of PROJECT/runs, by the start time in its manifest: two runs started
+    within one second have ids that differ only in their random part, so names alone do not
+    order them."""
+    from runner.runs.lookup import list_runs
+
+    runs = list_runs(project / "runs")
+    return runs[-1].path if runs else project / "runs" / "missing"
 
 
 def read_records(run_dir: Path) -> dict[str, dict]:
