@@ -479,3 +479,18 @@ def test_a_daily_limit_of_one_model_stops_only_that_models_requests(
     (model,) = stopped["models"]
     assert model["model"] == "limited-model" and model["limit"] == "requests-per-day"
     assert model["resets_at"].endswith("Z")
+
+
+def test_runner_score_of_a_run_another_process_writes_is_refused(project, run_cli):
+    write_spec(project, "alpha")
+    assert run_cli("run", "specs", "--provider", "offline", "--quiet").exit_code == 0
+    run_dir = latest_run(project)
+    held = RunLock.acquire(run_dir, "runner run --resume")
+    try:
+        scored = run_cli("score", run_dir)
+    finally:
+        held.release()
+
+    assert scored.exit_code == 2, scored.output
+    assert "(runner run --resume) is writing the run directory" in scored.output
+    assert run_cli("score", run_dir).exit_code == 0

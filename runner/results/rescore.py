@@ -116,64 +116,68 @@ def score_run(
     ``expectations`` and the manifest's counts. ``spec_files`` replace the run's spec of the
     same name (a spec moved, or a variant to score with)."""
     store = RunStore.open(run_dir)
-    manifest = store.read_manifest()
-    settings = RunSettings.from_json(manifest.get("settings") or {})
-    specs = _load_specs(manifest, load, spec_files)
-    planned = _PlanLookup(_plan(specs, settings))
-    result = ScoreResult(run_dir)
-
-    def rescored(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        """Each record scored: planned and checked here, in order (the plan is read in step
-        with the run); its judges asked by the regrader's pool; counted here again, in order."""
-        work = (_scored(record) for record in records)
-        for before, scored in judges.in_order(work, _judged):
-            if before is not _UNKNOWN:
-                after = _verdict(scored)
-                result.turned_failed += before is True and after is False
-                result.turned_passed += before is False and after is True
-                result.records += 1
-                result.judges.add(scored)
-            expect.add_count(result.expectations, scored)
-            yield scored
-
-    def _scored(record: dict[str, Any]) -> tuple[Any, dict[str, Any], Spec | None, _Planned]:
-        spec = specs.get(str((record.get("spec") or {}).get("name")))
-        if spec is None:
-            result.unknown_spec.append(record["id"])
-            return _UNKNOWN, record, None, _Planned({}, None)
-        plan = planned.pop(record["id"])
-        if plan is None:
-            result.not_in_spec.append(record["id"])
-            plan = _Planned(record.get("vars") or {}, None)
-        elif record.get("request") is not None and _digest(record["request"]) != plan.request:
-            result.prompt_changed.append(record["id"])
-        scored = {**record, "expectations": score_record(spec, record, plan.vars, plan.case)}
-        return _verdict(record), scored, spec, plan
-
-    def _judged(
-        item: tuple[Any, dict[str, Any], Spec | None, _Planned],
-    ) -> tuple[Any, dict[str, Any]]:
-        before, scored, spec, plan = item
-        if spec is not None:
-            scored = judges.judged(spec, scored, plan.vars, plan.case)
-        return before, scored
-
-    judges = Regrader(specs.values(), settings)
+    store.lock("runner score")  # one writer per run (runner/runs/lock.py)
     try:
-        store.rewrite_record_stream(rescored)
+        manifest = store.read_manifest()
+        settings = RunSettings.from_json(manifest.get("settings") or {})
+        specs = _load_specs(manifest, load, spec_files)
+        planned = _PlanLookup(_plan(specs, settings))
+        result = ScoreResult(run_dir)
+
+        def rescored(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+            """Each record scored: planned and checked here, in order (the plan is read in step
+            with the run); its judges asked by the regrader's pool; counted here again, in order."""
+            work = (_scored(record) for record in records)
+            for before, scored in judges.in_order(work, _judged):
+                if before is not _UNKNOWN:
+                    after = _verdict(scored)
+                    result.turned_failed += before is True and after is False
+                    result.turned_passed += before is False and after is True
+                    result.records += 1
+                    result.judges.add(scored)
+                expect.add_count(result.expectations, scored)
+                yield scored
+
+        def _scored(record: dict[str, Any]) -> tuple[Any, dict[str, Any], Spec | None, _Planned]:
+            spec = specs.get(str((record.get("spec") or {}).get("name")))
+            if spec is None:
+                result.unknown_spec.append(record["id"])
+                return _UNKNOWN, record, None, _Planned({}, None)
+            plan = planned.pop(record["id"])
+            if plan is None:
+                result.not_in_spec.append(record["id"])
+                plan = _Planned(record.get("vars") or {}, None)
+            elif record.get("request") is not None and _digest(record["request"]) != plan.request:
+                result.prompt_changed.append(record["id"])
+            scored = {**record, "expectations": score_record(spec, record, plan.vars, plan.case)}
+            return _verdict(record), scored, spec, plan
+
+        def _judged(
+            item: tuple[Any, dict[str, Any], Spec | None, _Planned],
+        ) -> tuple[Any, dict[str, Any]]:
+            before, scored, spec, plan = item
+            if spec is not None:
+                scored = judges.judged(spec, scored, plan.vars, plan.case)
+            return before, scored
+
+        judges = Regrader(specs.values(), settings)
+        try:
+            store.rewrite_record_stream(rescored)
+        finally:
+            judges.close()
+        manifest = store.read_manifest()
+        manifest.setdefault("counts", {})["expectations"] = result.expectations
+        if any(spec.judges for spec in specs.values()):
+            manifest["counts"]["judges"] = result.judges.to_json()
+        manifest["scored"] = {
+            "at": utc_now(),
+            "specs": [{"path": s.display, "sha256": s.sha256} for s in specs.values()],
+            "prompt_changed": len(result.prompt_changed),
+        }
+        store.write_manifest(manifest)
+        return result
     finally:
-        judges.close()
-    manifest = store.read_manifest()
-    manifest.setdefault("counts", {})["expectations"] = result.expectations
-    if any(spec.judges for spec in specs.values()):
-        manifest["counts"]["judges"] = result.judges.to_json()
-    manifest["scored"] = {
-        "at": utc_now(),
-        "specs": [{"path": s.display, "sha256": s.sha256} for s in specs.values()],
-        "prompt_changed": len(result.prompt_changed),
-    }
-    store.write_manifest(manifest)
-    return result
+        store.unlock()
 
 
 def _load_specs(

@@ -79,6 +79,12 @@ class _Reporting:
             cutoff.attach(self)
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        cutoff = getattr(_current, "cutoff", None)
+        if cutoff is not None and cutoff.reason is not None:
+            _shut(self)  # cut while it was connecting: the socket exists only now
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
 
 class _HTTPConnection(_Reporting, HTTPConnection):
     pass
