@@ -470,6 +470,7 @@ def test_a_daily_limit_of_one_model_stops_only_that_models_requests(
 
     assert result.exit_code == 75, result.stderr
     assert "the requests-per-day limit for limited-model is used up" in result.stderr
+    assert "(--max-wait) (at 20" in result.stderr  # the reset's UTC time, for the resume hint
     records = read_records(latest_run(project))
     free = [r for r in records.values() if r["matrix"]["model"] == "free-model"]
     limited = [r for r in records.values() if r["matrix"]["model"] == "limited-model"]

@@ -640,7 +640,7 @@ class _Run:
             raise RunInterrupted(str(self.store.root), self.summary.total, self.stops.terminated)
         waits = self.sender.limits.stopped()
         if waits and counts["not_sent"]:
-            reason = "; ".join(str(wait) for wait in waits)
+            reason = "; ".join(f"{wait} (at {_stopped_by(wait)['resets_at']})" for wait in waits)
             raise RunStopped(str(self.store.root), reason, self.summary.total, counts["not_sent"])
         return self.summary
 
