@@ -75,6 +75,7 @@ CODES: dict[str, str] = {
     "tool-message-without-call": "a tool message that answers no earlier tool call",
     "tool-call-without-answer": "an assistant's tool call that no tool message answers",
     "token-limits": "both max_tokens and max_completion_tokens are set",
+    "reasoning-format": "Groq's reasoning_format where Groq refuses it",
     # providers and keys
     "provider-label": "a spec-defined endpoint uses a built-in provider's name",
     "key-not-allowed": "a spec-defined endpoint names a key variable the project does not allow",

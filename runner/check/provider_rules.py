@@ -123,3 +123,34 @@ def _unanswered(
             f"add after it: - {{role: tool, tool_call_id: {flow(call)}, content: ...}}",
             code="tool-call-without-answer",
         )
+
+
+def check_reasoning_format(file: SpecFile, spec: Spec) -> Iterator[Problem]:
+    """Groq's reasoning guide (https://console.groq.com/docs/reasoning, checked 2026-12-03):
+    "If reasoning is explicitly set to raw with JSON mode or tool use enabled, we will return a
+    400 error", and include_reasoning cannot be used together with reasoning_format. Both are
+    Groq's parameters: checked when the spec's requests go to Groq (the default)."""
+    if spec.provider is not None and spec.provider.name != "groq":
+        return
+    data = file.data
+    chosen = data.get("reasoning_format")
+    if chosen is None:
+        return
+    if "include_reasoning" in data:
+        yield file.problem(
+            ("include_reasoning",),
+            "include_reasoning and reasoning_format cannot be used together (Groq refuses "
+            "the request)",
+            "keep one: reasoning_format: hidden does what include_reasoning: false does",
+            key=True,
+            code="reasoning-format",
+        )
+    structured = (data.get("response_format") or {}).get("type") in ("json_object", "json_schema")
+    if chosen == "raw" and (structured or data.get("tools")):
+        what = "JSON mode or structured output" if structured else "tools"
+        yield file.problem(
+            ("reasoning_format",),
+            f"reasoning_format: raw cannot be used with {what} (Groq refuses the request)",
+            "write: reasoning_format: parsed (the reasoning comes in message.reasoning)",
+            code="reasoning-format",
+        )

@@ -149,7 +149,10 @@ def check_token_limits(file: SpecFile, spec: Spec) -> Iterator[Problem]:
 
 
 def check_json_mode_mentions_json(file: SpecFile, spec: Spec) -> Iterator[Problem]:
-    """Providers reject JSON mode unless the messages ask for JSON."""
+    """Providers reject JSON mode unless the messages ask for JSON: OpenAI's 400 "'messages'
+    must contain the word 'json' in some form, to use 'response_format' of type
+    'json_object'" (its API reference: "the model will not generate JSON without a system or
+    user message instructing it to do so"); checked 2026-12-03."""
     if spec.output is None or spec.output.kind != "json_object":
         return
     if not any("json" in source.lower() for _, source in file.template_sources()):

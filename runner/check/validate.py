@@ -32,6 +32,7 @@ from runner.check.images import check_images
 from runner.check.judges import build_judges, check_judges
 from runner.check.provider_rules import (
     check_content_parts,
+    check_reasoning_format,
     check_tool_messages,
     check_tool_parameters,
 )
@@ -85,6 +86,7 @@ CHECKS: list[Check] = [
     check_tool_parameters,
     check_content_parts,
     check_tool_messages,
+    check_reasoning_format,
 ]
 
 
