@@ -244,17 +244,25 @@ def test_a_guess_that_is_not_a_slip_is_reported_but_not_applied(project, run_cli
     assert (project / "spec.yaml").read_text() == text
 
 
-def test_a_file_that_would_not_read_back_the_same_is_left_alone(project, run_cli):
-    # A YAML merge key: ruamel.yaml writes it back differently, so the file is not touched.
-    text = (
-        "version: 1\nmodel: m\n_defaults: &d {temperature: 0.2}\n<<: *d\ntemprature: 0.3\n" + USER
-    )
+def test_lines_ruamel_would_rewrite_keep_the_users_text(project, run_cli):
+    text = HEAD + "stop: [a,b]\nseed:     7\ntemprature: 0.3\n" + USER + "...\n"
     (project / "spec.yaml").write_text(text)
 
     result = run_cli("validate", "--fix", "spec.yaml")
 
-    assert (project / "spec.yaml").read_text() == text
+    assert result.exit_code == 0, result.output
+    assert (project / "spec.yaml").read_text() == text.replace("temprature", "temperature")
+
+
+def test_a_fix_on_a_line_ruamel_would_rewrite_leaves_the_file_alone(project, run_cli):
+    text = HEAD + "temprature:    0.3\n" + USER  # ruamel.yaml writes one space after ':'
+    (project / "spec.yaml").write_text(text)
+
+    result = run_cli("validate", "--fix", "spec.yaml")
+
     assert result.exit_code == 1
+    assert (project / "spec.yaml").read_text() == text
+    assert "spec.yaml: not fixed: a fix touches a line ruamel.yaml would rewrite" in result.stderr
 
 
 def test_fix_and_json_output_do_not_mix(project, run_cli):
@@ -270,6 +278,20 @@ def test_fix_and_json_output_do_not_mix(project, run_cli):
 
 
 RULES = {
+    "raw reasoning with JSON mode": (
+        HEAD + "reasoning_format: raw\nresponse_format: {type: json_object}\n" + USER,
+        3,
+        "reasoning-format",
+        "reasoning_format: raw cannot be used with JSON mode or structured output",
+        "write: reasoning_format: parsed",
+    ),
+    "include_reasoning with reasoning_format": (
+        HEAD + "reasoning_format: hidden\ninclude_reasoning: false\n" + USER,
+        4,
+        "reasoning-format",
+        "include_reasoning and reasoning_format cannot be used together",
+        "keep one",
+    ),
     "tool parameters that are not an object": (
         HEAD + "tools:\n  - type: function\n    function:\n      name: shout\n"
         "      parameters:\n        type: string\n" + USER,

@@ -5,8 +5,9 @@ set a value to its corrected form (``Fix`` in ``runner/errors.py``). Files are e
 ruamel.yaml's round-trip mode, which keeps comments, key order, quoting and blank lines (PyYAML,
 which the rest of runner reads with, drops comments). A file is changed only when:
 
-- ruamel.yaml writes the file back unchanged when nothing is edited (otherwise fixing it would
-  reformat lines the user did not ask about);
+- only the lines of the fixes change: where ruamel.yaml would write other lines differently
+  (``[a,b]`` as ``[a, b]``, aligned values), those keep the user's text, and a fix that would
+  touch such a line leaves the file alone;
 - every fix finds at its path the value the check saw (a fix never lands on the wrong item);
 - the edited text, read back by runner's own loader, holds exactly the old data plus the fixes.
 
@@ -117,8 +118,7 @@ def _fix_file(path: Path, display: str, problems: list[Problem]) -> FileFix:
         yaml, tree = _round_trip_loader(before)
     except YAMLError as exc:
         return FileFix(path, display, before, before, (), f"ruamel.yaml cannot read it: {exc}")
-    if _dump(yaml, tree) != before:
-        return FileFix(path, display, before, before, (), "it cannot be rewritten unchanged")
+    baseline = _dump(yaml, tree)  # the file as ruamel.yaml writes it with no edit
     try:
         expected = parse_yaml(before, path, display).data
     except SpecError:
@@ -140,7 +140,16 @@ def _fix_file(path: Path, display: str, problems: list[Problem]) -> FileFix:
             return FileFix(path, display, before, before, (), "a fix does not fit its place")
         touched.add(fix.path)
         applied.append(problem)
-    after = _dump(yaml, tree)
+    after = _only_the_edits(before, baseline, _dump(yaml, tree))
+    if after is None:
+        return FileFix(
+            path,
+            display,
+            before,
+            before,
+            (),
+            "a fix touches a line ruamel.yaml would rewrite (fix it by hand)",
+        )
     try:
         data = parse_yaml(after, path, display).data
     except SpecError:
@@ -148,6 +157,51 @@ def _fix_file(path: Path, display: str, problems: list[Problem]) -> FileFix:
     if _canonical(data) != _canonical(expected):
         return FileFix(path, display, before, before, (), "the fixed text reads differently")
     return FileFix(path, display, before, after, tuple(applied))
+
+
+def _only_the_edits(original: str, baseline: str, edited: str) -> str | None:
+    """``original`` with the changes from ``baseline`` to ``edited`` (the fixes, as ruamel.yaml
+    writes them) and no other: lines ruamel.yaml would write differently anyway keep the
+    user's text. None when a change falls on such a line."""
+    source, base, new = (text.splitlines(keepends=True) for text in (original, baseline, edited))
+    kept = difflib.SequenceMatcher(None, base, source, autojunk=False).get_opcodes()
+    same = {
+        b: o
+        for tag, i1, i2, j1, _ in kept
+        if tag == "equal"
+        for b, o in zip(range(i1, i2), range(j1, j1 + i2 - i1), strict=True)
+    }
+    edits = {}
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+        None, base, new, autojunk=False
+    ).get_opcodes():
+        if tag == "equal":
+            continue
+        touched = range(i1 - 1, i2 + 1) if i1 == i2 else range(i1, i2)
+        if any(b not in same for b in touched if 0 <= b < len(base)):
+            return None
+        edits[i1] = (i2, new[j1:j2])
+    out: list[str] = []
+    for tag, i1, i2, j1, j2 in kept:
+        if tag != "equal":
+            out += source[j1:j2]  # written differently by ruamel.yaml: the user's lines
+            continue
+        b = i1
+        while b < i2:
+            if b in edits:
+                end, lines = edits.pop(b)
+                if end > i2:
+                    return None  # the change spans lines ruamel.yaml writes differently
+                out += lines
+                if end > b:
+                    b = end
+                    continue
+            out.append(source[same[b]])
+            b += 1
+    if edits:  # an insertion at the very end
+        for _, lines in edits.values():
+            out += lines
+    return "".join(out)
 
 
 def _round_trip_loader(text: str) -> tuple[YAML, Any]:
