@@ -1,8 +1,9 @@
 """Send a run's requests through the provider's Batch API and bring the answers back as records.
 
 ``submit`` renders every request exactly as ``runner run`` would; requests the response cache
-already answers and cases whose templates fail get their records at once, the rest are streamed into JSONL input files under ``RUN_DIR/batch/`` (split by provider, model and
-the provider's limits on lines and bytes per file), uploaded and turned into batches. The offline
+already answers and cases whose templates fail get their records at once, the rest are streamed
+into JSONL input files under ``RUN_DIR/batch/`` (split by provider, model and the provider's
+limits on lines and bytes per file), uploaded and turned into batches. The offline
 provider's requests take the same steps through its own Batch API (``send/offline_batch.py``),
 which keeps files and batches in ``batch/offline/`` and answers them locally.
 ``fetch`` downloads the output and error files, indexes their lines in SQLite on disk, and
@@ -34,10 +35,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from runner.send.batch_api import LINE_URL, BatchApiError, BatchClient
-from runner.send.offline_batch import BatchClients, OfflineBatches
-from runner.runs.cache import ResponseCache, cache_path_for, request_key
 from runner.errors import UsageError
+from runner.providers.endpoints import Endpoint, _read_key
+from runner.runs.cache import ResponseCache, cache_path_for, request_key
 from runner.runs.execute import (
     Job,
     RunSettings,
@@ -53,11 +53,12 @@ from runner.runs.execute import (
     _Sender,
     _stored_answer,
 )
-from runner.providers.endpoints import Endpoint, _read_key
 from runner.runs.record import Attempt, build_record
-from runner.spec.objects import Spec
 from runner.runs.store import RecordWriter, RunStore, write_json_atomic
+from runner.send.batch_api import LINE_URL, BatchApiError, BatchClient
+from runner.send.offline_batch import BatchClients, OfflineBatches
 from runner.send.transport import HttpResult
+from runner.spec.objects import Spec
 
 BATCH_DIR = "batch"
 STATE = "state.json"

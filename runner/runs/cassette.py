@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.runs.cache import CachedResponse, request_key
 from runner.errors import UsageError
 from runner.providers.endpoints import OFFLINE, Endpoint
+from runner.runs.cache import CachedResponse, request_key
 from runner.runs.store import RunStore, temporary_database
 
 SKIPPED_NAMED = 10  # ids named in the summary of an export

@@ -11,16 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runner.runs.cache import request_key
 from runner.grade.output import MalformedResponse, check_response
-from runner.send.explain_http import explain_http_error
-from runner.providers.endpoints import Endpoint
-from runner.spec.render import Request
 from runner.grade.score import score_record
-from runner.spec.objects import Spec
+from runner.providers.endpoints import Endpoint
+from runner.runs.cache import request_key
 from runner.runs.store import utc_now
+from runner.send.explain_http import explain_http_error
 from runner.send.stream import StreamFailure, StreamTiming
 from runner.send.transport import HttpResult
+from runner.spec.objects import Spec
+from runner.spec.render import Request
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from runner.version import __version__
 from runner.errors import RunnerError, UsageError
 from runner.runs.lock import RunLock
+from runner.version import __version__
 
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
