@@ -87,6 +87,11 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
+def agree(count: int, one: str, many: str) -> str:
+    """The word that agrees with ``count``: ``agree(n, "was", "were")``."""
+    return one if count == 1 else many
+
+
 class RunnerError(Exception):
     """Base of every error the runner reports to a user without a traceback."""
 

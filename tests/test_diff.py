@@ -315,7 +315,7 @@ def test_unchanged_records_with_other_token_counts_are_counted_not_listed(tmp_pa
 
     assert plain.exit_code == 0 and plain.stdout.splitlines()[1:] == [
         "24 paired: 0 changed, 24 unchanged; 0 added, 0 missing; the runs give the same answers",
-        "24 unchanged record(s) used other token counts "
+        "24 unchanged records used other token counts "
         "(--verbose shows them, and every token and latency change)",
     ]
     assert len(verbose.stdout.splitlines()) > 24 * 2

@@ -265,7 +265,7 @@ def test_fail_on_expect_makes_a_failed_check_exit_1(project, run_cli):
     assert run_cli(*args).exit_code == 0
     failing = run_cli(*args, "--fail-on-expect")
     assert failing.exit_code == 1
-    assert "expectations: 0 of 1 record(s) passed (0%), 1 failed" in failing.stderr
+    assert "expectations: 0 of 1 record passed (0%), 1 failed" in failing.stderr
 
     spec_file(project, "short", [{"max_tokens": 100_000}])
     assert run_cli(*args, "--fail-on-expect").exit_code == 0
@@ -467,8 +467,8 @@ def test_score_rescores_saved_answers_and_sends_nothing(
     assert scored.exit_code == 0, scored.output
     assert openai_server.count == sent == 2
     assert scored.stderr.splitlines()[:3] == [
-        f"scored 2 record(s) of {run_dir} again (nothing sent)",
-        "expectations: 2 of 2 record(s) passed (100%), 0 failed",
+        f"scored 2 records of {run_dir} again (nothing sent)",
+        "expectations: 2 of 2 records passed (100%), 0 failed",
         "changed: 0 now fail, 2 now pass",
     ]
     records = read_records(run_dir)
@@ -494,7 +494,7 @@ def test_score_warns_when_the_prompt_changed_since_the_run(project, run_cli):
     data = json.loads(result.stdout)
     assert data["prompt_changed"] == ["labels/r1", "labels/r2"]
     text = run_cli("score", latest_run(project)).stderr
-    assert "warning: 2 record(s) were answered to a different request" in text
+    assert "warning: 2 records were answered to a different request" in text
 
 
 def test_score_with_another_spec_file_and_the_exit_code_flag(project, run_cli):

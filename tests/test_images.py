@@ -459,7 +459,7 @@ def test_a_cassette_keeps_references_and_replays(project, openai_server, run_ser
     files[0].write_bytes(imagefiles.png(6, 6))
     changed = run_cli(*run_args(openai_server.base_url), "--replay", cassette)
     assert changed.exit_code == 2
-    assert "no answer for 1 request(s)" in changed.stderr and "vision/r0.png" in changed.stderr
+    assert "no answer for 1 request" in changed.stderr and "vision/r0.png" in changed.stderr
 
 
 def test_the_offline_provider_answers_the_example(run_cli, tmp_path):

@@ -528,7 +528,7 @@ def test_batch_records_wait_for_their_verdicts_which_score_asks(project, run_cli
     run_dir = only_run(project)
     fetched = run_cli("batch", "fetch", str(run_dir))
     assert fetched.exit_code == 0, fetched.output
-    assert "3 judge check(s) have no verdict yet" in fetched.output
+    assert "3 judge checks have no verdict yet" in fetched.output
     assert f"runner score {run_dir} asks them" in fetched.output
     for record in read_records(run_dir).values():
         assert judge_results(record)[0]["message"].startswith("not judged")

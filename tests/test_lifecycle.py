@@ -406,7 +406,7 @@ def test_a_failed_cache_write_is_counted_and_said(tmp_path, monkeypatch):
     other = writer_holding(path, 2.0)
     assert responses.put("k", "u", 200, "{}") is False
     assert responses.write_failures == 1
-    assert "1 answer(s) could not be kept in the response cache" in (responses.write_problem or "")
+    assert "1 answer could not be kept in the response cache" in (responses.write_problem or "")
     time.sleep(2.2)
     responses.close()
     other.close()

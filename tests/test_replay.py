@@ -53,7 +53,7 @@ def test_a_replay_with_the_server_stopped_gives_identical_records(
     assert result.exit_code == 0, result.stderr
     exported = run_cli("export", original, "-o", "cassette.jsonl")
     assert exported.exit_code == 0, exported.stderr
-    assert "3 record(s) written to cassette.jsonl" in exported.stderr
+    assert "3 records written to cassette.jsonl" in exported.stderr
     openai_server.stop()
     shutil.rmtree(project / ".runner")
     monkeypatch.delenv(KEY_ENV)
@@ -112,7 +112,7 @@ def test_failed_records_are_left_out_of_the_cassette(project, openai_server, run
     result = run_cli("export", original, "-o", "cassette.jsonl")
 
     assert result.exit_code == 0
-    assert "1 record(s) written" in result.stderr and "1 left out" in result.stderr
+    assert "1 record written" in result.stderr and "1 left out" in result.stderr
     assert "broken" in result.stderr
     assert len((project / "cassette.jsonl").read_text().splitlines()) == 1
 
@@ -131,7 +131,7 @@ def test_a_request_missing_from_the_cassette_is_a_usage_error(
     result, run_dir = run_specs("--replay", "cassette.jsonl")
 
     assert result.exit_code == 2
-    assert "has no answer for 2 request(s)" in result.stderr
+    assert "has no answer for 2 requests" in result.stderr
     assert "specs/alpha.yaml (record alpha)" in result.stderr
     assert "specs/beta.yaml (record beta)" in result.stderr
     assert run_dir is None and sorted((project / "runs").iterdir()) == runs
@@ -225,7 +225,7 @@ def test_an_export_names_the_first_ids_left_out_and_counts_the_rest(tmp_path, ru
     result = run_cli("export", store.root, "-o", tmp_path / "cassette.jsonl")
 
     assert result.exit_code == 0, result.output
-    assert "0 record(s) written" in result.stderr and "25 left out" in result.stderr
+    assert "0 records written" in result.stderr and "25 left out" in result.stderr
     assert "failed/09 ..." in result.stderr and "failed/10" not in result.stderr
     assert (tmp_path / "cassette.jsonl").read_text() == ""
 
@@ -243,7 +243,7 @@ def test_an_offline_run_is_recorded_and_replayed_without_a_key(project, run_cli,
     exported = run_cli("export", run_dir, "-o", cassette)
 
     assert exported.exit_code == 0, exported.output
-    assert "2 record(s) written" in exported.stderr
+    assert "2 records written" in exported.stderr
     lines = [json.loads(line) for line in cassette.read_text().splitlines()]
     assert [line["id"] for line in lines] == ["alpha", "beta"]
     result = run_cli("run", "specs", "--provider", "offline", "--replay", cassette, "--json")
@@ -263,4 +263,4 @@ def test_a_replay_on_the_offline_provider_stops_for_a_request_the_cassette_lacks
     result = run_cli("run", "specs", "--provider", "offline", "--replay", str(cassette))
 
     assert result.exit_code == 2
-    assert "has no answer for 1 request(s)" in result.stderr and "alpha" in result.stderr
+    assert "has no answer for 1 request" in result.stderr and "alpha" in result.stderr

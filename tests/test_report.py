@@ -92,7 +92,7 @@ def test_offline_report_shows_counts_filters_and_the_matrix(
     run = latest_run(project)
     result = run_cli("report", run, "-o", "report.html")
     assert result.exit_code == 0, result.stderr
-    assert "7 of 7 record(s)" in result.stderr
+    assert "7 of 7 records" in result.stderr
 
     page = open_report(project / "report.html")
     assert count_cell(page, "all", "requests") == "7"
@@ -158,7 +158,7 @@ def test_hostile_answers_show_as_text_and_two_runs_are_compared(
     assert page.eval_on_selector_all("img", "images => images.length") == 0
 
     assert page.inner_text("#comparison-counts").startswith(
-        "6 record(s) paired by id: 1 changed (1 answer(s));"
+        "6 records paired by id: 1 changed (1 answer);"
     )
     changed = page.eval_on_selector_all(
         "#pairs tbody tr.changed-answer", "rows => rows.map(r => r.dataset.id)"
@@ -195,7 +195,7 @@ def test_a_row_cap_keeps_every_record_in_the_overview(project, run_cli):
     html = (project / "r.html").read_text()
     assert 'id="row-cap"' in html and "runner export" in html
     assert html.count("<tr data-id=") == 10
-    assert "10 of 30 record(s)" in result.stderr
+    assert "10 of 30 records" in result.stderr
 
 
 def test_report_of_a_folder_that_is_not_a_run_is_a_usage_error(project, run_cli):
@@ -409,9 +409,9 @@ def test_offline_answers_are_labelled(project, run_cli, openai_server, monkeypat
     html = run_cli("report", offline, "-o", "offline.html")
     assert html.exit_code == 0
     page = (project / "offline.html").read_text()
-    assert 'id="offline-banner"' in page and "1 of 1 record(s) were answered by the offline" in page
+    assert 'id="offline-banner"' in page and "1 of 1 record was answered by the offline" in page
     markdown = run_cli("report", offline, "--format", "md").stdout
-    assert "**Offline answers.** 1 of 1 record(s)" in markdown
+    assert "**Offline answers.** 1 of 1 record" in markdown
     monkeypatch.setenv(KEY_ENV, KEY)
     assert run_cli(*run_args(openai_server.base_url), "-q").exit_code == 0
     run_cli("report", latest_run(project), "-o", "server.html")

@@ -86,7 +86,7 @@ def test_show_prints_text_json_tool_calls_and_failed_checks(project, run_cli):
     assert '  calls get_weather {"city": ' in out
     # One case of the two expects another team than the one answered.
     assert out.count("FAIL equals team: expected ") >= 1
-    assert "3 of 4 record(s) shown" not in out and "4 of 4 record(s) shown" in result.stderr
+    assert "3 of 4 records shown" not in out and "4 of 4 records shown" in result.stderr
 
 
 def test_show_failed_id_and_limit(project, run_cli):
@@ -107,7 +107,7 @@ def test_show_failed_id_and_limit(project, run_cli):
 
     limited = run_cli("show", "--limit", "1")
     assert headings(limited.stdout) == ["hello  [ok, offline]"]
-    assert "the first 1 record(s) shown" in limited.stderr
+    assert "the first 1 record shown" in limited.stderr
 
 
 def test_show_streams_from_the_first_record_of_a_run_still_going(project, run_cli):

@@ -42,7 +42,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def test_csv_has_one_row_per_record_and_keeps_hard_text_intact(server_run, run_cli, project):
     result = run_cli("export", server_run, "--format", "csv", "-o", "out/table.csv")
     assert result.exit_code == 0, result.stderr
-    assert "11 row(s)" in result.stderr
+    assert "11 rows" in result.stderr
     rows = {row["id"]: row for row in read_csv(project / "out" / "table.csv")}
     assert len(rows) == 11
     hard = rows["hard"]

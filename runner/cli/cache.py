@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from runner.cli.options import existing_paths, reports_errors
+from runner.errors import plural
 
 
 @click.group(short_help="The project's response cache (runner cache clear).")
@@ -27,6 +28,8 @@ def cache_clear(path: Path) -> None:
         return
     responses = ResponseCache(location)
     try:
-        click.echo(f"deleted {responses.clear()} cached answer(s) from {location}", err=True)
+        click.echo(
+            f"deleted {plural(responses.clear(), 'cached answer')} from {location}", err=True
+        )
     finally:
         responses.close()

@@ -274,11 +274,6 @@ def sigterm_stops_like_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def plural(count: int, noun: str) -> str:
-    """ "1 warning", "2 warnings"."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 def die_quietly_on_a_closed_pipe() -> None:
     """``runner diff | head``: once the reader has gone, end at the next write as command-line
     tools do (by SIGPIPE), with no message and no traceback."""

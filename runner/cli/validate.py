@@ -14,12 +14,11 @@ from runner.cli.options import (
     EXIT_OK,
     allow_key_env_option,
     existing_paths,
-    plural,
     reports_errors,
     selection_options,
     variables_options,
 )
-from runner.errors import Problem, UsageError
+from runner.errors import Problem, UsageError, plural
 
 if TYPE_CHECKING:
     from runner.check.validate import Validation

@@ -39,6 +39,7 @@ from typing import Any
 
 import jinja2
 
+from runner.errors import plural
 from runner.spec.expectations import (
     BARE_VARIABLE,
     CEILING_KINDS,
@@ -123,7 +124,8 @@ def describe_counts(counts: Mapping[str, int]) -> list[str]:
         return []
     records, passed = counts["records"], counts["passed"]
     return [
-        f"expectations: {passed} of {records} record(s) passed ({100 * passed / records:.0f}%), "
+        f"expectations: {passed} of {plural(records, 'record')} passed "
+        f"({100 * passed / records:.0f}%), "
         f"{counts['failed']} failed"
     ]
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from runner.errors import plural
 from runner.results.table import record_model
 from runner.runs.store import RunStore, record_line_id, temporary_database
 
@@ -340,7 +341,7 @@ def _text(
     yield from total.summary()
     if total.tokens_only and not verbose:
         yield (
-            f"{total.tokens_only} unchanged record(s) used other token counts "
+            f"{plural(total.tokens_only, 'unchanged record')} used other token counts "
             "(--verbose shows them, and every token and latency change)"
         )
 
@@ -599,7 +600,7 @@ def _text_diff(before: Any, after: Any, record_id: str) -> tuple[str, ...]:
         )
     )
     if len(lines) > MAX_DIFF_LINES:
-        lines = [*lines[:MAX_DIFF_LINES], f"... {len(lines) - MAX_DIFF_LINES} more line(s)"]
+        lines = [*lines[:MAX_DIFF_LINES], f"... {plural(len(lines) - MAX_DIFF_LINES, 'more line')}"]
     return tuple(lines)
 
 

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from runner.errors import UsageError
+from runner.errors import UsageError, agree
 from runner.grade.judge import JudgeTally, judge_label, judge_results
 from runner.results.diff import diff_records, paired_lines
 from runner.results.table import record_model
@@ -767,6 +767,7 @@ def render_report(report: Report, fmt: ReportFormat) -> Iterator[str]:
         lstrip_blocks=True,
     )
     env.filters["num"] = _number
+    env.filters["count"] = _count
     env.filters["pct"] = _percent
     env.filters["ms"] = _milliseconds
     env.filters["md"] = _markdown_cell
@@ -803,7 +804,8 @@ class ReportWritten:
 
     def describe(self) -> str:
         report = self.report
-        shown = f"{len(report.rows):,} of {report.records:,} record(s) as rows"
+        records = agree(report.records, "record", "records")
+        shown = f"{len(report.rows):,} of {report.records:,} {records} as rows"
         if report.truncated:
             shown += " (the rest are in the overview; runner export --format csv has them all)"
         return f"report written to {self.path}: {shown}"
@@ -813,6 +815,11 @@ def _nonce() -> str:
     import secrets
 
     return secrets.token_urlsafe(16)
+
+
+def _count(value: int | None, noun: str, nouns: str | None = None) -> str:
+    """``1 record``, ``1,200 records``: a number as the tables show it, with its noun."""
+    return f"{_number(value)} {noun if value == 1 else nouns or noun + 's'}"
 
 
 def _number(value: float | int | None, digits: int = 0) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from runner.errors import RenderError, UsageError
+from runner.errors import RenderError, UsageError, agree, plural
 from runner.grade import expect
 from runner.grade.judge import JudgeTally
 from runner.grade.score import score_record
@@ -69,15 +69,16 @@ class ScoreResult:
     def describe(self) -> str:
         sent = self.judges.sent
         lines = [
-            f"scored {self.records} record(s) of {self.run_dir} again "
-            + (f"({sent} judge request(s) sent)" if sent else "(nothing sent)"),
+            f"scored {plural(self.records, 'record')} of {self.run_dir} again "
+            + (f"({plural(sent, 'judge request')} sent)" if sent else "(nothing sent)"),
             *(expect.describe_counts(self.expectations) or ["expectations: no record has any"]),
             *self.judges.describe(),
             f"changed: {self.turned_failed} now fail, {self.turned_passed} now pass",
         ]
         if self.prompt_changed:
             lines.append(
-                f"warning: {len(self.prompt_changed)} record(s) were answered to a different "
+                f"warning: {plural(len(self.prompt_changed), 'record')} "
+                f"{agree(len(self.prompt_changed), 'was', 'were')} answered to a different "
                 "request than the current spec sends (its prompt, parameters or data changed "
                 "since the run); their answers were judged by the new checks, but they answer "
                 "the old prompt: run the specs again to score the new one"
@@ -85,12 +86,14 @@ class ScoreResult:
             lines.extend(f"  {i}" for i in self.prompt_changed[:MAX_LISTED])
         if self.not_in_spec:
             lines.append(
-                f"note: {len(self.not_in_spec)} record(s) have no case in the current spec; "
+                f"note: {plural(len(self.not_in_spec), 'record')} "
+                f"{agree(len(self.not_in_spec), 'has', 'have')} no case in the current spec; "
                 "they were scored with the variables saved in them"
             )
         if self.unknown_spec:
             lines.append(
-                f"note: {len(self.unknown_spec)} record(s) of specs not in the manifest were "
+                f"note: {plural(len(self.unknown_spec), 'record')} of specs not in the manifest "
+                f"{agree(len(self.unknown_spec), 'was', 'were')} "
                 "kept as they were"
             )
         return "\n".join(lines)

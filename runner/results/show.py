@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.errors import plural
 from runner.grade.judge import judge_label
 from runner.runs.store import RunStore
 
@@ -83,10 +84,10 @@ class ShownRun:
 
     def describe(self) -> str:
         """A closing line: how many records were shown, and of how many."""
-        what = "failed record(s)" if self.selection.failed else "record(s)"
+        what = "failed record" if self.selection.failed else "record"
         if self.stopped:
-            return f"the first {self.shown} {what} shown from {self.run_dir} (--limit)"
-        return f"{self.shown} of {self.total} {what} shown from {self.run_dir}"
+            return f"the first {plural(self.shown, what)} shown from {self.run_dir} (--limit)"
+        return f"{self.shown} of {plural(self.total, what)} shown from {self.run_dir}"
 
 
 # Control characters an answer (or anything else in a run) may hold: printed as they are, they
@@ -119,11 +120,11 @@ def _heading(record: dict[str, Any]) -> str:
     if isinstance(expectations, dict):
         total, failed = expectations.get("total") or 0, expectations.get("failed") or 0
         if failed:
-            parts.append(f"{failed} of {total} check(s) failed")
+            parts.append(f"{failed} of {plural(total, 'check')} failed")
         elif expectations.get("passed") is False:
             parts.append("checks failed")
         else:
-            parts.append(f"{total} check(s) passed")
+            parts.append(f"{plural(total, 'check')} passed")
     if record.get("offline"):
         parts.append("offline")
     elif record.get("cached"):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from runner.errors import UsageError
+from runner.errors import UsageError, plural
 from runner.runs.store import RunStore
 
 TableFormat = Literal["csv", "jsonl"]
@@ -194,8 +194,8 @@ class TableExport:
     columns: int | None  # the CSV header's width; JSON Lines rows carry their own columns
 
     def describe(self) -> str:
-        width = f" x {self.columns} column(s)" if self.columns is not None else ""
-        return f"{self.rows} row(s){width} written to {self.path} ({self.format})"
+        width = f" x {plural(self.columns, 'column')}" if self.columns is not None else ""
+        return f"{plural(self.rows, 'row')}{width} written to {self.path} ({self.format})"
 
 
 def export_table(run_dir: Path, out: Path, fmt: TableFormat, excel: bool = False) -> TableExport:

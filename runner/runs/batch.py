@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from runner.errors import UsageError
+from runner.errors import UsageError, agree, plural
 from runner.providers.endpoints import Endpoint, _read_key
 from runner.runs.cache import ResponseCache, cache_path_for, request_key
 from runner.runs.execute import (
@@ -177,7 +177,8 @@ class BatchStatus:
             lines.append("nothing was submitted (every request was answered at once)")
         elif self.not_created:
             lines.append(
-                f"{self.not_created} part(s) have no batch yet: finish the submit with "
+                f"{plural(self.not_created, 'part')} {agree(self.not_created, 'has', 'have')} "
+                "no batch yet: finish the submit with "
                 f"runner batch submit --resume {self.run_dir}"
             )
         elif self.done and not all(p.fetched for p in self.parts):
@@ -222,7 +223,7 @@ class BatchResult:
         run_dir = self.summary.run_dir
         s = self.summary
         lines = [
-            f"{verb}: {s.total} record(s) written now ({s.ok} ok, {s.failed} failed, "
+            f"{verb}: {plural(s.total, 'record')} written now ({s.ok} ok, {s.failed} failed, "
             f"{s.invalid_output} invalid output"
             + (f", {s.cached} from cache" if s.cached else "")
             + ")",
@@ -231,14 +232,19 @@ class BatchResult:
         lines.extend(s.failures.describe())
         unjudged = s.judges.without_verdict
         if unjudged or (self.judged and self.waiting):
-            count = f"{unjudged} judge check(s) have" if unjudged else "judge: checks will have"
+            count = (
+                f"{plural(unjudged, 'judge check')} {agree(unjudged, 'has', 'have')}"
+                if unjudged
+                else "judge: checks will have"
+            )
             lines.append(
                 f"{count} no verdict yet: judges are not asked through the Batch API; once "
                 f"every batch is fetched, runner score {run_dir} asks them"
             )
         if self.waiting and not self.status.not_created:
             lines.append(
-                f"{self.waiting} request(s) wait for their batch: runner batch status "
+                f"{plural(self.waiting, 'request')} {agree(self.waiting, 'waits', 'wait')} "
+                "for their batch: runner batch status "
                 f"{run_dir} --watch, then runner batch fetch {run_dir}"
             )
         elif self.counts.get("failed"):

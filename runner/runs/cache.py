@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from runner.errors import UsageError
+from runner.errors import UsageError, plural
 from runner.spec.project import find_project_root
 
 CACHE_DIR_ENV = "RUNNER_CACHE_DIR"
@@ -166,7 +166,7 @@ class ResponseCache:
         if not self.write_failures:
             return None
         return (
-            f"{self.write_failures} answer(s) could not be kept in the response cache "
+            f"{plural(self.write_failures, 'answer')} could not be kept in the response cache "
             f"{self.path} ({self._write_error}); they are saved in the run, and sent again "
             "by the next run that asks"
         )

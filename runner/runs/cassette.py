@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.errors import UsageError
+from runner.errors import UsageError, plural
 from runner.providers.endpoints import OFFLINE, Endpoint
 from runner.runs.cache import CachedResponse, request_key
 from runner.runs.store import RunStore, temporary_database
@@ -143,9 +143,9 @@ class ExportResult:
 
     def describe(self) -> str:
         records = self.written - self.judges
-        text = f"{records} record(s) written to {self.path}"
+        text = f"{plural(records, 'record')} written to {self.path}"
         if self.judges:
-            text += f", with the {self.judges} judge request(s) they hold"
+            text += f", with the {plural(self.judges, 'judge request')} they hold"
         if self.skipped_count:
             text += (
                 f"; {self.skipped_count} left out (failed: no answer to replay): "

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from runner.errors import RenderError, RunInterrupted, RunStopped, UsageError
+from runner.errors import RenderError, RunInterrupted, RunStopped, UsageError, plural
 from runner.grade import expect
 from runner.grade.judge import JudgeTally, tally
 from runner.providers.endpoints import Endpoint, ProviderOverride, resolve_endpoint
@@ -155,7 +155,7 @@ class RunSummary:
     def describe(self) -> str:
         """The end-of-run summary a person reads."""
         lines = [
-            f"{self.total} request(s) in {self.seconds:.1f}s: {self.ok} ok, "
+            f"{plural(self.total, 'request')} in {self.seconds:.1f}s: {self.ok} ok, "
             f"{self.failed} failed, {self.invalid_output} invalid output"
             + (f", {self.cached} from cache" if self.cached else "")
             + (f" ({self.resumed} already done before resuming)" if self.resumed else ""),
@@ -244,11 +244,14 @@ class RunPlan:
         parts += [f"{counts[k]} {k}" for k in ("replay", "offline") if counts[k]]
         if counts["error"]:
             parts.append(f"{counts['error']} that cannot be rendered")
-        lines.append(f"{len(self.requests)} request(s): {', '.join(parts)} (dry run: nothing sent)")
+        lines.append(
+            f"{plural(len(self.requests), 'request')}: {', '.join(parts)} (dry run: nothing sent)"
+        )
         judges = sum(r.judges for r in self.requests)
         if judges:
             lines.append(
-                f"then up to {judges} judge request(s), one per answer and judge (whether each "
+                f"then up to {plural(judges, 'judge request')}, one per answer and judge "
+                "(whether each "
                 "is sent or answered from the cache is known once its answer is)"
             )
         return "\n".join(lines)
@@ -385,7 +388,7 @@ def _open_answers(
             cassette.close()
             more = " ..." if count > len(named) else ""
             raise UsageError(
-                f"the cassette {cassette.path} has no answer for {count} request(s): "
+                f"the cassette {cassette.path} has no answer for {plural(count, 'request')}: "
                 f"{'; '.join(named)}{more}; record them with runner run and runner export"
             )
         return cassette

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.errors import plural
+
 SHOWN = 10  # causes listed in the summary; the rest are counted in one line
 
 
@@ -50,7 +52,7 @@ class FailureGroups:
         rest = ordered[SHOWN:]
         if rest:
             lines.append(
-                f"  ... and {sum(g.count for g in rest)} more in {len(rest)} other cause(s)"
+                f"  ... and {sum(g.count for g in rest)} more in {plural(len(rest), 'other cause')}"
             )
         return lines
 

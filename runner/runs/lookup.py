@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.errors import UsageError
+from runner.errors import UsageError, plural
 from runner.runs.store import MANIFEST
 
 LATEST = "latest"
@@ -124,7 +124,8 @@ def _latest(folder: Path, name: str) -> Path:
         )
     if back >= len(runs):
         raise UsageError(
-            f"{name}: {folder} holds {len(runs)} run(s), so the oldest is latest~{len(runs) - 1}"
+            f"{name}: {folder} holds {plural(len(runs), 'run')}, "
+            f"so the oldest is latest~{len(runs) - 1}"
         )
     return runs[-1 - back].path
 

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from runner.errors import plural
+
 DONE = "[DONE]"
 MAX_LINE_BYTES = 16 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
@@ -455,7 +457,7 @@ def _ended_early(assembler: ChunkAssembler, unfinished: bool) -> str:
         return "the stream ended before its first chunk (no [DONE], no answer)"
     tail = " in the middle of an event" if unfinished else ""
     return (
-        f"the stream ended{tail} after {assembler.chunks} chunk(s), before the answer was "
+        f"the stream ended{tail} after {plural(assembler.chunks, 'chunk')}, before the answer was "
         "complete (no finish_reason, no [DONE])"
     )
 

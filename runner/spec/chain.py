@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.errors import plural
 from runner.spec.project import display_path
 
 # The variables every record gives a chained case or a judge, besides its own.
@@ -156,7 +157,7 @@ def _latest(folder: Path, back: int, reference: str) -> Path:
         raise RunFolderError(f"'{reference}': there is no run in {display_path(folder)}")
     if back >= len(runs):
         raise RunFolderError(
-            f"'{reference}': {folder} holds {len(runs)} run(s), so latest~{back} names none"
+            f"'{reference}': {folder} holds {plural(len(runs), 'run')}, so latest~{back} names none"
         )
     return runs[-1 - back]
 
