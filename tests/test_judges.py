@@ -466,6 +466,42 @@ def test_validate_reports_a_variable_the_judge_needs_and_no_record_gives(project
         assert asked.endswith(f"against about {record['vars']['ticket']}")
 
 
+SCORED = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "scored",
+        "schema": {
+            "type": "object",
+            "required": ["score"],
+            "properties": {"score": {"type": "number", "minimum": 0, "maximum": 10}},
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "{{ json.score | round }}",
+        "{{ json.score | round(1) }}",
+        "{{ json.score | int + 1 }}",
+        "{{ (json.score / 10) | round(2) | abs }}",
+        "{{ json.score // 2 }} {{ json.score % 2 }} {{ -json.score }}",
+        "{{ [json.score, 1] | sum }} {{ json.score | float }}",
+        "{{ '%.1f' | format(json.score) }}",
+    ],
+)
+def test_a_judge_computing_with_the_answers_numbers_validates_and_runs(
+    project, run_cli, expression
+):
+    write_judge(project, messages=[{"role": "user", "content": f"{{{{ answer }}}} {expression}"}])
+    write_reply(project, response_format=SCORED)
+    result = run_cli("validate", "specs/reply.yaml")
+    assert result.exit_code == 0, result.output
+    offline_run(run_cli, "specs/reply.yaml")
+    assert all(r["judges"] for r in read_records(only_run(project)).values())
+
+
 def test_judges_folders_are_not_run_on_their_own(project, run_cli):
     write_judge(project)
     write_reply(project)

@@ -83,6 +83,26 @@ class _Placeholder(str):
         return self
 
     __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = __add__
+    __floordiv__ = __rfloordiv__ = __mod__ = __pow__ = __rpow__ = __add__
+
+    # ``round``, ``abs``, ``int``, ``float`` and ``format('%.1f', ...)`` (not ``__rmod__``: a
+    # str subclass's reflected ``%`` would run before the format string's own).
+    def __round__(self, digits: int | None = None) -> _Placeholder:
+        return self
+
+    def __neg__(self) -> _Placeholder:
+        return self
+
+    __pos__ = __abs__ = __neg__
+
+    def __int__(self) -> int:
+        return 0
+
+    def __float__(self) -> float:
+        return 0.0
+
+    def __index__(self) -> int:
+        return 0
 
 
 PLACEHOLDER = _Placeholder("")
