@@ -6,11 +6,13 @@ other module of the package is private and may change without notice.
 
 from runner.api import (
     API_VERSION,
+    Check,
     Record,
     RenderedRequest,
     Run,
     RunOptions,
     ToolCall,
+    Verdict,
     diff_runs,
     iter_diff,
     load_specs,
@@ -37,6 +39,7 @@ from runner.version import __version__
 
 __all__ = [
     "API_VERSION",
+    "Check",
     "Problem",
     "Record",
     "RenderError",
@@ -49,6 +52,7 @@ __all__ = [
     "SpecError",
     "ToolCall",
     "UsageError",
+    "Verdict",
     "__version__",
     "diff_runs",
     "iter_diff",

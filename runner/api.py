@@ -53,6 +53,32 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class Check:
+    """One expectation's result in a record: ``kind`` is the check (``equals``, ``regex``,
+    ``judge``, ...), ``target`` what it looked at, ``passed`` its outcome."""
+
+    kind: str
+    target: str | None
+    passed: bool | None
+    message: str | None
+    expected: Any
+    actual: Any
+    score: float | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A judge's verdict on an answer: the judge spec (as the check names it), whether the
+    check passed, the judge's score and reason, and the whole ``check``."""
+
+    judge: str
+    passed: bool | None
+    score: float | None
+    reason: str | None
+    check: Check
+
+
+@dataclass(frozen=True)
 class Record:
     """One saved request and its outcome, as a typed view of a record in a run directory.
 
@@ -93,6 +119,19 @@ class Record:
             return None
         return bool(self.expectations.get("passed"))
 
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        """Every expectation's result, in the order the spec lists them."""
+        checks = (self.expectations or {}).get("checks")
+        if not isinstance(checks, list):
+            return ()
+        return tuple(_check(item) for item in checks if isinstance(item, Mapping))
+
+    @property
+    def verdicts(self) -> tuple[Verdict, ...]:
+        """The judges' verdicts on this answer (its ``judge:`` checks), typed."""
+        return tuple(_verdict(check) for check in self.checks if check.kind == "judge")
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Record:
         output = data.get("output") or {}
@@ -123,6 +162,39 @@ class Record:
             stream=data.get("stream"),
             raw=data,
         )
+
+
+def _check(item: Mapping[str, Any]) -> Check:
+    passed = item.get("passed")
+    return Check(
+        kind=str(item.get("check") or ""),
+        target=_text_or_none(item.get("target")),
+        passed=passed if isinstance(passed, bool) else None,
+        message=_text_or_none(item.get("message")),
+        expected=item.get("expected"),
+        actual=item.get("actual"),
+        score=_number_or_none(item.get("score")),
+    )
+
+
+def _verdict(check: Check) -> Verdict:
+    actual = check.actual if isinstance(check.actual, Mapping) else {}
+    return Verdict(
+        judge=check.target or "",
+        passed=check.passed,
+        score=check.score if check.score is not None else _number_or_none(actual.get("score")),
+        reason=_text_or_none(actual.get("reason")) or check.message,
+        check=check,
+    )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number_or_none(value: Any) -> float | None:
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return value if is_number else None
 
 
 def _tool_call(call: Mapping[str, Any]) -> ToolCall:

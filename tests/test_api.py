@@ -72,6 +72,8 @@ API_SIGNATURES = {
             "cache: 'CacheMode' = 'use', replay: 'PathLike | None' = None) -> None"
         ),
         "Record": None,
+        "Check": None,
+        "Verdict": None,
         "RenderedRequest": None,
         "Run": None,
         "ToolCall": None,
@@ -347,6 +349,47 @@ def test_resume_sends_only_what_is_missing(project, openai_server, monkeypatch):
     assert {r.status for r in runner.open_run(first.run_dir)} == {"ok"}
 
 
+def test_verdicts_and_checks_are_typed(project):
+    root = Path(runner.__file__).parent.parent
+    for folder in ("specs", "schemas", "templates"):
+        shutil.copytree(root / folder, project / folder, dirs_exist_ok=True)
+    summary = runner.run_specs(project / "specs" / "polite-reply.yaml", provider="offline")
+    records = list(runner.open_run(summary.run_dir))
+    assert len(records) == 3
+    for record in records:
+        stored = record.raw["expectations"]["checks"]
+        assert [c.kind for c in record.checks] == [c["check"] for c in stored] == ["judge"] * 2
+        assert [c.passed for c in record.checks] == [c["passed"] for c in stored]
+        assert len(record.verdicts) == 2
+        for verdict, check in zip(record.verdicts, stored, strict=True):
+            assert verdict.judge == "judges/polite.yaml"
+            assert verdict.score == check["actual"]["score"]
+            assert verdict.reason == check["actual"]["reason"]
+            assert verdict.passed is check["passed"]
+    assert records[0].passed is all(c.passed for c in records[0].checks)
+
+
+def test_checks_of_a_hand_edited_record_are_read_not_raised():
+    record = runner.Record.from_json(
+        {
+            "id": "x",
+            "expectations": {
+                "checks": [
+                    "not a check",
+                    {"check": "judge", "passed": "yes", "score": "high", "actual": [1]},
+                    {"check": "regex", "passed": False, "message": 3},
+                ]
+            },
+        }
+    )
+    assert [(c.kind, c.passed, c.score, c.message) for c in record.checks] == [
+        ("judge", None, None, None),
+        ("regex", False, None, None),
+    ]
+    assert [(v.score, v.reason) for v in record.verdicts] == [(None, None)]
+    assert runner.Record.from_json({"id": "y", "expectations": {"checks": 5}}).checks == ()
+
+
 def test_code_using_the_api_passes_mypy_strict(tmp_path):
     user_code = tmp_path / "analysis.py"
     user_code.write_text(
@@ -361,6 +404,8 @@ def test_code_using_the_api_passes_mypy_strict(tmp_path):
             run = runner.open_run(summary.run_dir)
             latencies: list[float] = [r.latency_ms or 0.0 for r in run.records()]
             models: set[str | None] = {r.model for r in run}
+            scores: list[float] = [v.score or 0.0 for r in run for v in r.verdicts]
+            failed: list[str] = [c.kind for r in run for c in r.checks if c.passed is False]
             try:
                 runner.load_specs("missing.yaml")
             except runner.SpecError as exc:
