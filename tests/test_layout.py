@@ -62,3 +62,29 @@ def test_nothing_imports_the_cli_entry_module():
 
 def test_at_most_eight_modules_at_the_top():
     assert len(list(PACKAGE.glob("*.py"))) <= 8
+
+
+def module_of(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_two_modules_import_each_other_even_inside_a_function():
+    """Within a wing too: a circle of modules (even through an import inside a function) means
+    what both need belongs in a third module below them, or is handed in as a parameter."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        graph[module_of(path)] = {module for _, module in imports_of(path)}
+    circles = []
+    for start in graph:
+        seen: set[str] = set()
+        stack = [(start, (start,))]
+        while stack:
+            module, trail = stack.pop()
+            for target in graph.get(module, ()):
+                if target == start and len(trail) > 1:
+                    circles.append(" -> ".join((*trail, start)))
+                elif target not in seen and target in graph and target > start:
+                    seen.add(target)
+                    stack.append((target, (*trail, target)))
+    assert circles == [], "modules import each other: " + "; ".join(circles)

@@ -18,7 +18,7 @@ the spec keeps them (``Spec.judges``) so a run has them validated before anythin
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -122,15 +122,20 @@ def judge_items(data: Mapping[str, Any]) -> Iterator[tuple[PathKey, dict[str, An
                     yield ("cases", c, CASE_EXPECT, j), item
 
 
-def build_judges(file: SpecFile, problems: list[Problem]) -> dict[str, Spec]:
-    """Every judge the spec names, loaded and checked, by the path as written."""
+# Loads and fully checks a judge spec (validate.load_spec, handed in by the validator that is
+# checking the judging spec: a judge is checked as the spec it is, without a circle of imports).
+LoadSpec = Callable[[Path, Mapping[str, Any]], Spec]
+
+
+def build_judges(file: SpecFile, problems: list[Problem], load: LoadSpec) -> dict[str, Spec]:
+    """Every judge the spec names, loaded and checked by ``load``, by the path as written."""
     judges: dict[str, Spec] = {}
     failed: set[str] = set()
     for at, item in judge_items(file.data):
         reference = item.get(JUDGE_KIND)
         if not isinstance(reference, str) or reference in judges or reference in failed:
             continue
-        judge = _load_judge(file, at, reference, problems)
+        judge = _load_judge(file, at, reference, problems, load)
         if judge is None:
             failed.add(reference)
         else:
@@ -139,7 +144,7 @@ def build_judges(file: SpecFile, problems: list[Problem]) -> dict[str, Spec]:
 
 
 def _load_judge(
-    file: SpecFile, at: PathKey, reference: str, problems: list[Problem]
+    file: SpecFile, at: PathKey, reference: str, problems: list[Problem], load: LoadSpec
 ) -> Spec | None:
     where: PathKey = (*at, JUDGE_KIND)
     target = resolve_inside(file.root, file.folder_of(at), reference)
@@ -173,11 +178,9 @@ def _load_judge(
     if target == file.doc.path.resolve():
         problems.append(file.problem(where, "a spec cannot be its own judge", code=JUDGE_CODE))
         return None
-    from runner.check.validate import load_spec  # validate builds specs with this module
-
     placeholders = dict.fromkeys(_template_variables(target), PLACEHOLDER)
     try:
-        judge = load_spec(target, placeholders)
+        judge = load(target, placeholders)
     except SpecError as exc:
         problems.extend(exc.problems)
         problems.append(

@@ -260,7 +260,7 @@ def _build(file: SpecFile, problems: list[Problem]) -> Spec:
         bases=tuple(base.display for base in file.bases),
         expect=parse_checks(data.get("expect") or ()),
         variables_used=variables_used(file),
-        judges=build_judges(file, problems),
+        judges=build_judges(file, problems, load_spec),
     )
 
 
