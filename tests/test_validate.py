@@ -409,6 +409,16 @@ def test_all_problems_of_all_files_in_one_pass(project, run_cli):
     assert result.stderr == "2 problems in 2 of 3 files\n"
 
 
+def test_the_count_names_the_base_files_with_problems_apart(project, run_cli):
+    (project / "base.yaml").write_text(
+        "version: 1\nmodel: m\ntemprature: 0.2\nmessages: [{role: user, content: hi}]\n"
+    )
+    (project / "child.yaml").write_text("version: 1\nextends: base.yaml\nmax_tokns: 20\n")
+    result = run_cli("validate", "child.yaml")
+    assert result.exit_code == 1
+    assert result.stderr == ("2 problems in 2 files (of 1 spec checked and the files they use)\n")
+
+
 def test_every_unknown_key_of_one_mapping_is_reported(project, run_cli):
     spec = BASE.replace("temperature:", "temprature:").replace("messages:", "mesages:")
     (project / "spec.yaml").write_text(spec)

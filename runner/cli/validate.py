@@ -135,4 +135,8 @@ def _summary(files: int, errors: list[Problem], warnings: list[Problem]) -> str:
     if not errors:
         return f"{plural(files, 'spec')} valid{warned}"
     bad = len({p.path for p in errors})
-    return f"{plural(len(errors), 'problem')} in {bad} of {plural(files, 'file')}{warned}"
+    if bad > files:  # problems in the files they use too (an extends: base, a judge)
+        where = f"{plural(bad, 'file')} (of {plural(files, 'spec')} checked and the files they use)"
+    else:
+        where = f"{bad} of {plural(files, 'file')}"
+    return f"{plural(len(errors), 'problem')} in {where}{warned}"
