@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
-import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +22,7 @@ from typing import Any, NamedTuple
 
 from runner.errors import plural
 from runner.results.table import record_model
+from runner.runs.fileio import read_at
 from runner.runs.store import RunStore, record_line_id, temporary_database
 
 MAX_DIFF_LINES = 40
@@ -472,14 +472,14 @@ def _paired_by_index(
                 if len(seen) >= 4096:
                     db.executemany("INSERT OR IGNORE INTO a VALUES (?)", seen)
                     seen.clear()
-                line_b = None if row is None else os.pread(source.fileno(), row[1], row[0])
+                line_b = None if row is None else read_at(source, row[1], row[0])
                 yield id_a, line_a, line_b
             db.executemany("INSERT OR IGNORE INTO a VALUES (?)", seen)
             only_b = db.execute(
                 "SELECT id, at, size FROM b WHERE id NOT IN (SELECT id FROM a) ORDER BY at"
             )
             for id_b, at, size in only_b:
-                yield id_b, None, os.pread(source.fileno(), size, at)
+                yield id_b, None, read_at(source, size, at)
     finally:
         db.close()
 

@@ -15,7 +15,6 @@ client at all.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from typing import Any
 from runner.errors import UsageError, plural
 from runner.providers.endpoints import OFFLINE, Endpoint
 from runner.runs.cache import CachedResponse, request_key
+from runner.runs.fileio import read_at
 from runner.runs.store import RunStore, temporary_database
 
 SKIPPED_NAMED = 10  # ids named in the summary of an export
@@ -92,7 +92,7 @@ class Cassette:
             row = self._index.execute("SELECT at, size FROM entry WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
-        response = json.loads(os.pread(self._file.fileno(), row[1], row[0]))["response"]
+        response = json.loads(read_at(self._file, row[1], row[0]))["response"]
         return CachedResponse(key, 200, json.dumps(response, ensure_ascii=False), "")
 
     def put(self, key: str, url: str, status: int, text: str) -> None:

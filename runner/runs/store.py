@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from runner.errors import RunnerError, UsageError
+from runner.runs.fileio import read_at
 from runner.runs.lock import RunLock
 from runner.version import __version__
 
@@ -490,7 +491,7 @@ class RunStore:
                         if offset is None or source is None:
                             counts["not_sent"] += 1
                             continue
-                        out.write(os.pread(source.fileno(), length, offset))
+                        out.write(read_at(source, length, offset))
                         counts["total"] += 1
                         status = status or "failed"
                         counts[status] = counts.get(status, 0) + 1
