@@ -12,14 +12,19 @@ a run locked: the stale file is taken over by the next writer, and removed when 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runner.errors import RunBusy
+
+try:
+    import fcntl
+except ImportError:  # Windows: msvcrt locks a byte range instead
+    fcntl = None  # type: ignore[assignment]
 
 LOCK_FILE = ".runner.lock"
 # msvcrt locks a byte range, and a locked range cannot be read by others: lock one byte far
@@ -61,7 +66,7 @@ class RunLock:
         fd, self._fd = self._fd, None
         if fd is None:
             return
-        if sys.platform == "win32":
+        if fcntl is None:
             os.close(fd)  # Windows cannot remove a file that is open
             _remove(self.root / LOCK_FILE)
         else:
@@ -76,17 +81,14 @@ class RunLock:
 
 
 def _try_lock(fd: int) -> bool:
-    if sys.platform == "win32":
-        import msvcrt
-
+    if fcntl is None:
+        msvcrt = importlib.import_module("msvcrt")
         os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         except OSError:
             return False
         return True
-    import fcntl
-
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:  # BlockingIOError: another open file holds it

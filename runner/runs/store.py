@@ -108,7 +108,12 @@ class _AtomicFile:
 
 
 def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+    """Make a rename in ``folder`` durable. Windows cannot open a folder (its file system
+    journals the rename itself), so a folder that will not open is left as it is."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
     try:
         os.fsync(fd)
     finally:
@@ -484,9 +489,10 @@ class RunStore:
                 "SELECT line.offset, line.length, line.status FROM plan "
                 "LEFT JOIN line ON line.id = plan.id ORDER BY plan.seq"
             )
-            source = self.results_path.open("rb") if self.results_path.exists() else None
-            try:
-                with _AtomicFile(self.results_path) as out:
+            with _AtomicFile(self.results_path) as out:
+                # closed before the new file replaces it: Windows cannot replace an open file
+                source = self.results_path.open("rb") if self.results_path.exists() else None
+                try:
                     for offset, length, status in rows:
                         if offset is None or source is None:
                             counts["not_sent"] += 1
@@ -495,9 +501,9 @@ class RunStore:
                         counts["total"] += 1
                         status = status or "failed"
                         counts[status] = counts.get(status, 0) + 1
-            finally:
-                if source is not None:
-                    source.close()
+                finally:
+                    if source is not None:
+                        source.close()
             index.close()
             self._index = None  # the lines moved; a later append indexes the file again
             self._mark_final()

@@ -1,0 +1,262 @@
+"""runner where POSIX is missing: the offline walkthrough (run, resume after a kill, show,
+report, export, diff, score, replay, batch) in a Python that lacks what Windows lacks.
+
+The walkthrough runs in subprocesses whose ``sitecustomize`` (SITECUSTOMIZE, on PYTHONPATH)
+removes the POSIX-only functions of ``os`` and the POSIX signals, hides ``fcntl``,
+``resource``, ``termios``, ``pwd`` and ``grp``, refuses ``os.open`` on a folder and refuses
+replacing or deleting a file that is open, as Windows does. ``msvcrt.locking`` stands in for
+Windows' own (built on flock), so the run lock takes its Windows path. ``sys.platform`` stays
+what it is: code that asks for "win32" by name is not exercised here, only code that finds out
+what exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).parent.parent
+
+SITECUSTOMIZE = '''\
+"""This Python without what Windows lacks: POSIX-only functions of os, POSIX signals, the
+fcntl, resource, termios, pwd and grp modules; folders that os.open cannot open; files that
+cannot be replaced or deleted while open. msvcrt.locking stands in for Windows' own."""
+
+import builtins
+import fcntl as _fcntl
+import io
+import os
+import signal
+import sys
+import types
+import weakref
+
+for name in (
+    "pread", "pwrite", "preadv", "pwritev", "fork", "forkpty", "getuid", "geteuid", "getgid",
+    "getegid", "getgroups", "setuid", "setsid", "getpgid", "setpgid", "killpg", "getloadavg",
+    "sched_getaffinity", "fdatasync", "statvfs", "fstatvfs", "mkfifo", "mknod", "chown",
+    "fchown", "lchown", "fchmod", "lchmod", "chroot", "nice", "uname", "sync", "posix_fadvise",
+    "posix_fallocate", "sendfile", "O_NOFOLLOW", "O_DIRECTORY", "O_CLOEXEC", "O_NONBLOCK",
+    "getpriority", "setpriority", "openpty", "ttyname",
+):
+    if hasattr(os, name):
+        delattr(os, name)
+
+WINDOWS_SIGNALS = {"SIGINT", "SIGTERM", "SIGABRT", "SIGFPE", "SIGILL", "SIGSEGV", "SIGBREAK"}
+for name in dir(signal):
+    if name.startswith("SIG") and not name.startswith("SIG_") and name not in WINDOWS_SIGNALS:
+        delattr(signal, name)
+for name in ("alarm", "setitimer", "getitimer", "pause", "pthread_kill", "pthread_sigmask",
+             "sigwait", "sigpending", "siginterrupt", "sigtimedwait", "sigwaitinfo"):
+    if hasattr(signal, name):
+        delattr(signal, name)
+
+
+def _locking(fd, mode, nbytes):
+    """msvcrt.locking: LK_NBLCK locks or raises OSError at once; LK_UNLCK unlocks."""
+    if mode == 2:
+        _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+    elif mode == 0:
+        _fcntl.flock(fd, _fcntl.LOCK_UN)
+    else:
+        raise ValueError(mode)
+
+
+import getpass, subprocess  # noqa: E401  they take msvcrt for a sign of Windows
+
+sys.modules["msvcrt"] = types.SimpleNamespace(locking=_locking, LK_UNLCK=0, LK_LOCK=1,
+                                              LK_NBLCK=2, LK_RLCK=3, LK_NBRLCK=4)
+
+HIDDEN = {"fcntl", "resource", "termios", "tty", "pty", "pwd", "grp"}
+
+
+class HiddenModules:
+    def find_spec(self, name, path=None, target=None):
+        if name in HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+for name in HIDDEN:
+    sys.modules.pop(name, None)
+sys.meta_path.insert(0, HiddenModules())
+
+_open_files = weakref.WeakValueDictionary()
+_io_open, _os_open = io.open, os.open
+
+
+def _open(file, *args, **kwargs):
+    handle = _io_open(file, *args, **kwargs)
+    if isinstance(file, (str, bytes, os.PathLike)):
+        handle._opened_as = os.path.realpath(file)
+        _open_files[id(handle)] = handle
+    return handle
+
+
+def _open_fd(path, flags, mode=0o777, *, dir_fd=None):
+    if os.path.isdir(path):  # Windows: a folder is not a file
+        raise PermissionError(13, "Permission denied", str(path))
+    return _os_open(path, flags, mode, dir_fd=dir_fd)
+
+
+def _unless_open(call):
+    def guarded(*paths, **kwargs):
+        for path in paths[:2]:
+            real = os.path.realpath(path)
+            if any(getattr(f, "_opened_as", None) == real and not f.closed
+                   for f in list(_open_files.values())):
+                raise PermissionError(13, "The process cannot access the file because it "
+                                      "is being used by another process", str(path))
+        return call(*paths, **kwargs)
+    return guarded
+
+
+builtins.open = io.open = _open
+os.open = _open_fd
+os.replace, os.rename = _unless_open(os.replace), _unless_open(os.rename)
+os.unlink, os.remove = _unless_open(os.unlink), _unless_open(os.remove)
+'''
+
+
+@pytest.fixture
+def posixless(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the example project, and an environment whose Python lacks POSIX."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
+    project = tmp_path / "project"
+    for folder in ("specs", "schemas", "templates"):
+        shutil.copytree(ROOT / folder, project / folder)
+    (project / "pyproject.toml").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+    env.update(
+        PYTHONPATH=str(site),
+        RUNNER_CACHE_DIR=str(tmp_path / "cache"),
+        PYTHONIOENCODING="utf-8",
+    )
+    return project, env
+
+
+def runner(project: Path, env: dict[str, str], *args: str, code: int = 0) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+    assert done.returncode == code, f"runner {' '.join(args)}: {done.stdout}{done.stderr}"
+    assert "Traceback" not in done.stderr
+    return done.stdout + done.stderr
+
+
+def saved_in(output: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith("saved in ")).split()[-1]
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "results.jsonl").read_text("utf-8").splitlines()]
+
+
+def test_the_sitecustomize_takes_posix_away(posixless):
+    _, env = posixless
+    probe = (
+        "import os, signal\n"
+        "assert not any(hasattr(os, n) for n in ('pread', 'pwrite', 'fork', 'getuid'))\n"
+        "assert not hasattr(signal, 'SIGHUP') and not hasattr(signal, 'SIGPIPE')\n"
+        "for name in ('fcntl', 'resource'):\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "    except ImportError:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise SystemExit(name)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_offline_walkthrough_without_posix(posixless):
+    project, env = posixless
+    first = saved_in(runner(project, env, "run", "specs/", "--provider", "offline"))
+    assert len(records(project / first)) == 33
+    assert (project / first / ".runner.lock").exists() is False
+
+    # Killed while it runs (streamed answers, slowed down), then resumed.
+    slow = project / "slow" / "slow.yaml"
+    slow.parent.mkdir()
+    slow.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "name": "slow",
+                "model": "llama-3.3-70b-versatile",
+                "stream": True,
+                "cases": [{"id": f"c{n:02d}", "n": n} for n in range(30)],
+                "messages": [{"role": "user", "content": "Say {{ n }} slowly."}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    started = subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", "slow/", "--provider", "offline", "-c", "2"],
+        cwd=project,
+        env={**env, "RUNNER_OFFLINE_CHUNK_DELAY": "0.05"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        killed_run = None
+        while time.monotonic() < deadline and started.poll() is None:
+            found = [
+                p
+                for p in (project / "runs").glob("*/results.jsonl")
+                if p.parent.name != Path(first).name
+            ]
+            if found and found[0].read_bytes().count(b"\n") >= 1:
+                killed_run = found[0].parent
+                break
+            time.sleep(0.01)
+        started.kill()
+    finally:
+        started.wait()
+    assert killed_run is not None, "the slow run saved nothing before it ended"
+    saved_before = (killed_run / "results.jsonl").read_bytes().count(b"\n")
+    assert saved_before < 30, "the slow run ended before the kill"
+    runner(project, env, "run", "--resume", str(killed_run))
+    resumed = records(killed_run)
+    assert sorted(r["id"] for r in resumed) == [f"slow/c{n:02d}" for n in range(30)]
+    assert {r["status"] for r in resumed} == {"ok"}
+
+    second = saved_in(runner(project, env, "run", "specs/haiku.yaml", "--provider", "offline"))
+    assert "haiku" in runner(project, env, "show", second)
+    runner(project, env, "report", first, second, "-o", "report.html")
+    assert (project / "report.html").stat().st_size > 0
+    runner(project, env, "export", first, "-o", "table.csv")
+    runner(project, env, "export", first, "-o", "answers.jsonl")
+    # Runs in another order: B's lines are read back by position.
+    diff = runner(project, env, "diff", first, second, code=1)  # 1: they differ
+    assert "1 paired: 0 changed, 1 unchanged; 0 added, 32 missing" in diff
+    assert "scored 33 record(s)" in runner(project, env, "score", first)
+
+    replayed = saved_in(
+        runner(project, env, "run", "specs/", "--provider", "offline", "--replay", "answers.jsonl")
+    )
+    assert len(records(project / replayed)) == 33
+
+    batch = saved_in(runner(project, env, "batch", "submit", "specs/", "--provider", "offline"))
+    runner(project, env, "batch", "status", batch)
+    runner(project, env, "batch", "fetch", batch)
+    assert len(records(project / batch)) == 33
+    assert not list(project.glob("runs/*/.runner.lock"))
