@@ -248,7 +248,7 @@ def test_the_offline_walkthrough_without_posix(posixless):
     # Runs in another order: B's lines are read back by position.
     diff = runner(project, env, "diff", first, second, code=1)  # 1: they differ
     assert "1 paired: 0 changed, 1 unchanged; 0 added, 32 missing" in diff
-    assert "scored 33 record(s)" in runner(project, env, "score", first)
+    assert "scored 33 records" in runner(project, env, "score", first)
 
     replayed = saved_in(
         runner(project, env, "run", "specs/", "--provider", "offline", "--replay", "answers.jsonl")
