@@ -66,8 +66,11 @@ INDEX = "index.sqlite"
 OFFLINE_FOLDER = "offline"  # the offline provider's files and batches (send/offline_batch.py)
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
-# Per input file: OpenAI documents 50,000 requests and 200 MB; Groq's SDK documents 100 MB per
-# batch file and Groq's batch guide the same 50,000 lines.
+# Per input file: OpenAI documents 50,000 requests and 200 MB
+# (https://platform.openai.com/docs/guides/batch). Groq: its SDK documents 100 MB per batch file;
+# its batch guide (https://console.groq.com/docs/batch, read 2026-12-08) gives the 50% discount
+# and the 24h-7d window, but in the copies searched no lines-per-file figure, so OpenAI's 50,000
+# stays the default (--max-lines sets another).
 MiB = 1024 * 1024
 PROVIDER_LIMITS: dict[str, tuple[int, int]] = {
     "groq": (50_000, 100 * MiB),
