@@ -26,7 +26,7 @@ WORK = Path(__file__).resolve().parent / ".work"
 SPEC = """\
 version: 1
 name: scale
-model: llama-3.3-70b-versatile
+model: openai/gpt-oss-120b
 temperature: 0.2
 max_completion_tokens: 64
 cases: data/reviews.csv

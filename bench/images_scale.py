@@ -30,7 +30,7 @@ from cases_scale import WORK, offline_run  # noqa: E402
 SPEC = """\
 version: 1
 name: images
-model: meta-llama/llama-4-scout-17b-16e-instruct
+model: qwen/qwen3.8-27b
 temperature: 0
 max_completion_tokens: 64
 cases:

@@ -30,7 +30,7 @@ from measure import Usage, median, run_child
 from runner.runs.store import RunStore, utc_now
 
 WORK = Path(__file__).resolve().parent / ".work"
-MODELS = ("llama-3.1-8b-instant", "llama-3.3-70b-versatile")
+MODELS = ("openai/gpt-oss-20b", "openai/gpt-oss-120b")
 LABELS = ("billing", "platform", "docs")
 READ = (
     "import sys; from pathlib import Path; from runner.runs.store import RunStore; "

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-MODEL = "llama-3.3-70b-versatile"
+MODEL = "openai/gpt-oss-120b"
 SYSTEM = "You are a helpful assistant."
 WORDS = ("apple", "river", "lantern", "meadow", "copper", "violin", "harbor", "cedar")
 

@@ -33,7 +33,7 @@ def write_spec(project: Path, name: str, content: str | None = None, **fields: A
     spec = {
         "version": 1,
         "name": name,
-        "model": "llama-3.3-70b-versatile",
+        "model": "openai/gpt-oss-120b",
         "messages": [{"role": "user", "content": content or f"Say hello ({name})."}],
         **fields,
     }

@@ -236,7 +236,7 @@ def test_a_run_larger_than_the_limits_is_split_across_files(project, run_cli, op
         "Summarise {{ text }}",
         cases=[{"id": f"c{i:02d}", "text": "x" * (i * 40)} for i in range(25)],
     )
-    write_spec(project, "other", model="llama-3.1-8b-instant")
+    write_spec(project, "other", model="openai/gpt-oss-20b")
     run_dir = submit(
         run_cli, openai_server, "--no-cache", "--max-lines", "10", "--max-bytes", "4096"
     )
@@ -459,7 +459,7 @@ def test_a_batch_run_is_a_run_for_export_replay_and_resume(project, run_cli, ope
 SCALE_SPEC = """\
 version: 1
 name: scale
-model: llama-3.3-70b-versatile
+model: openai/gpt-oss-120b
 max_completion_tokens: 64
 cases: data/reviews.csv
 messages:

@@ -41,7 +41,7 @@ def write_specs(project: Path, count: int = SPECS) -> list[str]:
         spec = {
             "version": 1,
             "name": name,
-            "model": "llama-3.3-70b-versatile",
+            "model": "openai/gpt-oss-120b",
             "messages": [{"role": "user", "content": f"Say hello ({name})."}],
         }
         path = project / "specs" / f"{name}.yaml"

@@ -289,7 +289,7 @@ def test_the_diff_leads_with_what_changed_and_keeps_tokens_for_verbose(project, 
     changed = [i for i, line in enumerate(lines) if line.startswith("changed ")]
     assert changed, plain.stdout
     first = changed[0]
-    assert lines[first].endswith("  (llama-3.3-70b-versatile)")
+    assert lines[first].endswith("  (openai/gpt-oss-120b)")
     assert lines[first + 1].startswith('  team: "') and " -> " in lines[first + 1]
     assert "(info)" not in plain.stdout and "tokens" not in plain.stdout.split("\n8 paired")[0]
     assert "(info)" in verbose.stdout and "latency_ms" in verbose.stdout

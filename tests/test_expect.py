@@ -28,7 +28,7 @@ def spec_file(project: Path, name: str, expect: list[dict[str, Any]], **fields: 
     spec = {
         "version": 1,
         "name": name,
-        "model": "llama-3.3-70b-versatile",
+        "model": "openai/gpt-oss-120b",
         "messages": [{"role": "user", "content": f"Answer ({name})."}],
         "expect": expect,
         **fields,

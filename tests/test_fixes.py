@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-HEAD = "version: 1\nmodel: llama-3.3-70b-versatile\n"
+HEAD = "version: 1\nmodel: openai/gpt-oss-120b\n"
 USER = "messages:\n  - role: user\n    content: Hi there, answer in JSON.\n"
 
 
@@ -215,7 +215,7 @@ def test_fix_keeps_comments_order_quotes_and_blank_lines(project, run_cli):
     text = (
         "# The triage spec. Keep this comment.\n"
         "version: 1\n"
-        "model: 'llama-3.3-70b-versatile'   # quoted on purpose\n"
+        "model: 'openai/gpt-oss-120b'   # quoted on purpose\n"
         "\n"
         "temprature: 0.3\n"
         "\n"
@@ -378,7 +378,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "specs"
 # (file, text in it, the mistake written instead)
 BREAKAGES = [
     ("haiku.yaml", "temperature: 0.7", "temprature: 0.7"),
-    ("haiku.yaml", "max_completion_tokens: 100", "max_completion_tokens: '100'"),
+    ("haiku.yaml", "max_completion_tokens: 400", "max_completion_tokens: '400'"),
     (
         "extract-contact.yaml",
         "response_format:\n  type: json_object",

@@ -29,7 +29,7 @@ EXAMPLES = int(os.environ.get("RUNNER_FUZZ_EXAMPLES", "150"))
 VALID = """\
 version: 1
 name: fuzz
-model: llama-3.3-70b-versatile
+model: openai/gpt-oss-120b
 temperature: 0.2
 max_completion_tokens: 50
 vars:

@@ -24,7 +24,7 @@ OUTSIDE_SECRET = "OUTSIDE-SECRET-7f3a9c1e"
 SPEC = """\
 version: 1
 name: hostile
-model: llama-3.3-70b-versatile
+model: openai/gpt-oss-120b
 vars:
   topic: tea
 messages:
@@ -217,7 +217,7 @@ def ref_spec(project: Path, ref: str) -> None:
     spec = {
         "version": 1,
         "name": "refs",
-        "model": "llama-3.3-70b-versatile",
+        "model": "openai/gpt-oss-120b",
         "response_format": {
             "type": "json_schema",
             "json_schema": {"name": "x", "schema": {"$ref": ref}},

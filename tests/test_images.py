@@ -24,7 +24,7 @@ def image_spec(
     spec = {
         "version": 1,
         "name": name,
-        "model": "meta-llama/llama-4-scout-17b-16e-instruct",
+        "model": "qwen/qwen3.8-27b",
         **fields,
         "messages": [
             {

@@ -36,7 +36,7 @@ from runner.send.retry import send_with_retries
 from runner.send.stream_send import stream_once
 from runner.send.transport import HttpClient, HttpResult, RetryPolicy, Timeouts
 
-MODEL = "llama-3.3-70b-versatile"
+MODEL = "openai/gpt-oss-120b"
 
 
 def runner(project: Path, *args: str, **popen: object) -> subprocess.Popen:

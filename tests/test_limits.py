@@ -19,7 +19,7 @@ from provider_limits import ProviderLimits
 
 from runner.runs.store import RunStore
 
-MODEL = "llama-3.3-70b-versatile"
+MODEL = "openai/gpt-oss-120b"
 
 
 def write_bulk_spec(project: Path, count: int, name: str = "bulk", **fields) -> None:

@@ -39,7 +39,7 @@ def assert_wire_shape(response: dict, validator: Draft202012Validator) -> None:
 
 def body_for(schema: Any, **extra: Any) -> dict:
     return {
-        "model": "llama-3.3-70b-versatile",
+        "model": "openai/gpt-oss-120b",
         "messages": [USER],
         "response_format": {
             "type": "json_schema",
@@ -59,10 +59,10 @@ def assert_valid(instance: Any, schema: Any) -> None:
 
 
 def test_plain_chat_has_the_real_wire_shape(response_validator):
-    response = complete({"model": "llama-3.1-8b-instant", "messages": [USER]})
+    response = complete({"model": "openai/gpt-oss-20b", "messages": [USER]})
     assert_wire_shape(response, response_validator)
     assert response["object"] == "chat.completion"
-    assert response["model"] == "llama-3.1-8b-instant"
+    assert response["model"] == "openai/gpt-oss-20b"
     assert response["system_fingerprint"] == "offline"
     assert response["id"].startswith("offline-") and len(response["id"]) == len("offline-") + 24
     (choice,) = response["choices"]

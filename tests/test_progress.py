@@ -12,7 +12,7 @@ import sys
 from helpers import KEY, KEY_ENV, run_args, write_spec
 from provider_limits import ProviderLimits
 
-MODEL = "llama-3.3-70b-versatile"
+MODEL = "openai/gpt-oss-120b"
 WAIT_LINE = re.compile(
     rf"waiting \d+(\.\d)? s for the requests-per-minute limit of {re.escape(MODEL)}"
 )
@@ -115,7 +115,7 @@ def test_on_a_narrow_terminal_the_bar_line_fits_and_so_redraws_in_place():
         "from runner.send.ratelimit import Wait\n"
         "p = RunProgress()\n"
         "p.start(10)\n"
-        "p.waiting(Wait('tokens-per-minute', 'meta-llama/llama-4-scout-17b-16e-instruct', 12))\n"
+        "p.waiting(Wait('tokens-per-minute', 'qwen/qwen3.8-27b', 12))\n"
         "p({'status': 'ok'}, 1, 10)\n"
         "p.close()\n"
     )

@@ -18,12 +18,12 @@ from runner.send.ratelimit import (
 )
 
 GROQ_RPD = (
-    "Rate limit reached for model `llama-3.3-70b-versatile` in organization `org_x` service tier "
+    "Rate limit reached for model `openai/gpt-oss-120b` in organization `org_x` service tier "
     "`on_demand` on requests per day (RPD): Limit 1000, Used 1000, Requested 1. Please try "
     "again in 1h2m3s. Need more requests? Upgrade to Dev Tier today."
 )
 GROQ_TPM = (
-    "Rate limit reached for model `llama-3.3-70b-versatile` in organization `org_x` service tier "
+    "Rate limit reached for model `openai/gpt-oss-120b` in organization `org_x` service tier "
     "`on_demand` on tokens per minute (TPM): Limit 6000, Used 5420, Requested 757. Please try "
     "again in 1.5s."
 )

@@ -211,7 +211,7 @@ def test_404_names_the_model_and_the_provider_message(project, openai_server, ru
     _, records = run_against()
 
     message = records["alpha"]["error"]["message"]
-    assert "unknown model 'llama-3.3-70b-versatile'" in message
+    assert "unknown model 'openai/gpt-oss-120b'" in message
     assert "does not exist" in message
 
 

@@ -30,7 +30,7 @@ def write_triage(project: Path) -> None:
     spec = {
         "version": 1,
         "name": "triage",
-        "model": "llama-3.3-70b-versatile",
+        "model": "openai/gpt-oss-120b",
         "response_format": {
             "type": "json_schema",
             "json_schema": {"name": "triage", "strict": True, "schema": TRIAGE_SCHEMA},

@@ -11,7 +11,7 @@ from helpers import without_codes
 BASE = """\
 version: 1
 name: base
-model: llama-3.3-70b-versatile
+model: openai/gpt-oss-120b
 temperature: 0.5
 max_completion_tokens: 100
 vars:
@@ -62,10 +62,10 @@ MISTAKES = {
         "wrong-type",
     ),
     "missing model": (
-        "model: llama-3.3-70b-versatile\n",
+        "model: openai/gpt-oss-120b\n",
         "",
         "spec.yaml:1:1: the spec is missing the required key 'model' "
-        "(for example: model: llama-3.3-70b-versatile)",
+        "(for example: model: openai/gpt-oss-120b)",
         "missing-key",
     ),
     "missing version": (
@@ -299,7 +299,7 @@ MISTAKES = {
         "wrong-type",
     ),
     "empty model": (
-        "model: llama-3.3-70b-versatile",
+        "model: openai/gpt-oss-120b",
         "model: ''",
         "spec.yaml:3:8: 'model' must not be empty",
         "wrong-size",
@@ -395,7 +395,7 @@ def test_all_problems_of_all_files_in_one_pass(project, run_cli):
     (project / "b.yaml").write_text(
         BASE.replace("name: base", "name: b")
         .replace("{{ topic }}", "{{ topik }}")
-        .replace("model: llama-3.3-70b-versatile", "model: m\ntop_p: 7")
+        .replace("model: openai/gpt-oss-120b", "model: m\ntop_p: 7")
     )
     (project / "c.yaml").write_text(BASE.replace("name: base", "name: c"))
     result = run_cli("validate", ".")

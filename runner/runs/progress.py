@@ -86,7 +86,7 @@ class RunProgress:
 
     def describe(self) -> str:
         """The facts in one line: ``120/1000 (12%), 11.9/s, ETA 1m14s; 118 ok, 2 failed,
-        0 invalid; waiting 12 s for the tokens-per-minute limit of llama-3.3-70b-versatile``."""
+        0 invalid; waiting 12 s for the tokens-per-minute limit of openai/gpt-oss-120b``."""
         elapsed = max(self._clock() - self._started, 1e-9)
         rate = self.done / elapsed
         parts = [f"{self.done}/{self.total}"]

@@ -52,9 +52,10 @@ class ImageLimits:
 
 MB = 1_000_000  # the providers write "4MB", "20MB": read as decimal megabytes, the safer side
 
-# Groq: https://console.groq.com/docs/vision (meta-llama/llama-4-scout-17b-16e-instruct and
-# llama-4-maverick): a request with base64 images up to 4MB (else 413), 33 megapixels
-# (33,177,600 pixels) per image, at most 5 images per request. The page lists no formats.
+# Groq: https://console.groq.com/docs/vision, as read on 2026-12-03 for the Llama 4 models it
+# then served (its vision model is qwen/qwen3.8-27b since, checked 2026-12-08): a request with
+# base64 images up to 4MB (else 413), 33 megapixels (33,177,600 pixels) per image, at most 5
+# images per request. The page lists no formats.
 # OpenAI: https://platform.openai.com/docs/guides/images-vision: PNG, JPEG, WebP, non-animated
 # GIF; up to 20MB per image, 50MB of image bytes and 500 images per request.
 IMAGE_LIMITS: Mapping[str, ImageLimits] = {
