@@ -195,12 +195,13 @@ def run_page(page: Path, tmp_path: Path) -> list[tuple[Command, str, int]]:
     done = subprocess.run(
         ["bash", "-c", "\n".join(script)],
         capture_output=True,
-        text=True,
         env=env,
         timeout=300,
         check=False,
     )
-    outputs = done.stdout.split(SEPARATOR)
+    # Decoded by hand: text=True would read each carriage return as a line end, so a progress
+    # bar drawn twice on one line (its rate changed between two draws) would read as two lines.
+    outputs = done.stdout.decode("utf-8", "replace").split(SEPARATOR)
     results = []
     for i, command in enumerate(commands):
         output = outputs[i] if i < len(outputs) else ""
@@ -229,6 +230,17 @@ def test_every_shell_block_runs_as_written(page, tmp_path):
                 + f"\nit prints:\n{output}"
             )
     assert not failures, "\n\n".join(failures)
+
+
+def test_a_line_redrawn_on_a_terminal_reads_as_its_last_state(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- docs-test: terminal -->\n```console\n$ printf 'drawn\\rredrawn\\nnext\\n'\n"
+        "redrawn\nnext\n```\n"
+    )
+    [(command, output, code)] = run_page(page, tmp_path)
+    assert code == 0
+    assert _normal(output) == ["redrawn", "next"] == _normal("\n".join(command.expected or []))
 
 
 def test_commands_are_in_shell_blocks():

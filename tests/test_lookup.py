@@ -33,7 +33,7 @@ def test_latest_and_the_runs_before_it(two_runs):
 
 
 def test_latest_beyond_the_oldest_run_names_the_oldest(two_runs):
-    with pytest.raises(UsageError, match="holds 2 run\\(s\\), so the oldest is latest~1"):
+    with pytest.raises(UsageError, match="holds 2 runs, so the oldest is latest~1"):
         resolve_run("latest~2")
 
 
