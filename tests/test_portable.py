@@ -260,3 +260,61 @@ def test_the_offline_walkthrough_without_posix(posixless):
     runner(project, env, "batch", "fetch", batch)
     assert len(records(project / batch)) == 33
     assert not list(project.glob("runs/*/.runner.lock"))
+
+
+def on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, bytes]:
+    """Runs ``args`` with stdout and stderr on a pseudo-terminal, as a person sees it; its
+    exit code and everything it printed."""
+    pty = pytest.importorskip("pty")
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=follower, stderr=follower)
+    os.close(follower)
+    printed = bytearray()
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the process has gone and closed the terminal
+            break
+        if not chunk:
+            break
+        printed += chunk
+    os.close(leader)
+    return process.wait(timeout=60), bytes(printed)
+
+
+def test_a_cp1252_console_shows_what_it_cannot_encode_as_escapes(tmp_path):
+    """A Windows console (cp1252): the progress bar, the answers after a run, a streamed
+    answer as it arrives and error messages print, with what cp1252 lacks as escapes."""
+    (tmp_path / "pyproject.toml").write_text("")
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for name, stream in (("emoji", False), ("streamed", True)):
+        spec = {
+            "version": 1,
+            "name": name,
+            "model": "llama-3.3-70b-versatile",
+            "stream": stream,
+            "messages": [{"role": "user", "content": "Répète: 你好 🎉 ✓"}],
+        }
+        (specs / f"{name}.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), "utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+    env.update(PYTHONIOENCODING="cp1252", RUNNER_CACHE_DIR=str(tmp_path / "cache"), COLUMNS="100")
+    runner = [sys.executable, "-m", "runner"]
+
+    for spec in ("specs/emoji.yaml", "specs/streamed.yaml"):
+        code, printed = on_a_terminal(
+            [*runner, "run", spec, "--provider", "offline"], tmp_path, env
+        )
+        text = printed.decode("cp1252", errors="strict")
+        assert code == 0, text
+        assert "Traceback" not in text
+        assert "Répète: \\u4f60\\u597d \\U0001f389 \\u2713" in text  # the answer
+        assert "1 ok" in text
+
+    code, printed = on_a_terminal([*runner, "show", "latest"], tmp_path, env)
+    assert code == 0 and "\\U0001f389" in printed.decode("cp1252")
+
+    (specs / "broken.yaml").write_text("version: 1\nname: 你好🎉\nmodel: [\n", "utf-8")
+    code, printed = on_a_terminal([*runner, "validate", "specs/broken.yaml"], tmp_path, env)
+    text = printed.decode("cp1252")
+    assert code != 0 and "Traceback" not in text and "broken.yaml" in text

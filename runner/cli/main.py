@@ -16,6 +16,7 @@ from runner.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
     die_quietly_on_a_closed_pipe,
+    print_on_any_console,
     print_runner_warnings,
 )
 from runner.errors import Terminated
@@ -45,6 +46,7 @@ report.register(cli)
 
 def main() -> None:
     """Console entry point."""
+    print_on_any_console()
     print_runner_warnings()
     die_quietly_on_a_closed_pipe()
     try:

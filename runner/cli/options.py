@@ -274,6 +274,16 @@ def sigterm_stops_like_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def print_on_any_console() -> None:
+    """On a console that is not UTF-8 (Windows' cp1252, a pipe read with another encoding) a
+    character it cannot show prints as an escape (``\\U0001f389``) instead of ending the
+    command with UnicodeEncodeError: answers, names and messages may hold any character."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            reconfigure(errors="backslashreplace")
+
+
 def die_quietly_on_a_closed_pipe() -> None:
     """``runner diff | head``: once the reader has gone, end at the next write as command-line
     tools do (by SIGPIPE), with no message and no traceback."""
