@@ -318,3 +318,113 @@ def test_a_cp1252_console_shows_what_it_cannot_encode_as_escapes(tmp_path):
     code, printed = on_a_terminal([*runner, "validate", "specs/broken.yaml"], tmp_path, env)
     text = printed.decode("cp1252")
     assert code != 0 and "Traceback" not in text and "broken.yaml" in text
+
+
+SUB_SPECS = {
+    "sub-reply.yaml": "version: 1\nname: sub-reply\nextends: ../_support-base.yaml\n"
+    "cases: ../data/tickets.csv\n",
+    "picture.yaml": "version: 1\nname: picture\nmodel: meta-llama/llama-4-scout-17b-16e-instruct\n"
+    "messages:\n  - role: user\n    content:\n      - {type: text, text: What is it?}\n"
+    "      - {type: image_url, image_url: {path: ../data/receipts/cafe-0412.png}}\n",
+}
+
+
+def example_project(project: Path, windows: bool) -> None:
+    """The example project and two specs in a subfolder; ``windows``: as a Windows user edits
+    it, with backslashes in every relative path of the specs ($ref, cases:, extends:, judge:,
+    an image's path:) and CRLF line ends in every spec and data file."""
+    for folder in ("specs", "schemas", "templates"):
+        shutil.copytree(ROOT / folder, project / folder)
+    (project / "pyproject.toml").write_text("")
+    (project / "specs" / "sub").mkdir()
+    for name, text in SUB_SPECS.items():
+        (project / "specs" / "sub" / name).write_text(text, encoding="utf-8")
+    if not windows:
+        return
+    for path in (project / "specs").rglob("*"):
+        if path.suffix not in (".yaml", ".csv"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        for written in ("../", "data/", "receipts/", "judges/polite"):
+            text = text.replace(written, written.replace("/", "\\"))
+        path.write_bytes(text.replace("\n", "\r\n").encode("utf-8"))
+
+
+def test_a_project_written_on_windows_runs_and_records_posix_paths(tmp_path, monkeypatch, run_cli):
+    """Backslashed paths and CRLF files run as the same project does with / and LF: the same
+    records, whose paths use /, so runs made on either system diff cleanly."""
+    runs = {}
+    for windows in (False, True):
+        project = tmp_path / ("windows" if windows else "posix")
+        example_project(project, windows)
+        monkeypatch.chdir(project)
+        monkeypatch.setenv("RUNNER_CACHE_DIR", str(project / "cache"))
+        validated = run_cli("validate", "specs/")
+        assert validated.exit_code == 0, validated.output
+        ran = run_cli("run", "specs/", "--provider", "offline", "--out", "runs", "--quiet")
+        assert ran.exit_code == 0, ran.output
+        (runs[windows],) = (project / "runs").iterdir()
+    windows_spec = (tmp_path / "windows" / "specs" / "sub" / "picture.yaml").read_bytes()
+    assert b"..\\data\\receipts\\cafe-0412.png}}\r\n" in windows_spec
+
+    def paths(record: dict) -> list:
+        images = [
+            part["image_url"]
+            for message in record["request"]["messages"]
+            if isinstance(message["content"], list)
+            for part in message["content"]
+            if part.get("type") == "image_url"
+        ]
+        checks = [c["target"] for c in (record.get("expectations") or {}).get("checks", [])]
+        judges = [judge["spec"]["path"] for judge in record.get("judges") or []]
+        return [
+            record["spec"]["path"],
+            (record["case"] or {}).get("source"),
+            images,
+            checks,
+            judges,
+        ]
+
+    posix = {r["id"]: paths(r) for r in records(runs[False])}
+    windows = {r["id"]: paths(r) for r in records(runs[True])}
+    assert len(posix) == 37 and windows == posix
+    assert "\\" not in json.dumps(windows)
+    assert posix["picture"][2][0]["path"] == "specs/data/receipts/cafe-0412.png"
+    judged = posix["polite-reply/double-charge"]
+    assert judged[3][0] == "judges/polite.yaml" and judged[4][0] == "specs/judges/polite.yaml"
+    with monkeypatch.context() as inside:
+        inside.chdir(tmp_path)
+        diff = run_cli("diff", str(runs[False]), str(runs[True]))
+    assert "37 paired: 0 changed, 37 unchanged" in diff.output, diff.output
+
+
+def test_a_csv_saved_on_windows_gives_the_same_cases(tmp_path):
+    """CRLF row ends, and a CRLF inside a quoted value, read as the LF file does: the same
+    values (a line break is "\\n") and so the same case ids."""
+    from runner.spec.cases import CaseSource, iter_cases
+
+    lf = tmp_path / "lf.csv"
+    lf.write_bytes(b'text,n\nHello,1\n"two\nlines",2\n')
+    crlf = tmp_path / "crlf.csv"
+    crlf.write_bytes(lf.read_bytes().replace(b"\n", b"\r\n"))
+    cases = [
+        [(c.id, c.vars) for c in iter_cases(CaseSource(path.name, file=path))]
+        for path in (lf, crlf)
+    ]
+    assert cases[0] == cases[1]
+    assert cases[1][1][1]["text"] == "two\nlines"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a drive letter is a folder's start on Windows")
+@pytest.mark.parametrize("out", ["C:\\runs", "D:/runs"])
+def test_a_drive_letter_in_out_is_refused_where_there_are_no_drives(project, run_cli, out):
+    """runs/C:\\runs (a folder named after a Windows path) is not what anyone means."""
+    (project / "specs").mkdir()
+    (project / "specs" / "a.yaml").write_text(
+        "version: 1\nname: a\nmodel: llama-3.3-70b-versatile\n"
+        "messages: [{role: user, content: hi}]\n"
+    )
+    result = run_cli("run", "specs/", "--provider", "offline", "--out", out)
+    assert result.exit_code == 2
+    assert f"the runs folder {out} starts with a drive letter" in result.output
+    assert sorted(p.name for p in project.iterdir()) == ["pyproject.toml", "specs"]

@@ -27,6 +27,7 @@ from runner.spec.project import (
     missing_outside,
     outside_hint,
     resolve_inside,
+    written_path,
 )
 
 
@@ -149,6 +150,7 @@ def _records_wanted(chained: RunCases) -> str:
 
 def _file_pattern(file: SpecFile, pattern: str, problems: list[Problem]) -> FilePattern | None:
     """One case per file matching ``pattern``, which may not leave the spec's folder."""
+    pattern = written_path(pattern)
     if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
         problems.append(
             file.problem(

@@ -48,6 +48,7 @@ from runner.spec.project import (
     missing_file_hint,
     outside_hint,
     resolve_inside,
+    written_path,
 )
 from runner.spec.render import template_environment
 
@@ -133,7 +134,10 @@ def build_judges(file: SpecFile, problems: list[Problem], load: LoadSpec) -> dic
     failed: set[str] = set()
     for at, item in judge_items(file.data):
         reference = item.get(JUDGE_KIND)
-        if not isinstance(reference, str) or reference in judges or reference in failed:
+        if not isinstance(reference, str):
+            continue
+        reference = written_path(reference)
+        if reference in judges or reference in failed:
             continue
         judge = _load_judge(file, at, reference, problems, load)
         if judge is None:
@@ -254,7 +258,7 @@ def check_judges(file: SpecFile, spec: Spec) -> Iterator[Problem]:
     """Options that go with ``judge:``, and the variables each judge needs."""
     for at, item in judge_items(file.data):
         yield from _options(file, at, item, spec)
-        judge = spec.judges.get(str(item.get(JUDGE_KIND)))
+        judge = spec.judges.get(written_path(str(item.get(JUDGE_KIND))))
         if judge is not None:
             yield from _variables(file, at, item, spec, judge)
 
@@ -287,7 +291,7 @@ def _options(file: SpecFile, at: PathKey, item: dict[str, Any], spec: Spec) -> I
             "add threshold: N, the lowest passing score",
             code=JUDGE_CODE,
         )
-    judge = spec.judges.get(str(item.get(JUDGE_KIND)))
+    judge = spec.judges.get(written_path(str(item.get(JUDGE_KIND))))
     if threshold is not None and judge is not None and not _gives_score(judge):
         yield file.problem(
             (*at, "threshold"),

@@ -120,6 +120,9 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+_WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
+
+
 def temporary_database() -> sqlite3.Connection:
     """A private on-disk SQLite database that SQLite deletes itself (even after a kill), with
     a small page cache: an index of a million lines costs a few MB of memory."""
@@ -258,6 +261,11 @@ class RunStore:
     @classmethod
     def create(cls, out_dir: Path) -> RunStore:
         """A new, empty run directory under ``out_dir``."""
+        if os.name != "nt" and _WINDOWS_DRIVE.match(str(out_dir)):
+            raise UsageError(
+                f"the runs folder {out_dir} starts with a drive letter, which only Windows "
+                "has; on this system give a folder such as runs or ~/runs (with /)"
+            )
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         root = out_dir / f"{stamp}-{secrets.token_hex(3)}"
         try:

@@ -168,6 +168,9 @@ def _csv_rows(path: Path, display: str) -> Iterator[tuple[int, Any]]:
                     ),
                 )
                 continue
+            # A line break inside a quoted value is "\n" whether the file was saved on
+            # Windows or not, so the case (and its id) is the same.
+            values = [v.replace("\r\n", "\n") if "\r" in v else v for v in values]
             yield reader.line_num, dict(zip(names, values, strict=True))
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import plural
-from runner.spec.project import display_path
+from runner.spec.project import display_path, written_path
 
 # The variables every record gives a chained case or a judge, besides its own.
 RECORD_VARIABLES = ("answer", "json", "tool_calls", "record_id", "spec", "model")
@@ -115,7 +115,7 @@ def resolve_run_folder(reference: str, base: Path) -> Path:
     """The run folder ``reference`` names, relative to ``base``; a last part ``latest`` or
     ``latest~N`` picks the newest run (or the Nth before it) in its parent folder.
     Raises RunFolderError, saying what exists instead."""
-    path = base / reference
+    path = base / written_path(reference)
     found = _LATEST.fullmatch(path.name)
     if found is not None and not (path / MANIFEST).is_file():
         path = _latest(path.parent, int(found[1] or 0), reference)

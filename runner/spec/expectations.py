@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runner.spec.project import written_path
+
 TEXT = "text"
 
 # Check kinds on the answer itself (text, or a field of the parsed JSON when ``path`` is given).
@@ -101,7 +103,7 @@ def parse_checks(raw: Iterable[Any]) -> tuple[Check, ...]:
         checks.append(
             Check(
                 kind,
-                item[kind],
+                written_path(str(item[kind])) if kind == JUDGE_KIND else item[kind],
                 path,
                 path_text,
                 bool(item.get("ignore_case", False)),

@@ -151,9 +151,16 @@ def _read_config(file: Path, stamp: int) -> ProjectConfig:
     )
 
 
+def written_path(reference: str) -> str:
+    """A relative path as a spec gives it, with ``/`` for every ``\\``: Windows users write
+    ``data\\tickets.csv``, and the spec must work on every system (elsewhere a backslash could
+    be part of a file name, but no spec names such a file)."""
+    return reference.replace("\\", "/")
+
+
 def resolve_inside(root: Path, base: Path, relative: str) -> Path | None:
     """``relative`` resolved against folder ``base``, or None if it points outside ``root``."""
-    target = (base / relative).resolve()
+    target = (base / written_path(relative)).resolve()
     if target == root or root in target.parents:
         return target
     return None
@@ -170,7 +177,7 @@ def missing_file_hint(reference: str, target: Path) -> str:
         names = []
     close = close_matches(target.name, names)
     if close:
-        folder, slash, _ = reference.rpartition("/")
+        folder, slash, _ = written_path(reference).rpartition("/")
         return (
             f"{looked}; did you mean " + " or ".join(f"'{folder}{slash}{n}'" for n in close) + "?"
         )
@@ -184,13 +191,15 @@ def missing_outside(base: Path, reference: str) -> Path | None:
     """For a ``reference`` that leads out of the project: the file it names, when that file
     does not exist either. Then the fix is to supply the file, not to widen the project, so
     callers report it as missing rather than as outside."""
-    target = (base / reference).resolve()
+    target = (base / written_path(reference)).resolve()
     return None if target.exists() else target
 
 
 def display_path(path: Path) -> str:
-    """A path as a person would type it: relative to the working folder when inside it."""
+    """A path as a person would type it: relative to the working folder when inside it, with
+    ``/`` on every system (records hold it too, so a run made on Windows diffs cleanly
+    against one made elsewhere)."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
-        return str(path)
+        return path.as_posix()
