@@ -195,6 +195,16 @@ def test_a_recursive_pattern_and_the_case_variables(project, run_cli):
     ]
 
 
+def test_a_pattern_ending_in_two_stars_gives_the_files_below_on_every_python(project, run_cli):
+    write(project / "specs" / "scans" / "r0.png", imagefiles.png(2, 2))
+    write(project / "specs" / "scans" / "2025" / "r1.png", imagefiles.png(3, 3))
+    image_spec(project, [image_part("{{ path }}")], cases={"files": "scans/**"})
+
+    listed = json.loads(run_cli("render", "specs/vision.yaml").stdout)
+
+    assert [item["id"] for item in listed] == ["vision/r1.png", "vision/r0.png"]
+
+
 def test_a_data_file_column_names_the_images(project, run_cli):
     write(project / "specs" / "img" / "one.png", imagefiles.png(1, 1, shade=1))
     write(project / "specs" / "img" / "two.png", imagefiles.png(1, 1, shade=2))
@@ -508,7 +518,12 @@ def test_two_files_of_one_name_are_reported(project, run_cli):
 
 @pytest.mark.parametrize(
     ("pattern", "words"),
-    [("***/x.png", "is not a pattern this runner reads"), ("/abs/*.png", "may not leave")],
+    [
+        ("***/x.png", "is not a pattern this runner reads"),
+        ("scans/a**.png", "is not a pattern this runner reads"),
+        (".", "is not a pattern this runner reads"),
+        ("/abs/*.png", "may not leave"),
+    ],
 )
 def test_unusable_patterns_and_paths_are_reported_not_raised(project, run_cli, pattern, words):
     image_spec(project, [image_part("{{ path }}")], cases={"files": pattern})

@@ -10,7 +10,13 @@ from typing import Any
 from runner.check.context import SpecFile
 from runner.check.schema import field_validator, spec_properties
 from runner.errors import Problem, SpecError
-from runner.spec.cases import DATA_SUFFIXES, CaseSource, FilePattern, check_cases
+from runner.spec.cases import (
+    DATA_SUFFIXES,
+    CaseSource,
+    FilePattern,
+    check_cases,
+    pattern_problem,
+)
 from runner.spec.chain import (
     DEFAULT_STATUS,
     RECORD_VARIABLES,
@@ -161,13 +167,17 @@ def _file_pattern(file: SpecFile, pattern: str, problems: list[Problem]) -> File
         )
         return None
     files = FilePattern(pattern, file.folder_of(("cases",)), file.root)
-    try:
-        next(files.folder.glob(pattern), None)
-    except (ValueError, OSError) as exc:
+    reason = pattern_problem(pattern)
+    if reason is None:
+        try:
+            next(files.folder.glob(pattern), None)
+        except (ValueError, OSError) as exc:
+            reason = str(exc)
+    if reason is not None:
         problems.append(
             file.problem(
                 ("cases", "files"),
-                f"'{pattern}' is not a pattern this runner reads: {exc}",
+                f"'{pattern}' is not a pattern this runner reads: {reason}",
                 "use * for any name and ** for any folders, e.g. scans/**/*.jpg",
             )
         )

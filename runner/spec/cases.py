@@ -136,10 +136,27 @@ def read_rows(source: CaseSource) -> Iterator[tuple[int, Any]]:
         yield from enumerate(_document_rows(source.file, source.display), start=1)
 
 
+def pattern_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a file pattern this runner reads, or None. The rules are ours, the
+    same on every Python: 3.13's glob reads ``***`` as ``*`` where older ones refuse it."""
+    parts = [part for part in pattern.split("/") if part not in ("", ".")]
+    if not parts:
+        return "it names no file"
+    if any("**" in part and part != "**" for part in parts):
+        return "'**' can only be a whole folder name, as in scans/**/*.png"
+    return None
+
+
+def _glob_pattern(pattern: str) -> str:
+    """``pattern`` as every Python's glob reads it alike: a trailing ``**`` matches folders only
+    before 3.13 and files too from 3.13 on, so it is spelled ``**/*`` (files are what we keep)."""
+    return pattern + "/*" if pattern.rstrip("/").rsplit("/", 1)[-1] == "**" else pattern
+
+
 def file_rows(files: FilePattern) -> Iterator[dict[str, str]]:
     """One row per matching file, in path order: its name is the case id; ``path`` (relative
     to the spec's folder), ``name`` and ``stem`` are its variables."""
-    matches = sorted(files.folder.glob(files.pattern))
+    matches = sorted(files.folder.glob(_glob_pattern(files.pattern)))
     for match in matches:
         target = match.resolve()
         if not match.is_file() or (files.root not in target.parents):
