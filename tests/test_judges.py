@@ -251,6 +251,26 @@ def test_a_judge_that_fails_leaves_the_record_for_resume_which_asks_only_the_jud
         assert isinstance(judge_results(record)[0]["actual"]["pass"], bool)
 
 
+def test_a_resume_without_the_cache_asks_only_the_judges_too(
+    project, openai_server, server_run, run_cli
+):
+    write_judge(project)
+    write_reply(project)
+    openai_server.plan("500", "500", "500", marker="judge marker")
+    first = server_run("specs/reply.yaml", "--no-cache")
+    assert first.exit_code == 1
+    assert openai_server.count == 6
+    run_dir = only_run(project)
+    answers = {i: r["output"]["content"] for i, r in read_records(run_dir).items()}
+    resumed = run_cli("run", "--resume", str(run_dir))
+    assert resumed.exit_code == 0, resumed.output
+    assert openai_server.count == 9  # the answers came from the run's own records
+    for record_id, record in read_records(run_dir).items():
+        assert record["status"] == "ok"
+        assert record["output"]["content"] == answers[record_id]
+        assert isinstance(judge_results(record)[0]["actual"]["pass"], bool)
+
+
 # ---- runner score
 
 

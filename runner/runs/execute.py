@@ -28,6 +28,7 @@ from runner.grade.judge import JudgeTally, tally
 from runner.providers.endpoints import Endpoint, ProviderOverride, resolve_endpoint
 from runner.runs.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
 from runner.runs.cassette import Cassette
+from runner.runs.earlier import EarlierAnswers
 from runner.runs.failures import FailureGroups
 from runner.runs.judging import (
     JudgeCall,
@@ -348,11 +349,20 @@ def resume_run(
         answers = _open_answers(specs, endpoints, settings, done)
         streams = _model_streams(specs, settings, endpoints, done)
         total = max(_request_count(specs, settings) - len(done), 0)
+        earlier = EarlierAnswers.of(store)
     except BaseException:
         _give_up(store, answers)
         raise
     return _execute(
-        store, streams, total, specs, settings, progress, resumed=len(done), answers=answers
+        store,
+        streams,
+        total,
+        specs,
+        settings,
+        progress,
+        resumed=len(done),
+        answers=answers,
+        earlier=earlier,
     )
 
 
@@ -525,9 +535,11 @@ def _execute(
     resumed: int = 0,
     answers: AnswerSource | None = None,
     text: TextSink | None = None,
+    earlier: EarlierAnswers | None = None,
 ) -> RunSummary:
     """Send, drain, close and finish a planned run (``store`` locked by this process)."""
-    return _Run(store, total, specs, settings, progress, resumed, answers, text).go(streams)
+    run = _Run(store, total, specs, settings, progress, resumed, answers, text, earlier)
+    return run.go(streams)
 
 
 class _Run:
@@ -549,6 +561,7 @@ class _Run:
         resumed: int,
         answers: AnswerSource | None,
         text: TextSink | None,
+        earlier: EarlierAnswers | None = None,
     ):
         self.store, self.total, self.specs, self.settings = store, total, specs, settings
         self.progress = progress
@@ -556,7 +569,7 @@ class _Run:
         self.stops = StopRequests()
         # A progress display (runner/runs/progress.py) may also show waits, and end its line.
         on_wait = getattr(progress, "waiting", None)
-        self.sender = _Sender(settings, answers, text if total == 1 else None, on_wait)
+        self.sender = _Sender(settings, answers, text if total == 1 else None, on_wait, earlier)
         self.summary = RunSummary(store.root, resumed=resumed)
         self.writer = RecordWriter(store, depth=settings.concurrency * 2)
         self._lock = threading.Lock()
@@ -822,8 +835,10 @@ class _Sender:
         answers: AnswerSource | None = None,
         text: TextSink | None = None,
         on_wait: Callable[[Wait | None], None] | None = None,
+        earlier: EarlierAnswers | None = None,
     ):
         self.settings = settings
+        self.earlier = earlier  # a resumed run's answers whose judges failed
         self.limits = Limits(settings.rpm, settings.tpm, settings.max_wait, on_wait)
         # Requests on the wire at once; workers waiting for their turn do not count.
         self.gate = Gate(settings.concurrency)
@@ -848,6 +863,8 @@ class _Sender:
                 finish(record)
             return record
         key, stored = _stored_answer(self.answers, job)
+        if stored is None and self.earlier is not None:
+            stored = self.earlier.get(job.record_id, job.request.recorded_body)
         answer = self._from_store(stored) if stored is not None else self._answer(job)
         if answer is None:
             return None
@@ -1004,6 +1021,8 @@ class _Sender:
             if self.client is not None:
                 self.client.close()
         finally:
+            if self.earlier is not None:
+                self.earlier.close()
             if self.answers is not None:
                 self.answers.close()
 
