@@ -334,12 +334,14 @@ def validate_specs(
 
     Never raises for a bad spec: look at ``result.ok`` and ``result.problems`` (each with
     ``path``, ``line``, ``column``, ``message`` and ``hint``). ``variables`` are values given
-    from outside the specs (as ``--var`` does); ``allow_key_env`` names key variables the
-    specs' own endpoints may read (as ``--allow-key-env`` does).
+    from outside the specs (as ``--var`` does). ``allow_key_env`` is no longer taken (a
+    UsageError says what replaced it: ``runner trust``).
     """
     from runner.check.validate import validate_paths
+    from runner.providers.trust import refuse_allow_list
 
-    return validate_paths((Path(p) for p in paths), variables, allow_key_env)
+    refuse_allow_list(allow_key_env)
+    return validate_paths((Path(p) for p in paths), variables)
 
 
 def load_specs(

@@ -124,6 +124,15 @@ class ProviderError(UsageError):
     """The provider configuration is unusable (e.g. the API key variable is not set): exit 2."""
 
 
+class UntrustedEndpoint(ProviderError):
+    """A key would go to a server the user did not choose: the command stops before sending
+    anything (exit code 2). ``reasons`` holds one sentence per key and server."""
+
+    def __init__(self, reasons: list[str]):
+        self.reasons = reasons
+        super().__init__("\n".join(reasons))
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived (``timeout``, a cancelled CI job, ``docker stop``): stop like Ctrl-C."""
 

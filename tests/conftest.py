@@ -16,6 +16,16 @@ from runner.cli.main import cli
 
 
 @pytest.fixture(autouse=True)
+def user_config_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Every test has an empty config folder of its own (XDG_CONFIG_HOME): runner's config.yaml
+    and the projects approved with runner trust are never read from, or written to, the real
+    home folder."""
+    folder = tmp_path_factory.mktemp("xdg-config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
 def valid_specs_render(request: pytest.FixtureRequest):
     """After a test that used tmp_path: every spec in it that validates must also render."""
     folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None

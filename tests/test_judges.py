@@ -218,7 +218,11 @@ def test_a_judge_may_name_another_provider(project, openai_server, run_cli, monk
     write_judge(project, provider="offline")
     provider = {"base_url": openai_server.base_url, "api_key_env": KEY_ENV}
     write_reply(project, provider=provider)
-    (project / "runner.yaml").write_text(f"version: 1\nallow_key_env: [{KEY_ENV}]\n")
+    (project / "runner.yaml").write_text(
+        f"version: 1\nendpoints: [{{base_url: '{openai_server.base_url}', "
+        f"api_key_env: {KEY_ENV}}}]\n"
+    )
+    assert run_cli("trust").exit_code == 0
     result = run_cli("run", "specs/reply.yaml", "--out", "runs")
     assert result.exit_code == 0, result.output
     assert openai_server.count == 3  # the answers; the judge answered offline

@@ -1,13 +1,12 @@
-"""The project around a spec: which keys a spec-defined endpoint may use (runner.yaml,
---allow-key-env, the RUNNER_KEY_ names), what a $ref that leaves the folder is told, and the
-machine-readable forms of validate's problems (GitHub annotations, JSON)."""
+"""The project around a spec: its runner.yaml, what a $ref that leaves the folder is told, and
+the machine-readable forms of validate's problems (GitHub annotations, JSON). Which keys a
+spec-defined endpoint may use is tests/test_trust.py."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
 from helpers import without_codes
 
 SECRET = "AKIA-not-for-this-spec-42"
@@ -28,46 +27,6 @@ def foreign_spec(project: Path, url: str, env: str) -> None:
     (project / "specs" / "foreign.yaml").write_text(SPEC.format(url=url, env=env))
 
 
-def test_a_foreign_spec_naming_an_unallowed_variable_is_refused_and_nothing_is_sent(
-    project, run_cli, openai_server, monkeypatch
-):
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    foreign_spec(project, openai_server.base_url, "AWS_SECRET_ACCESS_KEY")
-
-    validate = run_cli("validate", "specs")
-    run = run_cli("run", "specs", "--out", "runs")
-
-    assert validate.exit_code == 1 and run.exit_code == 1
-    expected = (
-        "specs/foreign.yaml:6:16: the spec sends the environment variable AWS_SECRET_ACCESS_KEY "
-        "as the key of its own endpoint, and this project has not allowed that variable (a spec "
-        "from elsewhere could otherwise send any of your secrets to an address it chooses) (if "
-        "you trust this spec, allow it in runner.yaml (allow_key_env: [AWS_SECRET_ACCESS_KEY]) "
-        "or with --allow-key-env AWS_SECRET_ACCESS_KEY, or name the variable RUNNER_KEY_...)"
-    )
-    assert without_codes(validate.stdout).splitlines() == [expected]
-    assert run.output.startswith(expected)
-    assert openai_server.count == 0
-    assert SECRET not in validate.output + run.output
-    assert not (project / "runs").exists()
-
-
-@pytest.mark.parametrize("how", ["command line", "runner.yaml", "naming rule"])
-def test_an_allowed_variable_is_sent_as_the_key(project, run_cli, openai_server, monkeypatch, how):
-    env = "RUNNER_KEY_PROXY" if how == "naming rule" else "PROXY_TOKEN"
-    monkeypatch.setenv(env, SECRET)
-    foreign_spec(project, openai_server.base_url, env)
-    extra = ["--allow-key-env", env] if how == "command line" else []
-    if how == "runner.yaml":
-        (project / "runner.yaml").write_text(f"version: 1\nallow_key_env: [{env}]\n")
-
-    result = run_cli("run", "specs", "--out", "runs", "--quiet", *extra)
-
-    assert result.exit_code == 0, result.output
-    (received,) = openai_server.received
-    assert received.headers["authorization"] == f"Bearer {SECRET}"
-
-
 def test_a_broken_runner_yaml_is_reported_at_its_line(project, run_cli, openai_server):
     foreign_spec(project, openai_server.base_url, "PROXY_TOKEN")
     (project / "runner.yaml").write_text("version: 1\nallow_keys: [PROXY_TOKEN]\n")
@@ -76,7 +35,7 @@ def test_a_broken_runner_yaml_is_reported_at_its_line(project, run_cli, openai_s
 
     assert without_codes(result.stdout).splitlines() == [
         "runner.yaml:2:1: unknown setting 'allow_keys' in runner.yaml "
-        "(runner.yaml may hold: version, allow_key_env, silence)"
+        "(runner.yaml may hold: version, endpoints, silence)"
     ]
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from runner.errors import ProviderError
+from runner.errors import ProviderError, UntrustedEndpoint
 from runner.providers.endpoints import ProviderOverride, Secret, resolve_endpoint
 from runner.spec.objects import Provider
 
@@ -22,11 +22,29 @@ def test_spec_provider_is_used():
     assert endpoint.api_key_env == "OPENAI_API_KEY"
 
 
-def test_custom_base_url_from_spec():
+def test_custom_base_url_from_spec_sends_its_key_only_once_the_user_chose_that_server():
     spec = Provider("local", "http://127.0.0.1:8000/v1", "LOCAL_KEY")
-    endpoint = resolve_endpoint(spec, ProviderOverride(), ENV)
-    assert endpoint.completions_url == "http://127.0.0.1:8000/v1/chat/completions"
+    with pytest.raises(UntrustedEndpoint, match=r"\$LOCAL_KEY to http://127.0.0.1:8000, a"):
+        resolve_endpoint(spec, ProviderOverride(), ENV)
+    chosen = ProviderOverride(base_url="http://127.0.0.1:8000", api_key_env="LOCAL_KEY")
+    endpoint = resolve_endpoint(spec, chosen, ENV)
+    assert endpoint.completions_url == "http://127.0.0.1:8000/chat/completions"
     assert endpoint.api_key is not None and endpoint.api_key.reveal() == "local"
+
+
+def test_a_builtin_provider_on_the_users_base_url_sends_its_key_there():
+    endpoint = resolve_endpoint(None, ProviderOverride("groq", "http://127.0.0.1:9/v1"), ENV)
+    assert endpoint.api_key is not None and endpoint.api_key.reveal() == "gsk_secret"
+
+
+def test_the_users_key_variable_may_go_to_a_builtin_server():
+    endpoint = resolve_endpoint(Provider("openai"), ProviderOverride(api_key_env="LOCAL_KEY"), ENV)
+    assert endpoint.api_key is not None and endpoint.api_key.reveal() == "local"
+
+
+def test_nothing_sent_means_no_key_read():
+    endpoint = resolve_endpoint(None, ProviderOverride(require_key=False), ENV)
+    assert endpoint.api_key is None and endpoint.api_key_env == "GROQ_API_KEY"
 
 
 def test_custom_endpoint_without_key():

@@ -78,7 +78,6 @@ CODES: dict[str, str] = {
     "reasoning-format": "Groq's reasoning_format where Groq refuses it",
     # providers and keys
     "provider-label": "a spec-defined endpoint uses a built-in provider's name",
-    "key-not-allowed": "a spec-defined endpoint names a key variable the project does not allow",
     # images
     "image-not-found": "a local image cannot be found or read",
     "image-limit": "an image breaks the provider's limits (type, size, pixels)",
@@ -105,7 +104,7 @@ MESSAGE_CODES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         ("repeated-name", r"^spec name '.*' is also used by"),
         ("matrix-field", r"^(the matrix cannot vary|matrix \w+\[)"),
-        ("project-config", r"(runner\.yaml|allow_key_env lists)"),
+        ("project-config", r"runner\.yaml"),
         ("template-syntax", r"^template syntax error"),
         ("unknown-filter", r"^template uses the (filter|test) '"),
         ("template-unsafe", r"^template (uses the attribute|formats with|tried something)"),
@@ -140,7 +139,6 @@ MESSAGE_CODES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("token-limits", r"^both max_tokens and max_completion_tokens"),
         ("json-mode-without-json", r"^JSON mode needs the word"),
         ("provider-label", r"is a built-in provider"),
-        ("key-not-allowed", r"as the key of its own endpoint"),
         (
             "image-not-found",
             r"(image file not found|the image path|cannot read the image|"

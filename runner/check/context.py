@@ -33,8 +33,6 @@ class SpecFile:
     env: jinja2.Environment
     # Template variables the command line gives (--var, --vars-file); they win over all others.
     variables: Mapping[str, Any] = field(default_factory=dict)
-    # Environment variables the command line allows as keys of spec-defined endpoints.
-    allowed_keys: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -43,11 +41,10 @@ class SpecFile:
         display: str,
         bases: tuple[Document, ...] = (),
         variables: Mapping[str, Any] | None = None,
-        allowed_keys: Iterable[str] = (),
     ) -> SpecFile:
         root = find_project_root(doc.path)
         env = template_environment(root)
-        return cls(doc, display, bases, root, env, variables or {}, frozenset(allowed_keys))
+        return cls(doc, display, bases, root, env, variables or {})
 
     @property
     def data(self) -> dict[str, Any]:

@@ -79,18 +79,16 @@ class FixOutcome:
         return sum(len(f.fixed) for f in self.files if f.changed)
 
 
-def fix_paths(
-    paths: Iterable[Path], allowed_keys: Iterable[str] = (), *, write: bool = True
-) -> FixOutcome:
+def fix_paths(paths: Iterable[Path], *, write: bool = True) -> FixOutcome:
     """Validate the specs under ``paths`` and apply every safe fix (``write=False``: only
     work out the changes); the validation returned is of the files as they now are."""
-    paths, allowed = list(paths), tuple(allowed_keys)
-    before = validate_paths(paths, None, allowed)
+    paths = list(paths)
+    before = validate_paths(paths, None)
     plans = plan_fixes(before.problems)
     if not write or not any(plan.changed for plan in plans):
         return FixOutcome(tuple(plans), before)
     write_fixes(plans)
-    return FixOutcome(tuple(plans), validate_paths(paths, None, allowed))
+    return FixOutcome(tuple(plans), validate_paths(paths, None))
 
 
 def plan_fixes(problems: Iterable[Problem]) -> list[FileFix]:

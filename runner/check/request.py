@@ -4,6 +4,7 @@ limits, JSON mode, and the provider a spec names."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from runner.check.codes import silence_problems
@@ -14,8 +15,9 @@ from runner.errors import Fix, Problem, SpecError
 from runner.providers.endpoints import BUILTIN_PROVIDERS, OFFLINE
 from runner.spec.document import PathKey
 from runner.spec.hints import closest, is_slip
+from runner.spec.load import load_yaml
 from runner.spec.objects import OutputSchema, Provider, Spec, Tool
-from runner.spec.project import CONFIG_FILE, KEY_ENV_PREFIX, display_path, project_config
+from runner.spec.project import CONFIG_FILE, ENDPOINT_EXAMPLE, display_path, project_config
 
 
 def build_output_schema(
@@ -185,28 +187,18 @@ def check_project_config(file: SpecFile, spec: Spec) -> Iterator[Problem]:
         yield from exc.problems
         return
     yield from silence_problems(file.root, config)
-
-
-def check_provider_key(file: SpecFile, spec: Spec) -> Iterator[Problem]:
-    """A spec that defines its own endpoint may name as its key only a variable the user
-    allowed (runner.yaml's allow_key_env, --allow-key-env) or one named RUNNER_KEY_...:
-    otherwise a spec from someone else could send any secret in the environment to its URL."""
-    provider = file.data.get("provider")
-    name = provider.get("api_key_env") if isinstance(provider, dict) else None
-    if not isinstance(name, str) or name.startswith(KEY_ENV_PREFIX) or name in file.allowed_keys:
-        return
-    try:
-        allowed = project_config(file.root).allow_key_env
-    except SpecError:
-        return  # reported by check_project_config
-    if name in allowed:
-        return
-    config = file.root / CONFIG_FILE
-    yield file.problem(
-        ("provider", "api_key_env"),
-        f"the spec sends the environment variable {name} as the key of its own endpoint, and "
-        "this project has not allowed that variable (a spec from elsewhere could otherwise "
-        "send any of your secrets to an address it chooses)",
-        f"if you trust this spec, allow it in {display_path(config)} (allow_key_env: [{name}]) "
-        f"or with --allow-key-env {name}, or name the variable {KEY_ENV_PREFIX}...",
-    )
+    if config.allow_key_env:
+        doc = load_yaml(file.root / CONFIG_FILE, display_path(file.root / CONFIG_FILE))
+        yield replace(
+            doc.problem(
+                ("allow_key_env",),
+                "allow_key_env no longer lets specs send keys: a project cannot choose where "
+                "your keys go",
+                "declare each server and its key under endpoints: (e.g. endpoints: "
+                f"{ENDPOINT_EXAMPLE}), then approve the declaration once with: runner trust "
+                f"{file.root}",
+                key=True,
+                code="project-config",
+            ),
+            severity="warning",
+        )

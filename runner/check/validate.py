@@ -43,7 +43,6 @@ from runner.check.request import (
     build_tools,
     check_json_mode_mentions_json,
     check_project_config,
-    check_provider_key,
     check_provider_label,
     check_token_limits,
     check_tool_choice,
@@ -78,7 +77,6 @@ CHECKS: list[Check] = [
     check_token_limits,
     check_json_mode_mentions_json,
     check_provider_label,
-    check_provider_key,
     check_project_config,
     check_expectations,
     check_judges,
@@ -142,18 +140,16 @@ def _walk(folder: Path) -> Iterator[Path]:
 def validate_paths(
     paths: Iterable[Path],
     variables: Mapping[str, Any] | None = None,
-    allowed_keys: Iterable[str] = (),
 ) -> Validation:
     """Validate every spec file under ``paths``, collecting all problems. ``variables`` are
-    the command line's template variables, which win over the specs' and cases';
-    ``allowed_keys`` the variables it allows as keys of spec-defined endpoints."""
+    the command line's template variables, which win over the specs' and cases'."""
     result = Validation()
     forget_projects()
     seen: set[Problem] = set()
     for path in find_spec_files(paths):
         result.files += 1
         try:
-            spec, warnings = check_spec(path, variables, allowed_keys)
+            spec, warnings = check_spec(path, variables)
             result.specs.append(spec)
             result.problems.extend(p for p in warnings if p not in seen)
             seen.update(warnings)
@@ -191,14 +187,12 @@ def _repeated_names(specs: list[Spec]) -> Iterator[Problem]:
             )
 
 
-def load_spec(
-    path: Path, variables: Mapping[str, Any] | None = None, allowed_keys: Iterable[str] = ()
-) -> Spec:
+def load_spec(path: Path, variables: Mapping[str, Any] | None = None) -> Spec:
     """Load and fully check one spec file; raise SpecError listing every problem in it.
 
-    ``variables`` are the command line's template variables (--var, --vars-file) and
-    ``allowed_keys`` its --allow-key-env names. Warnings go to the caller through ``warn``."""
-    spec, warnings = check_spec(path, variables, allowed_keys)
+    ``variables`` are the command line's template variables (--var, --vars-file). Warnings go
+    to the caller through ``warn``."""
+    spec, warnings = check_spec(path, variables)
     unused = unused_variables(variables or {}, [spec])
     for problem in silenced([with_code(p) for p in [*warnings, *unused]], [_config(path)]):
         warn(problem)
@@ -206,7 +200,7 @@ def load_spec(
 
 
 def check_spec(
-    path: Path, variables: Mapping[str, Any] | None = None, allowed_keys: Iterable[str] = ()
+    path: Path, variables: Mapping[str, Any] | None = None
 ) -> tuple[Spec, list[Problem]]:
     """One spec file loaded and fully checked, with its warnings; raises SpecError listing
     every problem (errors and warnings) when any is an error."""
@@ -215,7 +209,7 @@ def check_spec(
     problems = schema_problems(doc, display)
     if problems:
         raise SpecError(problems)
-    file = SpecFile.of(doc, display, bases, variables, allowed_keys)
+    file = SpecFile.of(doc, display, bases, variables)
     spec = _build(file, problems)
     for check in CHECKS:
         problems.extend(check(file, spec))

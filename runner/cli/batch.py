@@ -101,7 +101,7 @@ def submit(
         result = api.resume_submit(resume_dir)
     else:
         cache = cache_mode(no_cache, refresh, None, dry_run, None)
-        chosen = run_options({**options, "stream": False}, cache, None, selection, ())
+        chosen = run_options({**options, "stream": False}, cache, None, selection)
         if dry_run:
             print_plan(api.plan_specs(*paths, options=chosen), as_json)
         window, lines, size = (options[k] for k in ("completion_window", "max_lines", "max_bytes"))

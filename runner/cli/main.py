@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from runner.cli import batch, cache, init, report, run, score, validate
+from runner.cli import batch, cache, init, report, run, score, trust, validate
 from runner.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -39,6 +39,7 @@ for command in (
     batch.batch,
     init.init,
     score.score,
+    trust.trust,
 ):
     cli.add_command(command)
 report.register(cli)

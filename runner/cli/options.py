@@ -177,13 +177,24 @@ def out_dir_option(command: F) -> F:
 
 
 def allow_key_env_option(command: F) -> F:
-    """--allow-key-env NAME (repeatable), handed to the command as ``allow_key_env``."""
+    """--allow-key-env NAME, no longer taken: it says what replaced it (runner trust)."""
+
+    def refuse(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+        from runner.providers.trust import refuse_allow_list
+
+        try:
+            refuse_allow_list(value)
+        except UsageError as exc:
+            raise click.UsageError(str(exc), ctx) from None
+
     return click.option(
         "--allow-key-env",
         multiple=True,
         metavar="NAME",
-        help="Let specs use this environment variable as the key of an endpoint they define "
-        "(repeatable; or list it under allow_key_env in runner.yaml).",
+        hidden=True,
+        expose_value=False,
+        callback=refuse,
+        help="No longer taken: see runner trust.",
     )(command)
 
 
@@ -196,7 +207,6 @@ def run_options(
     cache: str,
     replay: Path | None,
     selection: Selection,
-    allow_key_env: tuple[str, ...],
 ) -> Any:
     """The API's RunOptions from the sending options of run (or of batch submit, which lacks
     run's pacing options: those keep RunOptions' defaults)."""
@@ -206,7 +216,6 @@ def run_options(
         provider=options["provider"],
         base_url=options["base_url"],
         api_key_env=options["api_key_env"],
-        allow_key_env=allow_key_env,
         retries=options["retries"],
         timeout=options["timeout"],
         **{name: options[name] for name in RUN_ONLY_OPTIONS if name in options},

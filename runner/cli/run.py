@@ -165,7 +165,6 @@ def run(
     quiet: bool,
     as_json: bool,
     selection: Selection,
-    allow_key_env: tuple[str, ...],
     **options: Any,
 ) -> None:
     """Validate specs, send their requests and save the results in a new run directory.
@@ -186,7 +185,7 @@ def run(
     _check_arguments(paths, resume_dir, selection, show_answers, as_json)
     cache = cache_mode(no_cache, refresh, replay_file, dry_run, resume_dir)
     if resume_dir is None:
-        chosen = run_options(options, cache, replay_file, selection, allow_key_env)
+        chosen = run_options(options, cache, replay_file, selection)
         if dry_run:
             print_plan(api.plan_specs(*paths, options=chosen), as_json)
     display = _RunDisplay(quiet, as_json, show_answers)

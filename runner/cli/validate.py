@@ -50,7 +50,6 @@ def validate(
     kind: str,
     fix: bool,
     diff: bool,
-    allow_key_env: tuple[str, ...],
 ) -> None:
     """Check spec files (or folders of them) and report every problem found.
 
@@ -61,9 +60,9 @@ def validate(
     from runner.check.formats import format_problems
 
     if fix or diff:
-        result = _fix(paths, allow_key_env, write=not diff, kind=kind, quiet=quiet)
+        result = _fix(paths, write=not diff, kind=kind, quiet=quiet)
     else:
-        result = validate_specs(*paths, allow_key_env=allow_key_env)
+        result = validate_specs(*paths)
     if result.files == 0:
         raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
     text = format_problems(result.problems, kind, result.files)  # type: ignore[arg-type]
@@ -74,15 +73,13 @@ def validate(
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
-def _fix(
-    paths: tuple[Path, ...], allow_key_env: tuple[str, ...], *, write: bool, kind: str, quiet: bool
-) -> Validation:
+def _fix(paths: tuple[Path, ...], *, write: bool, kind: str, quiet: bool) -> Validation:
     """Print the fixes as a unified diff (stdout) and the files left alone (stderr)."""
     from runner.check.fix import fix_paths
 
     if kind != "text":
         raise UsageError("--fix and --diff print a diff: use them with --format text")
-    outcome = fix_paths(paths, allow_key_env, write=write)
+    outcome = fix_paths(paths, write=write)
     for file in outcome.files:
         if file.changed:
             click.echo(file.diff(), nl=False)

@@ -3,7 +3,7 @@
 A provider is resolved once per run from, in order of precedence: the command line, the
 environment (``RUNNER_PROVIDER``, ``RUNNER_BASE_URL``), the spec's ``provider:`` key, and the
 default, Groq. Keys are read only from environment variables and kept in a ``Secret`` whose
-repr never shows them.
+repr never shows them; a key goes only to a server the user chose (``runner/providers/trust.py``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from runner.errors import ProviderError
+from runner.providers.trust import Chosen, check_route, origin
 from runner.spec.objects import Provider
 
 DEFAULT_PROVIDER = "groq"
@@ -31,6 +33,10 @@ BUILTIN_PROVIDERS = {
     "groq": BuiltinProvider("https://api.groq.com/openai/v1", "GROQ_API_KEY"),
     "openai": BuiltinProvider("https://api.openai.com/v1", "OPENAI_API_KEY"),
 }
+# Each built-in key goes to its provider's server (and, unless the user says so, nowhere else).
+BUILTIN_ROUTES = frozenset(
+    (p.api_key_env, origin(p.base_url)) for p in BUILTIN_PROVIDERS.values() if p.api_key_env
+)
 
 
 class Secret:
@@ -79,7 +85,7 @@ class ProviderOverride:
     name: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
-    # False when nothing will be sent (replay, dry run): a missing key is then no error.
+    # False when nothing will be sent (replay, dry run): no key is read, none is needed.
     require_key: bool = True
 
 
@@ -87,8 +93,14 @@ def resolve_endpoint(
     spec_provider: Provider | None,
     override: ProviderOverride,
     environ: Mapping[str, str] | None = None,
+    project: Path | None = None,
+    what: str = "the spec",
 ) -> Endpoint:
-    """The endpoint one spec's requests go to, with its key read from the environment."""
+    """The endpoint one spec's requests go to, with its key read from the environment.
+
+    The key goes only to a server the user chose (see ``runner/providers/trust.py``);
+    ``project`` is the folder of the spec (whose approved runner.yaml may declare servers),
+    ``what`` names the spec in the message that stops the run when the key may not go."""
     env = os.environ if environ is None else environ
     name = override.name or (spec_provider.name if spec_provider else None) or DEFAULT_PROVIDER
     if override.base_url and not override.name:
@@ -105,20 +117,33 @@ def resolve_endpoint(
             f"{', '.join([*BUILTIN_PROVIDERS, OFFLINE])}"
         )
     key_env = override.api_key_env or spec_key or (builtin.api_key_env if builtin else None)
-    if not override.require_key and key_env and not env.get(key_env, "").strip():
+    if not override.require_key or key_env is None:
         return Endpoint(name, base_url, key_env)
+    _check_name(key_env)
+    check_route(key_env, base_url, chosen_by(override), project, BUILTIN_ROUTES, what)
     return Endpoint(name, base_url, key_env, _read_key(name, key_env, env))
 
 
-def _read_key(name: str, key_env: str | None, env: Mapping[str, str]) -> Secret | None:
-    if key_env is None:
-        return None
+def chosen_by(override: ProviderOverride) -> Chosen:
+    """The key variable and server the command line (or environment) chose."""
+    named = BUILTIN_PROVIDERS.get(override.name or "")
+    key_env = override.api_key_env or (named.api_key_env if named and override.base_url else None)
+    return Chosen(key_env, override.base_url)
+
+
+def _check_name(key_env: str) -> None:
     if not _ENV_NAME.fullmatch(key_env):
         # Never repeat the value: it may be the key itself, pasted in the wrong place.
         raise ProviderError(
             "--api-key-env (and api_key_env) take the NAME of an environment variable, such "
             "as GROQ_API_KEY, not the key itself; the value given is not a variable name"
         )
+
+
+def _read_key(name: str, key_env: str | None, env: Mapping[str, str]) -> Secret | None:
+    if key_env is None:
+        return None
+    _check_name(key_env)
     value = env.get(key_env, "").strip()
     if not value:
         raise ProviderError(
@@ -126,4 +151,22 @@ def _read_key(name: str, key_env: str | None, env: Mapping[str, str]) -> Secret 
             f"needs an API key (export {key_env}=..., or run with "
             "--provider offline to try the specs without a key)"
         )
+    _check_header_safe(key_env, value)
     return Secret(value)
+
+
+def _check_header_safe(key_env: str, value: str) -> None:
+    """A key goes in the Authorization header: a line break or a character outside Latin-1
+    there is a mistake (a file pasted whole, two keys, a smart quote). Say where, never what."""
+    for position, char in enumerate(value, 1):
+        if char < " " or char == "\x7f":
+            kind = "a line break" if char in "\r\n" else "a control character"
+        elif ord(char) > 0xFF:
+            kind = "a character that cannot go in an HTTP header (outside Latin-1)"
+        else:
+            continue
+        raise ProviderError(
+            f"the environment variable {key_env} holds {kind} at character {position} of "
+            f"{len(value)}, so it cannot be sent as an API key; set it to the key alone "
+            f"(export {key_env}=...)"
+        )

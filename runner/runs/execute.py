@@ -22,7 +22,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from runner.errors import RenderError, RunInterrupted, RunStopped, UsageError, plural
+from runner.errors import (
+    RenderError,
+    RunInterrupted,
+    RunStopped,
+    UntrustedEndpoint,
+    UsageError,
+    plural,
+)
 from runner.grade import expect
 from runner.grade.judge import JudgeTally, tally
 from runner.providers.endpoints import Endpoint, ProviderOverride, resolve_endpoint
@@ -54,6 +61,7 @@ from runner.send.stream_send import StreamedAnswer, stream_offline, stream_once,
 from runner.send.transport import HttpClient, HttpResult, RetryPolicy, Timeouts, retryable
 from runner.spec.cases import Selection, count_requests, expand, record_id, unknown_case_ids
 from runner.spec.objects import Spec
+from runner.spec.project import find_project_root
 from runner.spec.render import Request, render_request
 
 
@@ -435,11 +443,26 @@ def _reload(entry: dict[str, Any], load: Callable[[Path], Spec]) -> Spec:
 
 
 def _endpoints(specs: list[Spec], settings: RunSettings) -> dict[Any, Endpoint]:
-    """Each spec provider's endpoint, resolved once: a missing key fails before any request."""
+    """Each spec provider's endpoint, resolved once: a missing key, or a key that may not go
+    where a spec sends it, fails before any request (naming every such key and server)."""
     endpoints: dict[Any, Endpoint] = {}
+    seen: set[tuple[Any, Path]] = set()
+    refused: list[str] = []
     for spec in (*specs, *judge_specs(specs)):
-        if spec.provider not in endpoints:
-            endpoints[spec.provider] = resolve_endpoint(spec.provider, settings.provider)
+        project = find_project_root(spec.path)
+        if (spec.provider, project) in seen:
+            continue
+        seen.add((spec.provider, project))
+        try:
+            endpoint = resolve_endpoint(
+                spec.provider, settings.provider, project=project, what=spec.display
+            )
+        except UntrustedEndpoint as exc:
+            refused += [r for r in exc.reasons if r not in refused]
+            continue
+        endpoints.setdefault(spec.provider, endpoint)
+    if refused:
+        raise UntrustedEndpoint(refused)
     return endpoints
 
 

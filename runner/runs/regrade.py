@@ -21,6 +21,7 @@ from runner.runs.execute import RunSettings, _Sender
 from runner.runs.judging import judge_specs
 from runner.spec.cases import Case
 from runner.spec.objects import Spec
+from runner.spec.project import find_project_root
 from runner.spec.render import Request
 
 T = TypeVar("T")
@@ -36,7 +37,12 @@ class Regrader:
         providers: dict[Any, Endpoint] = {}
         for judge in judges:
             if judge.provider not in providers:
-                providers[judge.provider] = resolve_endpoint(judge.provider, settings.provider)
+                providers[judge.provider] = resolve_endpoint(
+                    judge.provider,
+                    settings.provider,
+                    project=find_project_root(judge.path),
+                    what=judge.display,
+                )
         self._endpoints = {
             spec.name: {path: providers[judge.provider] for path, judge in spec.judges.items()}
             for spec in specs

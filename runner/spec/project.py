@@ -6,12 +6,15 @@ files and base specs are resolved inside it and may not leave it. (The working f
 taken as the project: a spec from elsewhere, run from your home folder, could then reach every
 file in it.)
 
-``runner.yaml`` (written by ``runner init``) marks the project and holds its settings: which
-environment variables specs may name as the key of an endpoint they define.
+``runner.yaml`` (written by ``runner init``) marks the project and holds its settings: the
+endpoints its specs define and the key each sends there (``endpoints:``, a declaration that
+sends nothing until the user approves it with ``runner trust``), and warnings to silence.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -19,14 +22,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from runner.errors import Problem, SpecError
+from runner.spec.document import Document
 from runner.spec.hints import close_matches, did_you_mean
 from runner.spec.load import load_yaml
 
 CONFIG_FILE = "runner.yaml"
 PROJECT_MARKERS = (".git", "pyproject.toml", CONFIG_FILE)
-# Variables named like this may always be a spec-defined endpoint's key: the user made them
-# for runner, so a spec naming one cannot reach an unrelated secret.
-KEY_ENV_PREFIX = "RUNNER_KEY_"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -76,16 +77,40 @@ def outside_hint(root: Path, what: str, example: str | None = None) -> str:
 
 
 @dataclass(frozen=True)
+class DeclaredEndpoint:
+    """One entry of ``endpoints:`` (in runner.yaml or the user's config.yaml): the key in the
+    environment variable ``api_key_env`` may go to the server at ``base_url``."""
+
+    base_url: str
+    api_key_env: str
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     """What a project's runner.yaml says."""
 
-    allow_key_env: frozenset[str] = frozenset()
+    # the endpoints its specs send keys to: nothing is sent until the user approves them
+    endpoints: tuple[DeclaredEndpoint, ...] = ()
     # codes of warnings not to show for this project's specs (docs/problems.md lists codes)
     silence: frozenset[str] = frozenset()
+    # the old allow-list, read only to say what replaced it
+    allow_key_env: tuple[str, ...] = ()
+
+    @property
+    def declaration_sha256(self) -> str:
+        """A digest of ``endpoints``: an approval holds only while it is unchanged."""
+        return declaration_digest(self.endpoints)
 
 
-SETTINGS = ("version", "allow_key_env", "silence")
+def declaration_digest(endpoints: tuple[DeclaredEndpoint, ...]) -> str:
+    pairs = sorted({(e.base_url, e.api_key_env) for e in endpoints})
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
+
+
+SETTINGS = ("version", "endpoints", "silence", "allow_key_env")
 _CODE = re.compile(r"[a-z]+(?:-[a-z]+)*")
+_URL = re.compile(r"https?://[^/\s?#]+(/\S*)?", re.IGNORECASE)
+ENDPOINT_EXAMPLE = "- {base_url: https://llm.example.com/v1, api_key_env: MY_PROXY_KEY}"
 
 
 def project_config(root: Path) -> ProjectConfig:
@@ -113,24 +138,18 @@ def _read_config(file: Path, stamp: int) -> ProjectConfig:
                     (key,),
                     f"unknown setting '{key}' in runner.yaml",
                     did_you_mean(str(key), SETTINGS)
-                    or f"runner.yaml may hold: {', '.join(SETTINGS)}",
+                    or f"runner.yaml may hold: {', '.join(SETTINGS[:3])}",
                     key=True,
                     code="project-config",
                 )
             )
     if data.get("version", 1) != 1:
         problems.append(doc.problem(("version",), "runner.yaml 'version' must be 1"))
+    endpoints, wrong = read_endpoints(doc, data.get("endpoints"))
+    problems += wrong
     names = data.get("allow_key_env") or []
     if not isinstance(names, list):
         names = [names]
-    for i, name in enumerate(names):
-        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
-            problems.append(
-                doc.problem(
-                    ("allow_key_env", i),
-                    "allow_key_env lists names of environment variables (e.g. MY_PROXY_KEY)",
-                )
-            )
     codes = data.get("silence") or []
     if not isinstance(codes, list):
         codes = [codes]
@@ -146,9 +165,67 @@ def _read_config(file: Path, stamp: int) -> ProjectConfig:
     if problems:
         raise SpecError(problems)
     return ProjectConfig(
-        frozenset(n for n in names if isinstance(n, str)),
+        endpoints,
         frozenset(c for c in codes if isinstance(c, str)),
+        tuple(str(n) for n in names),
     )
+
+
+def read_endpoints(
+    doc: Document, value: object, code: str | None = "project-config"
+) -> tuple[tuple[DeclaredEndpoint, ...], list[Problem]]:
+    """An ``endpoints:`` list (of runner.yaml or the user's config.yaml) and its problems."""
+    if value is None:
+        return (), []
+    if not isinstance(value, list):
+        return (), [
+            doc.problem(
+                ("endpoints",),
+                "endpoints must be a list of servers, each with base_url and api_key_env",
+                f"e.g. endpoints:\n  {ENDPOINT_EXAMPLE}",
+                code=code,
+            )
+        ]
+    found: list[DeclaredEndpoint] = []
+    problems: list[Problem] = []
+    for i, entry in enumerate(value):
+        url = entry.get("base_url") if isinstance(entry, dict) else None
+        key = entry.get("api_key_env") if isinstance(entry, dict) else None
+        extra = sorted(set(entry) - {"base_url", "api_key_env"}) if isinstance(entry, dict) else []
+        if not isinstance(url, str) or not _URL.fullmatch(url):
+            where: tuple[str | int, ...] = ("endpoints", i, "base_url") if url else ("endpoints", i)
+            problems.append(
+                doc.problem(
+                    where,
+                    "each endpoint needs a base_url: an http:// or https:// address",
+                    f"e.g. {ENDPOINT_EXAMPLE}",
+                    code=code,
+                )
+            )
+        elif not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
+            where = ("endpoints", i, "api_key_env") if key else ("endpoints", i)
+            problems.append(
+                doc.problem(
+                    where,
+                    "each endpoint needs an api_key_env: the NAME of the environment variable "
+                    "that holds its key",
+                    f"e.g. {ENDPOINT_EXAMPLE}",
+                    code=code,
+                )
+            )
+        elif extra:
+            problems.append(
+                doc.problem(
+                    ("endpoints", i, extra[0]),
+                    f"unknown setting '{extra[0]}' in an endpoint",
+                    "an endpoint has base_url and api_key_env",
+                    key=True,
+                    code=code,
+                )
+            )
+        else:
+            found.append(DeclaredEndpoint(url, key))
+    return tuple(found), problems
 
 
 def written_path(reference: str) -> str:
