@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 KEY_ENV = "RUNNER_TEST_KEY"
 KEY = "sk-test-9f8e7d6c5b4a39281706"
+
+# Ctrl-C and SIGTERM sent to a run from outside: Windows has no signals between processes
+# (Ctrl-C is an event of the console a process shares, and terminating a process ends it at
+# once, with no handler), so these tests are for Linux and macOS.
+POSIX_SIGNALS = pytest.mark.skipif(
+    os.name == "nt", reason="Windows sends no SIGINT or SIGTERM from one process to another"
+)
+# Peak memory read from /proc (Linux only).
+LINUX_PROC = pytest.mark.skipif(
+    not Path("/proc/self/status").exists(), reason="reads peak memory from /proc (Linux)"
+)
 
 
 # Runs the CLI and, on the way out, writes the process's peak resident memory (VmHWM, kB) to

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 from helpers import (
     KEY,
     KEY_ENV,
+    LINUX_PROC,
     PEAK_WRAPPER,
     SENTIMENT,
     WEATHER_TOOL,
@@ -315,7 +315,7 @@ def test_a_fetch_killed_midway_finishes_when_run_again(project, run_cli, openai_
         assert time.monotonic() < deadline and fetch.poll() is None
         time.sleep(0.02)
     time.sleep(0.2)
-    fetch.send_signal(signal.SIGKILL)
+    fetch.kill()  # SIGKILL; TerminateProcess on Windows
     fetch.wait()
     assert not output.exists()  # killed mid-download: no half file under the real name
 
@@ -324,7 +324,7 @@ def test_a_fetch_killed_midway_finishes_when_run_again(project, run_cli, openai_
     while not output.exists():
         assert time.monotonic() < deadline and fetch.poll() is None
         time.sleep(0.005)
-    fetch.send_signal(signal.SIGKILL)
+    fetch.kill()  # SIGKILL; TerminateProcess on Windows
     fetch.wait()
     backend.content_delay = 0.0
     again = subprocess.run(
@@ -486,6 +486,7 @@ def _peak_submit_mb(folder: Path, rows: int, server) -> float:
     return int(peak.read_text()) / 1024
 
 
+@LINUX_PROC
 def test_submit_memory_does_not_grow_with_the_requests(tmp_path, openai_server):
     """bench/batch_scale.py submits 100,000 requests; here 500 against 8,000 (16x)."""
     openai_server.batches.keep_uploads = False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -280,7 +279,7 @@ def test_a_cache_left_by_a_killed_run_is_readable_and_the_rerun_is_right(
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and saved_count(project) < 3:
         time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
+    process.kill()  # SIGKILL; TerminateProcess on Windows
     process.wait(timeout=10)
     assert saved_count(project) < len(names), "killed too late"
 

@@ -167,6 +167,18 @@ def _project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 
 SEPARATOR = "\x1edocs-test-end"
+# The pages' commands are POSIX shell commands (. venv/bin/activate, export, mkdir -p).
+POSIX_SHELL = pytest.mark.skipif(
+    os.name == "nt" or shutil.which("bash") is None,
+    reason="the documentation's commands are for a POSIX shell (bash)",
+)
+
+
+def _on_a_terminal(line: str) -> str:
+    """``line`` run on a pseudo-terminal by script(1): util-linux's options, or BSD's (macOS)."""
+    if sys.platform == "darwin":
+        return f"script -q /dev/null bash -c {shlex.quote(line)}"
+    return f"script -qec {shlex.quote(line)} /dev/null"
 
 
 def run_page(page: Path, tmp_path: Path) -> list[tuple[Command, str, int]]:
@@ -188,7 +200,7 @@ def run_page(page: Path, tmp_path: Path) -> list[tuple[Command, str, int]]:
             commands.append(command)
             line = command.text
             if block.directive == "terminal":
-                line = f"script -qec {shlex.quote(line)} /dev/null"
+                line = _on_a_terminal(line)
             script.append(f"{line} 2>&1 </dev/null; printf '\\n{SEPARATOR} %d\\n' $?")
     if not commands:
         return []
@@ -214,6 +226,7 @@ def run_page(page: Path, tmp_path: Path) -> list[tuple[Command, str, int]]:
     return results
 
 
+@POSIX_SHELL
 @pytest.mark.no_render_audit
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_shell_block_runs_as_written(page, tmp_path):
@@ -232,6 +245,7 @@ def test_every_shell_block_runs_as_written(page, tmp_path):
     assert not failures, "\n\n".join(failures)
 
 
+@POSIX_SHELL
 def test_a_line_redrawn_on_a_terminal_reads_as_its_last_state(tmp_path):
     page = tmp_path / "page.md"
     page.write_text(

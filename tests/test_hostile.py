@@ -33,6 +33,15 @@ messages:
 """
 
 
+def symlink(target: Path, link: Path) -> None:
+    """A symbolic link, or the test skipped where this user may not make one (Windows
+    without Developer Mode)."""
+    try:
+        os.symlink(target, link, target_is_directory=target.is_dir())
+    except OSError as exc:
+        pytest.skip(f"cannot make a symbolic link here: {exc}")
+
+
 @pytest.fixture
 def hostile_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project in tmp_path/project, with a secret file just outside it."""
@@ -93,7 +102,7 @@ ESCAPES = [
 @pytest.mark.parametrize("template", ESCAPES)
 @pytest.mark.parametrize("command", ["render", "validate"])
 def test_sandbox_escapes_fail_cleanly(hostile_project, run_cli, template, command):
-    os.symlink(hostile_project.parent / "outside.txt", hostile_project / "templates" / "link.j2")
+    symlink(hostile_project.parent / "outside.txt", hostile_project / "templates" / "link.j2")
     write(hostile_project, template)
 
     result = run_cli(command, "spec.yaml")
@@ -156,7 +165,7 @@ def test_a_symlinked_include_is_refused_even_when_only_rendering(hostile_project
 
     from runner.spec.render import template_environment
 
-    os.symlink(hostile_project.parent / "outside.txt", hostile_project / "templates" / "link.j2")
+    symlink(hostile_project.parent / "outside.txt", hostile_project / "templates" / "link.j2")
     env = template_environment(hostile_project)
     with pytest.raises(SecurityError, match="outside templates/"):
         env.from_string("{% include 'link.j2' %}").render()
@@ -165,7 +174,7 @@ def test_a_symlinked_include_is_refused_even_when_only_rendering(hostile_project
 
 
 def test_a_link_inside_templates_to_another_template_is_fine(hostile_project, run_cli):
-    os.symlink(hostile_project / "templates" / "ok.j2", hostile_project / "templates" / "alias.j2")
+    symlink(hostile_project / "templates" / "ok.j2", hostile_project / "templates" / "alias.j2")
     write(hostile_project, "{% include 'alias.j2' %}")
 
     result = run_cli("render", "spec.yaml")
@@ -244,8 +253,8 @@ def ref_spec(project: Path, ref: str) -> None:
 def test_refs_outside_the_project_are_refused(hostile_project, run_cli, ref, command):
     schemas = hostile_project / "schemas"
     schemas.mkdir()
-    os.symlink(hostile_project.parent / "outside.json", schemas / "link.json")
-    os.symlink(hostile_project.parent, schemas / "dir-link")
+    symlink(hostile_project.parent / "outside.json", schemas / "link.json")
+    symlink(hostile_project.parent, schemas / "dir-link")
     ref_spec(hostile_project, ref)
 
     result = run_cli(command, "spec.yaml")

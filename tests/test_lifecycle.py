@@ -12,7 +12,6 @@ import gc
 import itertools
 import json
 import os
-import resource
 import signal
 import sqlite3
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import KEY, KEY_ENV, latest_run, read_records, run_args, write_spec
+from helpers import KEY, KEY_ENV, POSIX_SIGNALS, latest_run, read_records, run_args, write_spec
 from provider_limits import ProviderLimits
 
 from runner.errors import RunBusy
@@ -126,6 +125,7 @@ def test_a_lock_left_by_a_killed_writer_is_taken_over(project, tmp_path):
 # --- 28.2: signals -----------------------------------------------------------------------------
 
 
+@POSIX_SIGNALS
 def test_a_second_ctrl_c_abandons_the_requests_in_flight_and_the_run_ends(project, openai_server):
     for i in range(4):
         write_spec(project, f"s{i}")
@@ -153,6 +153,7 @@ def test_a_second_ctrl_c_abandons_the_requests_in_flight_and_the_run_ends(projec
     assert sorted(read_records(run_dir)) == ["s0", "s1", "s2", "s3"]
 
 
+@POSIX_SIGNALS
 def test_a_sigterm_ends_a_run_stuck_in_a_request_after_its_grace(project, openai_server):
     write_spec(project, "stuck")
     openai_server.slow_seconds = 60.0
@@ -167,6 +168,7 @@ def test_a_sigterm_ends_a_run_stuck_in_a_request_after_its_grace(project, openai
     assert finished["counts"]["not_sent"] == 1 and finished["stopped"]["signal"] == "SIGTERM"
 
 
+@POSIX_SIGNALS
 def test_answers_in_flight_at_the_first_ctrl_c_are_awaited_and_saved(project, openai_server):
     for i in range(2):
         write_spec(project, f"s{i}")
@@ -190,6 +192,7 @@ def test_the_meaning_of_a_second_signal_is_in_the_help(run_cli):
 # --- 28.8: a failed save still finishes the run --------------------------------------------
 
 
+@pytest.mark.skipif(os.name == "nt", reason="fills the disk with RLIMIT_FSIZE, which Windows lacks")
 def test_a_record_that_cannot_be_saved_stops_the_run_and_still_finishes_the_manifest(
     project, openai_server
 ):
@@ -197,6 +200,8 @@ def test_a_record_that_cannot_be_saved_stops_the_run_and_still_finishes_the_mani
         write_spec(project, f"s{i:02}")
 
     def small_files() -> None:  # results.jsonl cannot grow past a few records
+        import resource
+
         resource.setrlimit(resource.RLIMIT_FSIZE, (5_000, 5_000))
 
     process = runner(

@@ -8,6 +8,7 @@ import pytest
 from helpers import (
     KEY,
     KEY_ENV,
+    POSIX_SIGNALS,
     SENTIMENT,
     WEATHER_TOOL,
     latest_run,
@@ -465,6 +466,7 @@ def test_a_redirect_is_not_followed(project, openai_server, run_against):
         other.stop()
 
 
+@POSIX_SIGNALS
 def test_ctrl_c_when_every_request_is_handed_out_still_sends_no_more(project, openai_server):
     """Four requests, eight workers: all are handed out at once and three wait for --rpm when
     Ctrl-C comes. They give up: nothing is sent that is not saved, and the rest can resume."""
@@ -511,6 +513,7 @@ def test_dropped_connections_are_explained_in_a_sentence(
     assert "Error(" not in message
 
 
+@POSIX_SIGNALS
 @pytest.mark.parametrize(
     ("name", "code", "words"), [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")]
 )
