@@ -200,7 +200,7 @@ def test_the_offline_walkthrough_without_posix(posixless):
             {
                 "version": 1,
                 "name": "slow",
-                "model": "llama-3.3-70b-versatile",
+                "model": "openai/gpt-oss-20b",
                 "stream": True,
                 "cases": [{"id": f"c{n:02d}", "n": n} for n in range(30)],
                 "messages": [{"role": "user", "content": "Say {{ n }} slowly."}],
@@ -292,7 +292,7 @@ def test_a_cp1252_console_shows_what_it_cannot_encode_as_escapes(tmp_path):
         spec = {
             "version": 1,
             "name": name,
-            "model": "llama-3.3-70b-versatile",
+            "model": "openai/gpt-oss-20b",
             "stream": stream,
             "messages": [{"role": "user", "content": "Répète: 你好 🎉 ✓"}],
         }
@@ -323,7 +323,7 @@ def test_a_cp1252_console_shows_what_it_cannot_encode_as_escapes(tmp_path):
 SUB_SPECS = {
     "sub-reply.yaml": "version: 1\nname: sub-reply\nextends: ../_support-base.yaml\n"
     "cases: ../data/tickets.csv\n",
-    "picture.yaml": "version: 1\nname: picture\nmodel: meta-llama/llama-4-scout-17b-16e-instruct\n"
+    "picture.yaml": "version: 1\nname: picture\nmodel: qwen/qwen3.8-27b\n"
     "messages:\n  - role: user\n    content:\n      - {type: text, text: What is it?}\n"
     "      - {type: image_url, image_url: {path: ../data/receipts/cafe-0412.png}}\n",
 }
@@ -421,8 +421,7 @@ def test_a_drive_letter_in_out_is_refused_where_there_are_no_drives(project, run
     """runs/C:\\runs (a folder named after a Windows path) is not what anyone means."""
     (project / "specs").mkdir()
     (project / "specs" / "a.yaml").write_text(
-        "version: 1\nname: a\nmodel: llama-3.3-70b-versatile\n"
-        "messages: [{role: user, content: hi}]\n"
+        "version: 1\nname: a\nmodel: openai/gpt-oss-20b\nmessages: [{role: user, content: hi}]\n"
     )
     result = run_cli("run", "specs/", "--provider", "offline", "--out", out)
     assert result.exit_code == 2
