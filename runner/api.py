@@ -329,29 +329,47 @@ def validate_specs(
     *paths: PathLike,
     variables: Mapping[str, Any] | None = None,
     allow_key_env: Sequence[str] = (),
+    provider: str | None = None,
+    base_url: str | None = None,
 ) -> Validation:
     """Check spec files or folders of them; the result holds the good specs and every problem.
 
     Never raises for a bad spec: look at ``result.ok`` and ``result.problems`` (each with
     ``path``, ``line``, ``column``, ``message`` and ``hint``). ``variables`` are values given
     from outside the specs (as ``--var`` does). ``allow_key_env`` is no longer taken (a
-    UsageError says what replaced it: ``runner trust``).
+    UsageError says what replaced it: ``runner trust``). ``provider`` and ``base_url``
+    override the specs' provider as ``--provider`` and ``--base-url`` do (a spec's model is
+    checked against the model catalogue of the provider its requests go to).
     """
     from runner.check.validate import validate_paths
     from runner.providers.trust import refuse_allow_list
+    from runner.spec.objects import Provider
 
     refuse_allow_list(allow_key_env)
-    return validate_paths((Path(p) for p in paths), variables)
+    over = None
+    if base_url:
+        over = Provider(provider or "custom", base_url)
+    elif provider:
+        over = Provider(provider)
+    return validate_paths((Path(p) for p in paths), variables, over)
 
 
 def load_specs(
     *paths: PathLike,
     variables: Mapping[str, Any] | None = None,
     allow_key_env: Sequence[str] = (),
+    provider: str | None = None,
+    base_url: str | None = None,
 ) -> list[Spec]:
     """The specs under ``paths``, validated; raises SpecError listing every problem. Warnings
     (a model close to retirement, say) are issued as ``RunnerWarning``s and the specs returned."""
-    result = validate_specs(*paths, variables=variables, allow_key_env=allow_key_env)
+    result = validate_specs(
+        *paths,
+        variables=variables,
+        allow_key_env=allow_key_env,
+        provider=provider,
+        base_url=base_url,
+    )
     if not result.ok:
         raise SpecError(result.problems)
     for problem in result.warnings:
@@ -359,6 +377,17 @@ def load_specs(
     if not result.specs:
         raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
     return result.specs
+
+
+def _load_chosen(paths: Sequence[PathLike], chosen: RunOptions) -> list[Spec]:
+    """The specs a run with these options would send, checked against its provider."""
+    return load_specs(
+        *paths,
+        variables=chosen.variables,
+        allow_key_env=chosen.allow_key_env,
+        provider=chosen.provider,
+        base_url=chosen.base_url,
+    )
 
 
 def render_spec(
@@ -391,7 +420,7 @@ def plan_specs(*paths: PathLike, options: RunOptions | None = None, **overrides:
     from runner.runs.execute import plan_run
 
     chosen = _with_overrides(options, overrides)
-    specs = load_specs(*paths, variables=chosen.variables, allow_key_env=chosen.allow_key_env)
+    specs = _load_chosen(paths, chosen)
     return plan_run(specs, chosen.settings(dry_run=True))
 
 
@@ -415,7 +444,7 @@ def run_specs(
 
     chosen = _with_overrides(options, overrides)
     settings = chosen.settings()
-    specs = load_specs(*paths, variables=chosen.variables, allow_key_env=chosen.allow_key_env)
+    specs = _load_chosen(paths, chosen)
     return start_run(specs, settings, Path(out), on_record, on_text)
 
 
@@ -449,7 +478,7 @@ def submit_specs(
     from runner.runs.batch import BatchOptions, submit_batch
 
     chosen = replace(options or RunOptions(), concurrency=1, stream=False)
-    specs = load_specs(*paths, variables=chosen.variables, allow_key_env=chosen.allow_key_env)
+    specs = _load_chosen(paths, chosen)
     batch = BatchOptions(completion_window, max_lines, max_bytes)
     return submit_batch(specs, chosen.settings(), batch, Path(out))
 

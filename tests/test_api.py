@@ -22,11 +22,13 @@ API_SIGNATURES = {
     1: {
         "validate_specs": (
             "(*paths: 'PathLike', variables: 'Mapping[str, Any] | None' = None, "
-            "allow_key_env: 'Sequence[str]' = ()) -> 'Validation'"
+            "allow_key_env: 'Sequence[str]' = (), provider: 'str | None' = None, "
+            "base_url: 'str | None' = None) -> 'Validation'"
         ),
         "load_specs": (
             "(*paths: 'PathLike', variables: 'Mapping[str, Any] | None' = None, "
-            "allow_key_env: 'Sequence[str]' = ()) -> 'list[Spec]'"
+            "allow_key_env: 'Sequence[str]' = (), provider: 'str | None' = None, "
+            "base_url: 'str | None' = None) -> 'list[Spec]'"
         ),
         "render_spec": (
             "(spec: 'Spec | PathLike', variables: 'Mapping[str, Any] | None' = None, *, "
@@ -118,7 +120,7 @@ def test_record_fields_are_frozen():
 def test_validate_returns_problems_as_objects(project):
     write_spec(project, "good")
     bad = project / "specs" / "bad.yaml"
-    bad.write_text("version: 1\nmodel: m\ntemprature: 0\nmessages: []\n")
+    bad.write_text("version: 1\nmodel: openai/gpt-oss-20b\ntemprature: 0\nmessages: []\n")
 
     result = runner.validate_specs(project / "specs")
 
@@ -131,7 +133,9 @@ def test_validate_returns_problems_as_objects(project):
 
 def test_load_raises_spec_error_with_every_problem(project):
     (project / "specs").mkdir()
-    (project / "specs" / "bad.yaml").write_text("version: 1\nmodel: m\nmessages: nope\n")
+    (project / "specs" / "bad.yaml").write_text(
+        "version: 1\nmodel: openai/gpt-oss-20b\nmessages: nope\n"
+    )
 
     with pytest.raises(runner.SpecError) as caught:
         runner.load_specs("specs")

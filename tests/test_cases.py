@@ -22,7 +22,7 @@ def write(project: Path, relative: str, text: str) -> Path:
 
 
 def write_spec(project: Path, name: str = "s", **fields) -> Path:
-    spec = {"version": 1, "model": "m", "messages": [USER], **fields}
+    spec = {"version": 1, "model": "openai/gpt-oss-20b", "messages": [USER], **fields}
     return write(project, f"specs/{name}.yaml", yaml.safe_dump(spec, sort_keys=False))
 
 

@@ -276,7 +276,7 @@ def test_fail_on_expect_makes_a_failed_check_exit_1(project, run_cli):
 VALID = """\
 version: 1
 name: v
-model: m
+model: openai/gpt-oss-20b
 response_format:
   type: json_schema
   json_schema:
@@ -550,7 +550,7 @@ def test_the_example_experiment_scores_on_the_offline_provider(run_cli, tmp_path
 CASES_SPEC = """\
 version: 1
 name: cases
-model: m
+model: openai/gpt-oss-20b
 expect:
   - max_total_tokens: 100000
 cases:

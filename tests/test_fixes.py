@@ -513,7 +513,7 @@ def test_a_real_subtraction_is_left_alone(project, run_cli):
 
 # ---- issue 27: warnings for --var, provider keys, number agreement
 
-OFFLINE = "version: 1\nmodel: m\nprovider: offline\nvars: {topic: git}\n"
+OFFLINE = "version: 1\nmodel: openai/gpt-oss-20b\nprovider: offline\nvars: {topic: git}\n"
 TOPIC = "messages:\n  - {role: user, content: 'A haiku about {{ topic }}'}\n"
 
 
@@ -591,7 +591,9 @@ def test_an_unknown_key_of_a_provider_mapping_is_named(project, run_cli):
 
 def test_a_row_with_one_value_says_value(project, run_cli):
     (project / "rows.csv").write_text("id,topic\nr1\n")
-    (project / "spec.yaml").write_text("version: 1\nmodel: m\ncases: rows.csv\n" + TOPIC)
+    (project / "spec.yaml").write_text(
+        "version: 1\nmodel: openai/gpt-oss-20b\ncases: rows.csv\n" + TOPIC
+    )
 
     problem = only(validate(run_cli, "spec.yaml"))
 

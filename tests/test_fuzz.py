@@ -89,7 +89,7 @@ def spec_file(project: Path) -> Path:
 yaml_tokens = st.sampled_from(
     [
         "version: 1\n",
-        "model: m\n",
+        "model: openai/gpt-oss-20b\n",
         "messages:\n",
         "  - role: user\n",
         "    content: hi\n",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import without_codes
 
-HEAD = "version: 1\nmodel: m\nvars: {name: Ada}\nmessages:\n"
+HEAD = "version: 1\nmodel: openai/gpt-oss-20b\nvars: {name: Ada}\nmessages:\n"
 
 CASES = {
     "unquoted template (YAML reads a mapping)": (

@@ -24,7 +24,8 @@ def image_spec(
     spec = {
         "version": 1,
         "name": name,
-        "model": "qwen/qwen3.8-27b",
+        # a model that reads images, of the provider the spec names (checked 2026-12-08)
+        "model": "gpt-5-mini" if fields.get("provider") == "openai" else "qwen/qwen3.8-27b",
         **fields,
         "messages": [
             {

@@ -365,7 +365,7 @@ def test_chained_cases_filter_by_status_and_spec(project, run_cli):
         {
             "version": 1,
             "name": "other",
-            "model": "m",
+            "model": "openai/gpt-oss-20b",
             "messages": [{"role": "user", "content": "hi"}],
         },
     )
@@ -375,7 +375,7 @@ def test_chained_cases_filter_by_status_and_spec(project, run_cli):
         {
             "version": 1,
             "name": "summary",
-            "model": "m",
+            "model": "openai/gpt-oss-20b",
             "cases": {"run": "../runs/latest", "spec": "other"},
             "messages": [{"role": "user", "content": "{{ answer }}"}],
         },
@@ -392,7 +392,7 @@ def test_validate_says_what_a_chained_spec_lacks(project, run_cli):
         {
             "version": 1,
             "name": "summary",
-            "model": "m",
+            "model": "openai/gpt-oss-20b",
             "cases": {"run": "../runs/latest"},
             "messages": [{"role": "user", "content": "{{ answer }} {{ customer }}"}],
         },
@@ -409,7 +409,7 @@ def test_validate_says_when_the_run_does_not_exist(project, run_cli):
         {
             "version": 1,
             "name": "summary",
-            "model": "m",
+            "model": "openai/gpt-oss-20b",
             "cases": {"run": "../runs/20260101T000000Z-abcdef"},
             "messages": [{"role": "user", "content": "{{ answer }}"}],
         },

@@ -12,7 +12,7 @@ from helpers import without_codes
 SECRET = "AKIA-not-for-this-spec-42"
 SPEC = """\
 version: 1
-model: m
+model: openai/gpt-oss-20b
 provider:
   name: their-proxy
   base_url: {url}
@@ -44,7 +44,7 @@ def test_a_broken_runner_yaml_is_reported_once_though_no_spec_needs_it(project, 
     (project / "specs").mkdir(exist_ok=True)
     for name in ("a", "b"):
         (project / "specs" / f"{name}.yaml").write_text(
-            "version: 1\nmodel: m\nmessages:\n  - {role: user, content: Hi.}\n"
+            "version: 1\nmodel: openai/gpt-oss-20b\nmessages:\n  - {role: user, content: Hi.}\n"
         )
     expected = (
         "runner.yaml:2:1: unknown setting 'allow_key_envs' in runner.yaml "
@@ -68,7 +68,7 @@ def test_a_ref_leaving_a_folder_without_markers_explains_project_folders(
     (tmp_path / "schemas" / "a.json").write_text('{"type": "object"}')
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "s.yaml").write_text(
-        "version: 1\nmodel: m\nmessages: [{role: user, content: JSON please}]\n"
+        "version: 1\nmodel: openai/gpt-oss-20b\nmessages: [{role: user, content: JSON please}]\n"
         "response_format:\n  type: json_schema\n  json_schema:\n    name: a\n"
         "    schema: {$ref: ../schemas/a.json}\n"
     )
@@ -94,11 +94,12 @@ def test_a_spec_copied_without_its_files_is_told_they_are_missing_and_where(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "copied").mkdir()
     (tmp_path / "copied" / "s.yaml").write_text(
-        "version: 1\nmodel: m\nmessages: [{role: user, content: 'JSON about {{ x }}'}]\n"
+        "version: 1\nmodel: openai/gpt-oss-20b\n"
+        "messages: [{role: user, content: 'JSON about {{ x }}'}]\n"
         "cases: ../data/rows.csv\nextends: ../_base.yaml\n"
     )
     (tmp_path / "copied" / "t.yaml").write_text(
-        "version: 1\nmodel: m\nmessages: [{role: user, content: JSON please}]\n"
+        "version: 1\nmodel: openai/gpt-oss-20b\nmessages: [{role: user, content: JSON please}]\n"
         "response_format:\n  type: json_schema\n  json_schema:\n    name: a\n"
         "    schema: {$ref: ../schemas/a.json}\ncases: ../data/rows.csv\n"
     )
@@ -126,13 +127,16 @@ def test_a_spec_copied_without_its_files_is_told_they_are_missing_and_where(
 
 def broken_specs(project: Path) -> None:
     (project / "specs").mkdir()
-    (project / "specs" / "a,b:c.yaml").write_text("version: 1\nmodel: m\ntemprature: 1\n")
+    (project / "specs" / "a,b:c.yaml").write_text(
+        "version: 1\nmodel: openai/gpt-oss-20b\ntemprature: 1\n"
+    )
 
 
 def test_github_annotations_follow_the_workflow_command_syntax(project, run_cli):
     broken_specs(project)
     (project / "specs" / "pct.yaml").write_text(
-        "version: 1\nmodel: m\nmessages: [{role: user, content: '100% {{ x | nope }}'}]\n"
+        "version: 1\nmodel: openai/gpt-oss-20b\n"
+        "messages: [{role: user, content: '100% {{ x | nope }}'}]\n"
     )
 
     result = run_cli("validate", "specs", "--format", "github")

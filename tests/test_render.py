@@ -9,7 +9,7 @@ import pytest
 SPEC = """\
 version: 1
 name: r
-model: openai/gpt-oss-120b
+model: qwen/qwen3.8-27b
 temperature: 0.2
 seed: 1
 extra_body:
@@ -43,7 +43,7 @@ def render(run_cli, *args):
 def test_body_is_the_api_request(project, run_cli):
     body = render(run_cli, write(project))
     assert body == {
-        "model": "openai/gpt-oss-120b",
+        "model": "qwen/qwen3.8-27b",
         "messages": [
             {"role": "system", "content": "You are terse."},
             {

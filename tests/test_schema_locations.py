@@ -12,7 +12,7 @@ from runner.spec.json_positions import json_positions
 
 SPEC = """\
 version: 1
-model: m
+model: openai/gpt-oss-20b
 messages:
   - {{role: user, content: Answer in JSON.}}
 {extra}

@@ -395,7 +395,7 @@ def test_all_problems_of_all_files_in_one_pass(project, run_cli):
     (project / "b.yaml").write_text(
         BASE.replace("name: base", "name: b")
         .replace("{{ topic }}", "{{ topik }}")
-        .replace("model: openai/gpt-oss-120b", "model: m\ntop_p: 7")
+        .replace("model: openai/gpt-oss-120b", "model: openai/gpt-oss-20b\ntop_p: 7")
     )
     (project / "c.yaml").write_text(BASE.replace("name: base", "name: c"))
     result = run_cli("validate", ".")
@@ -411,7 +411,8 @@ def test_all_problems_of_all_files_in_one_pass(project, run_cli):
 
 def test_the_count_names_the_base_files_with_problems_apart(project, run_cli):
     (project / "base.yaml").write_text(
-        "version: 1\nmodel: m\ntemprature: 0.2\nmessages: [{role: user, content: hi}]\n"
+        "version: 1\nmodel: openai/gpt-oss-20b\n"
+        "temprature: 0.2\nmessages: [{role: user, content: hi}]\n"
     )
     (project / "child.yaml").write_text("version: 1\nextends: base.yaml\nmax_tokns: 20\n")
     result = run_cli("validate", "child.yaml")
@@ -572,7 +573,7 @@ def test_a_warning_is_shown_and_leaves_the_spec_valid(tmp_path, monkeypatch):
     (tmp_path / ".git").mkdir()
     spec = tmp_path / "hello.yaml"
     spec.write_text(
-        "version: 1\nname: hello\nprovider: offline\nmodel: m\n"
+        "version: 1\nname: hello\nprovider: offline\nmodel: openai/gpt-oss-20b\n"
         "messages:\n  - role: user\n    content: hi\n"
     )
     result = CliRunner().invoke(cli, ["validate", str(spec)])

@@ -25,7 +25,7 @@ from runner.spec.render import render_requests
 ROOT = Path(__file__).parent.parent
 SPEC = """\
 version: 1
-model: m
+model: openai/gpt-oss-20b
 vars:
   name: Ada
   count: 3
@@ -138,7 +138,7 @@ def test_a_data_file_row_that_makes_the_template_fail(project, run_cli):
     (project / "data").mkdir()
     spec = project / "spec.yaml"
     spec.write_text(
-        "version: 1\nmodel: m\ncases: data/rows.csv\n"
+        "version: 1\nmodel: openai/gpt-oss-20b\ncases: data/rows.csv\n"
         "messages:\n  - {role: user, content: '{{ (n | int) // (n | int) }}'}\n"
     )
     (project / "data" / "rows.csv").write_text("id,n\na,4\nb,0\nc,2\n")
@@ -153,7 +153,10 @@ def test_a_data_file_row_that_makes_the_template_fail(project, run_cli):
 
 def test_a_variable_given_on_the_command_line_counts_as_a_value(project, run_cli):
     spec = project / "spec.yaml"
-    spec.write_text("version: 1\nmodel: m\nmessages:\n  - {role: user, content: 'Hi {{ who }}'}\n")
+    spec.write_text(
+        "version: 1\nmodel: openai/gpt-oss-20b\n"
+        "messages:\n  - {role: user, content: 'Hi {{ who }}'}\n"
+    )
 
     assert run_cli("validate", spec).exit_code == 1
     rendered = run_cli("render", spec, "--var", "who=Ada")
@@ -230,7 +233,7 @@ def generated_project(tmp_path_factory) -> Path:
 def test_what_validate_passes_render_renders(generated_project, generated):
     data = {
         "version": 1,
-        "model": "m",
+        "model": "openai/gpt-oss-20b",
         "vars": generated["vars"],
         "messages": [{"role": "user", "content": generated["template"]}],
     }

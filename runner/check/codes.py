@@ -76,6 +76,11 @@ CODES: dict[str, str] = {
     "tool-call-without-answer": "an assistant's tool call that no tool message answers",
     "token-limits": "both max_tokens and max_completion_tokens are set",
     "reasoning-format": "Groq's reasoning_format where Groq refuses it",
+    # models (the catalogue of each built-in provider)
+    "retired-model": "the provider has retired the model: every request to it fails",
+    "deprecated-model": "the model is deprecated: the provider shuts it down soon (warning)",
+    "unknown-model": "the provider's catalogue has no such model id (warning)",
+    "model-capability": "a request the model cannot serve (images, strict, reasoning, tokens)",
     # providers and keys
     "provider-label": "a spec-defined endpoint uses a built-in provider's name",
     # images
@@ -158,8 +163,7 @@ MESSAGE_CODES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 
 
-# Codes that are warnings: runner.yaml's silence: may list them. The model catalogue's checks
-# (issue 21) add theirs here.
+# Codes that are warnings: runner.yaml's silence: may list them.
 WARNING_CODES = frozenset({"unused-variable", "deprecated-model", "unknown-model"})
 
 

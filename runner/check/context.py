@@ -15,7 +15,7 @@ import jinja2
 
 from runner.errors import Fix, Problem
 from runner.spec.document import Document, PathKey
-from runner.spec.objects import Spec
+from runner.spec.objects import Provider, Spec
 from runner.spec.project import find_project_root
 from runner.spec.render import template_environment
 
@@ -33,6 +33,8 @@ class SpecFile:
     env: jinja2.Environment
     # Template variables the command line gives (--var, --vars-file); they win over all others.
     variables: Mapping[str, Any] = field(default_factory=dict)
+    # The provider the command line sets over the spec's own (--provider, --base-url), if any.
+    provider: Provider | None = None
 
     @classmethod
     def of(
@@ -41,10 +43,11 @@ class SpecFile:
         display: str,
         bases: tuple[Document, ...] = (),
         variables: Mapping[str, Any] | None = None,
+        provider: Provider | None = None,
     ) -> SpecFile:
         root = find_project_root(doc.path)
         env = template_environment(root)
-        return cls(doc, display, bases, root, env, variables or {})
+        return cls(doc, display, bases, root, env, variables or {}, provider)
 
     @property
     def data(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from runner.check.context import Check, SpecFile
 from runner.check.expect import check_expectations
 from runner.check.images import check_images
 from runner.check.judges import build_judges, check_judges
+from runner.check.models import check_model
 from runner.check.provider_rules import (
     check_content_parts,
     check_reasoning_format,
@@ -58,7 +59,7 @@ from runner.errors import Problem, SpecError, warn
 from runner.spec.expectations import parse_checks
 from runner.spec.extends import with_bases
 from runner.spec.load import load_yaml
-from runner.spec.objects import RUNNER_KEYS, Spec
+from runner.spec.objects import RUNNER_KEYS, Provider, Spec
 from runner.spec.project import (
     ProjectConfig,
     display_path,
@@ -85,6 +86,7 @@ CHECKS: list[Check] = [
     check_content_parts,
     check_tool_messages,
     check_reasoning_format,
+    check_model,
 ]
 
 
@@ -140,16 +142,18 @@ def _walk(folder: Path) -> Iterator[Path]:
 def validate_paths(
     paths: Iterable[Path],
     variables: Mapping[str, Any] | None = None,
+    provider: Provider | None = None,
 ) -> Validation:
     """Validate every spec file under ``paths``, collecting all problems. ``variables`` are
-    the command line's template variables, which win over the specs' and cases'."""
+    the command line's template variables, which win over the specs' and cases'; ``provider``
+    the provider it sets over the specs' own (their models are checked against its table)."""
     result = Validation()
     forget_projects()
     seen: set[Problem] = set()
     for path in find_spec_files(paths):
         result.files += 1
         try:
-            spec, warnings = check_spec(path, variables)
+            spec, warnings = check_spec(path, variables, provider)
             result.specs.append(spec)
             result.problems.extend(p for p in warnings if p not in seen)
             seen.update(warnings)
@@ -200,7 +204,7 @@ def load_spec(path: Path, variables: Mapping[str, Any] | None = None) -> Spec:
 
 
 def check_spec(
-    path: Path, variables: Mapping[str, Any] | None = None
+    path: Path, variables: Mapping[str, Any] | None = None, provider: Provider | None = None
 ) -> tuple[Spec, list[Problem]]:
     """One spec file loaded and fully checked, with its warnings; raises SpecError listing
     every problem (errors and warnings) when any is an error."""
@@ -209,7 +213,7 @@ def check_spec(
     problems = schema_problems(doc, display)
     if problems:
         raise SpecError(problems)
-    file = SpecFile.of(doc, display, bases, variables)
+    file = SpecFile.of(doc, display, bases, variables, provider)
     spec = _build(file, problems)
     for check in CHECKS:
         problems.extend(check(file, spec))
