@@ -14,7 +14,7 @@ from helpers import without_codes
 SECRET = "AKIA-not-for-this-spec-42"
 SPEC = """\
 version: 1
-model: m
+model: openai/gpt-oss-20b
 provider:
   name: their-proxy
   base_url: {url}
