@@ -6,10 +6,11 @@ empty XDG_CONFIG_HOME (conftest.py), so nothing reads or writes the real home fo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from helpers import without_codes
+from helpers import KEY, KEY_ENV, run_args, without_codes, write_spec
 
 SECRET = "AKIA-not-for-this-spec-42"
 SPEC = """\
@@ -331,3 +332,88 @@ def test_a_new_project_runs_offline_with_no_approval(tmp_path, run_cli, monkeypa
 
     assert result.exit_code == 0, result.output
     assert "trust" not in result.output
+
+
+# ---- run folders: a resume or a batch command reads its server from the run folder
+
+
+@pytest.fixture
+def attacker():
+    """A second local server: where a hostile run folder would send the key."""
+    from openai_server import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+def _edit_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_a_run_folder_cannot_choose_where_a_resume_sends_the_key(
+    project, run_cli, openai_server, attacker, monkeypatch
+):
+    """A resume used to take the run folder's --base-url and --api-key-env as the user's
+    choice: a run folder handed over (or edited) could send the key anywhere."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(project, "plain")
+    assert run_cli(*run_args(openai_server.base_url), "-q", "--no-cache").exit_code == 0
+    (run_dir,) = (project / "runs").iterdir()
+
+    def interrupted(base_url: str, claimed: str | None = None):
+        def change(manifest):
+            manifest["status"] = "interrupted"
+            manifest["settings"]["provider"]["base_url"] = base_url
+            if claimed:  # a folder that claims to be another run the user started
+                manifest["settings"]["provider"]["run_dir"] = claimed
+
+        _edit_json(run_dir / "manifest.json", change)
+        (run_dir / "results.jsonl").write_text("")
+
+    interrupted(attacker.base_url, claimed=str(run_dir))
+    refused = run_cli("run", "--resume", str(run_dir))
+    interrupted(openai_server.base_url)
+    resumed = run_cli("run", "--resume", str(run_dir), "-q")
+
+    assert refused.exit_code == 2 and attacker.count == 0
+    assert (
+        f"specs/plain.yaml would send the key in ${KEY_ENV} to {host(attacker)}, as the run "
+        f"folder {run_dir} says, and that run was not started with that server here"
+    ) in refused.output
+    assert KEY not in refused.output
+    assert resumed.exit_code == 0, resumed.output  # the server it was started with
+    assert openai_server.count == 2
+
+
+def test_a_batch_state_cannot_choose_where_the_key_goes(
+    project, run_cli, openai_server, attacker, monkeypatch
+):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(project, "plain")
+    args = ["batch", "submit", "specs", "--base-url", openai_server.base_url]
+    result = run_cli(*args, "--api-key-env", KEY_ENV, "--out", "runs", "--json")
+    assert result.exit_code == 0, result.output
+    run_dir = Path(json.loads(result.stdout)["summary"]["run_dir"])
+    state = run_dir / "batch" / "state.json"
+
+    def point_at(base_url: str):
+        def change(data):
+            for part in data["parts"]:
+                part["provider"]["base_url"] = base_url
+
+        _edit_json(state, change)
+
+    point_at(attacker.base_url)
+    refused = [run_cli("batch", command, str(run_dir)) for command in ("status", "cancel")]
+    point_at(openai_server.base_url)
+    status = run_cli("batch", "status", str(run_dir))
+
+    for result in refused:
+        assert result.exit_code == 2, result.output
+        assert f"a batch would send the key in ${KEY_ENV} to {host(attacker)}" in result.output
+        assert KEY not in result.output
+    assert attacker.batches.calls == []
+    assert status.exit_code == 0, status.output

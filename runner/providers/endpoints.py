@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from runner.errors import ProviderError
-from runner.providers.trust import Chosen, check_route, origin
+from runner.errors import ProviderError, UntrustedEndpoint
+from runner.providers.trust import Chosen, check_route, chosen_allows, origin
 from runner.spec.objects import Provider
 
 DEFAULT_PROVIDER = "groq"
@@ -87,6 +88,10 @@ class ProviderOverride:
     api_key_env: str | None = None
     # False when nothing will be sent (replay, dry run): no key is read, none is needed.
     require_key: bool = True
+    # Set when these settings come from a run folder's manifest (a resume, a batch, a score),
+    # not from the person running the command: the folder (or "" when unknown). A run folder
+    # cannot choose a server; the servers its run was started with are remembered outside it.
+    run_dir: str | None = None
 
 
 def resolve_endpoint(
@@ -120,15 +125,63 @@ def resolve_endpoint(
     if not override.require_key or key_env is None:
         return Endpoint(name, base_url, key_env)
     _check_name(key_env)
-    check_route(key_env, base_url, chosen_by(override), project, BUILTIN_ROUTES, what)
+    run_dir = Path(override.run_dir) if override.run_dir else None
+    chosen = chosen_by(override)
+    check_route(key_env, base_url, chosen, project, BUILTIN_ROUTES, what, run_dir)
     return Endpoint(name, base_url, key_env, _read_key(name, key_env, env))
 
 
 def chosen_by(override: ProviderOverride) -> Chosen:
-    """The key variable and server the command line (or environment) chose."""
+    """The key variable and server the command line (or environment) chose: none, when the
+    settings come from a run folder."""
+    if override.run_dir is not None:
+        return Chosen()
     named = BUILTIN_PROVIDERS.get(override.name or "")
     key_env = override.api_key_env or (named.api_key_env if named and override.base_url else None)
     return Chosen(key_env, override.base_url)
+
+
+def chosen_routes(
+    endpoints: Iterable[Endpoint], override: ProviderOverride
+) -> list[tuple[str, str]]:
+    """The (key variable, base URL) pairs of ``endpoints`` that the command line chose and
+    no other rule allows: a run remembers them for its resume (runner/providers/trust.py)."""
+    chosen = chosen_by(override)
+    return [
+        (e.api_key_env, e.base_url)
+        for e in endpoints
+        if e.api_key is not None
+        and e.api_key_env is not None
+        and e.base_url is not None
+        and (e.api_key_env, origin(e.base_url)) not in BUILTIN_ROUTES
+        and chosen_allows(e.api_key_env, e.base_url, chosen, BUILTIN_ROUTES)
+    ]
+
+
+def endpoint_from_run(
+    provider: Mapping[str, Any], run_dir: Path, projects: Sequence[Path]
+) -> Endpoint:
+    """The endpoint a run folder's batch state names, with its key read again from the
+    environment, when the key may go there: a server the user chose for that run, or one
+    the user's config or an approved project of the run's specs allows."""
+    name, base_url, key_env = (provider.get(k) for k in ("name", "base_url", "api_key_env"))
+    if not isinstance(name, str) or not isinstance(base_url, str | None):
+        raise ProviderError(f"the batch state of {run_dir} names no provider: it is damaged")
+    if base_url is None or not isinstance(key_env, str):  # offline, or a server without a key
+        return Endpoint(name, base_url)
+    _check_name(key_env)
+    refused: UntrustedEndpoint | None = None
+    candidates: list[Path | None] = [*dict.fromkeys(projects)] or [None]
+    for project in candidates:
+        try:
+            check_route(key_env, base_url, Chosen(), project, BUILTIN_ROUTES, "a batch", run_dir)
+            break
+        except UntrustedEndpoint as exc:
+            refused = refused or exc
+    else:
+        assert refused is not None
+        raise refused
+    return Endpoint(name, base_url, key_env, _read_key(name, key_env, os.environ))
 
 
 def _check_name(key_env: str) -> None:

@@ -20,12 +20,18 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from runner.errors import ProviderError, SpecError, UntrustedEndpoint, UsageError
 from runner.providers.user_config import config_dir, user_config, user_config_path
@@ -73,26 +79,39 @@ def check_route(
     project: Path | None,
     builtin: Collection[tuple[str, str]],
     what: str = "the spec",
+    run_dir: Path | None = None,
 ) -> None:
     """Raise UntrustedEndpoint unless the key in ``key_env`` may go to ``base_url`` (see the
     module's docstring). ``project`` is the folder of the spec (or judge) that asks for it;
     ``builtin`` the built-in providers' (key variable, origin) pairs; ``what`` names the spec
-    in the message."""
+    in the message. ``run_dir`` is the run folder whose settings name the server (a resume,
+    a batch): the servers the user chose when starting that run are allowed too."""
     host = origin(base_url)
     pair = (key_env, host)
-    if pair in builtin:
+    if pair in builtin or chosen_allows(key_env, base_url, chosen, builtin):
         return
-    if chosen.key_env == key_env:
-        if chosen.base_url is not None and origin(chosen.base_url) == host:
-            return
-        if chosen.base_url is None and host in {h for _, h in builtin}:
-            return
     if pair in _pairs(_user_endpoints()):
+        return
+    if run_dir is not None and list(pair) in _read_store()["runs"].get(_run_key(run_dir), []):
         return
     declared, approved = _project_pairs(project)
     if pair in approved:
         return
+    if run_dir is not None and not declared:
+        raise UntrustedEndpoint([_run_refusal(key_env, base_url, run_dir, what)])
     raise UntrustedEndpoint([_refusal(key_env, base_url, chosen, project, what, pair in declared)])
+
+
+def chosen_allows(
+    key_env: str, base_url: str, chosen: Chosen, builtin: Collection[tuple[str, str]]
+) -> bool:
+    """Whether the command line (or environment) chose to send ``key_env`` to ``base_url``:
+    both named there, or the key variable named there and the server a built-in one."""
+    if chosen.key_env != key_env:
+        return False
+    if chosen.base_url is not None:
+        return origin(chosen.base_url) == origin(base_url)
+    return origin(base_url) in {host for _, host in builtin}
 
 
 def _user_endpoints() -> tuple[DeclaredEndpoint, ...]:
@@ -153,6 +172,42 @@ def _refusal(
     )
 
 
+def _run_refusal(key_env: str, base_url: str, run_dir: Path, what: str) -> str:
+    return (
+        f"{what} would send the key in ${key_env} to {origin(base_url)}, as the run folder "
+        f"{run_dir} says, and that run was not started with that server here (a run folder "
+        "cannot choose where a key goes); nothing was sent. If that server is right, choose "
+        f"it yourself: list it under endpoints: in {user_config_path()} (base_url: "
+        f"{base_url}, api_key_env: {key_env})"
+    )
+
+
+# ---- run folders: the servers a run was started with, for its resume and its batches
+
+MAX_RUNS = 1000  # run folders remembered; the oldest are forgotten first
+
+
+def _run_key(run_dir: Path) -> str:
+    return str(run_dir.resolve())
+
+
+def remember_run(run_dir: Path, routes: Iterable[tuple[str, str]]) -> None:
+    """Remember, outside the run folder, that the user chose to send each (key variable,
+    base URL) of ``routes`` for the run in ``run_dir``: its resume, its batch commands and
+    runner score may send them again, though a run folder alone never chooses a server."""
+    chosen = sorted({(key_env, origin(url)) for key_env, url in routes})
+    if not chosen:
+        return
+    with _locked():
+        data = _read_store()
+        runs = data["runs"]
+        runs.pop(_run_key(run_dir), None)
+        runs[_run_key(run_dir)] = [list(pair) for pair in chosen]
+        for stale in list(runs)[: max(len(runs) - MAX_RUNS, 0)]:
+            del runs[stale]
+        _write_store(data)
+
+
 # ---- approvals: runner trust
 
 
@@ -172,34 +227,52 @@ def approvals_path() -> Path:
     return config_dir() / APPROVALS_NAME
 
 
-def _approvals() -> dict[str, dict[str, Any]]:
+def _read_store() -> dict[str, Any]:
+    """trusted.json: the ``projects`` approved with runner trust, and the ``runs`` started
+    with a server the user chose (remember_run)."""
     path = approvals_path()
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {}
+        return {"version": 1, "projects": {}, "runs": {}}
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     try:
         data = json.loads(text)
-        projects = data["projects"]
-        if not isinstance(projects, dict):
+        data.setdefault("runs", {})
+        if not isinstance(data["projects"], dict) or not isinstance(data["runs"], dict):
             raise TypeError
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise UsageError(
             f"{path} is not a file runner wrote (it keeps the projects you approved with runner "
             "trust): delete it, and approve your projects again"
         ) from None
+    return data
+
+
+def _approvals() -> dict[str, dict[str, Any]]:
+    projects = _read_store()["projects"]
     return {k: v for k, v in projects.items() if isinstance(v, dict)}
 
 
-def _save(projects: dict[str, dict[str, Any]]) -> None:
+@contextmanager
+def _locked() -> Iterator[None]:
+    """One writer of trusted.json at a time, so two runs starting at once both keep their
+    record (where ``fcntl`` exists; elsewhere the last writer wins)."""
+    folder = config_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".trusted.lock", "a") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _write_store(data: dict[str, Any]) -> None:
     path = approvals_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".trusted-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({"version": 1, "projects": projects}, out, indent=2, sort_keys=True)
+            json.dump({**data, "version": 1}, out, indent=2)
             out.write("\n")
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
@@ -230,13 +303,16 @@ def approve_project(directory: Path) -> Approval:
             f"{root / CONFIG_FILE} declares no endpoints: nothing to trust (the offline and "
             "built-in providers need no approval)"
         )
-    projects = _approvals()
-    projects[str(root)] = {
-        "sha256": digest,
-        "endpoints": [{"base_url": e.base_url, "api_key_env": e.api_key_env} for e in endpoints],
-        "approved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    _save(projects)
+    with _locked():
+        data = _read_store()
+        data["projects"][str(root)] = {
+            "sha256": digest,
+            "endpoints": [
+                {"base_url": e.base_url, "api_key_env": e.api_key_env} for e in endpoints
+            ],
+            "approved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        _write_store(data)
     return Approval(root, endpoints, approvals_path())
 
 
@@ -245,11 +321,13 @@ def revoke_project(directory: Path) -> Approval:
     when it no longer exists); ProviderError when it had none."""
     absolute = Path(os.path.abspath(directory))
     root = find_project_root(absolute) if absolute.is_dir() else absolute
-    projects = _approvals()
-    entry = projects.pop(str(root), None) or projects.pop(str(absolute), None)
-    if entry is None:
-        raise ProviderError(f"{root} was not trusted: nothing to revoke")
-    _save(projects)
+    with _locked():
+        data = _read_store()
+        projects = data["projects"]
+        entry = projects.pop(str(root), None) or projects.pop(str(absolute), None)
+        if not isinstance(entry, dict):
+            raise ProviderError(f"{root} was not trusted: nothing to revoke")
+        _write_store(data)
     endpoints = tuple(
         DeclaredEndpoint(str(e.get("base_url")), str(e.get("api_key_env")))
         for e in entry.get("endpoints", [])

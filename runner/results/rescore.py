@@ -122,7 +122,7 @@ def score_run(
     store.lock("runner score")  # one writer per run (runner/runs/lock.py)
     try:
         manifest = store.read_manifest()
-        settings = RunSettings.from_json(manifest.get("settings") or {})
+        settings = RunSettings.from_json(manifest.get("settings") or {}, run_dir)
         specs = _load_specs(manifest, load, spec_files)
         planned = _PlanLookup(_plan(specs, settings))
         result = ScoreResult(run_dir)

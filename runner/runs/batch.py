@@ -25,7 +25,6 @@ Run directory additions::
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import time
@@ -36,7 +35,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from runner.errors import UsageError, agree, plural
-from runner.providers.endpoints import Endpoint, _read_key
+from runner.providers.endpoints import Endpoint, chosen_routes, endpoint_from_run
+from runner.providers.trust import remember_run
 from runner.runs.cache import ResponseCache, cache_path_for, request_key
 from runner.runs.execute import (
     Job,
@@ -59,6 +59,7 @@ from runner.send.batch_api import LINE_URL, BatchApiError, BatchClient
 from runner.send.offline_batch import BatchClients, OfflineBatches
 from runner.send.transport import HttpResult
 from runner.spec.objects import Spec
+from runner.spec.project import find_project_root
 
 BATCH_DIR = "batch"
 STATE = "state.json"
@@ -281,6 +282,7 @@ def submit_batch(
     store = RunStore.create(out_dir)
     store.lock("runner batch submit")  # one writer per run (runner/runs/lock.py)
     try:
+        remember_run(store.root, chosen_routes(endpoints.values(), settings.provider))
         manifest = _manifest(store, specs, settings, "running")
         manifest["mode"] = "batch"
         store.write_manifest(manifest)
@@ -307,7 +309,7 @@ def resume_batch(run_dir: Path, load: Callable[[Path], Spec]) -> BatchResult:
     store = RunStore.open(run_dir)
     store.lock("runner batch submit --resume")  # one writer per run (runner/runs/lock.py)
     try:
-        settings = RunSettings.from_json(store.read_manifest()["settings"])
+        settings = RunSettings.from_json(store.read_manifest()["settings"], store.root)
         state = BatchState.load(store)
         specs = [_reload(entry, load) for entry in store.read_manifest()["specs"]]
         endpoints = _endpoints(specs, settings)
@@ -456,7 +458,7 @@ def _create_batches(store: RunStore, state: BatchState, settings: RunSettings) -
         for part in state.parts:
             if part.batch_id is not None:
                 continue
-            endpoint = _part_endpoint(part)
+            endpoint = _part_endpoint(store, part)
             if part.file_id is None:
                 uploaded = client.upload(endpoint, store.root / BATCH_DIR / part.input)
                 part.file_id = str(uploaded["id"])
@@ -476,10 +478,13 @@ def _create_batches(store: RunStore, state: BatchState, settings: RunSettings) -
         client.close()
 
 
-def _part_endpoint(part: Part) -> Endpoint:
-    """The endpoint a part was sent to, with its key read again from the environment."""
-    name, key_env = part.provider["name"], part.provider.get("api_key_env")
-    return Endpoint(name, part.provider["base_url"], key_env, _read_key(name, key_env, os.environ))
+def _part_endpoint(store: RunStore, part: Part) -> Endpoint:
+    """The endpoint a part was sent to, with its key read again from the environment: only
+    to a server the user chose (the run folder's batch state names it, and a run folder
+    cannot choose)."""
+    specs = store.read_manifest().get("specs") or []
+    projects = [find_project_root(Path(e["file"])) for e in specs if isinstance(e.get("file"), str)]
+    return endpoint_from_run(part.provider, store.root, projects)
 
 
 # ---- status and cancel
@@ -489,7 +494,7 @@ def batch_status(run_dir: Path) -> BatchStatus:
     """Ask the provider where each unfinished batch of the run stands; save what it says."""
     store = RunStore.open(run_dir)
     state = BatchState.load(store)
-    settings = RunSettings.from_json(store.read_manifest()["settings"])
+    settings = RunSettings.from_json(store.read_manifest()["settings"], store.root)
     _refresh(store, state, settings)
     return BatchStatus(store.root, tuple(state.parts))
 
@@ -516,7 +521,7 @@ def cancel_batches(run_dir: Path) -> BatchStatus:
     """Ask the provider to cancel every batch of the run that has not ended."""
     store = RunStore.open(run_dir)
     state = BatchState.load(store)
-    settings = RunSettings.from_json(store.read_manifest()["settings"])
+    settings = RunSettings.from_json(store.read_manifest()["settings"], store.root)
     _refresh(store, state, settings, cancel=True)
     return BatchStatus(store.root, tuple(state.parts))
 
@@ -530,7 +535,7 @@ def _refresh(
     try:
         for part in state.parts:
             if part.batch_id is not None and not part.terminal:
-                part.batch = call(_part_endpoint(part), part.batch_id)
+                part.batch = call(_part_endpoint(store, part), part.batch_id)
                 state.save(store)
     finally:
         client.close()
@@ -549,7 +554,7 @@ def fetch_batch(run_dir: Path, load: Callable[[Path], Spec]) -> BatchResult:
     store.lock("runner batch fetch")  # one writer per run (runner/runs/lock.py)
     try:
         manifest = store.read_manifest()
-        settings = RunSettings.from_json(manifest["settings"])
+        settings = RunSettings.from_json(manifest["settings"], store.root)
         state = BatchState.load(store)
         specs = [_reload(entry, load) for entry in manifest["specs"]]
         endpoints = _endpoints(specs, settings)
@@ -581,7 +586,7 @@ def _download(store: RunStore, state: BatchState, settings: RunSettings, index: 
                     continue
                 target = folder / f"{kind}-{part.index:03d}.jsonl"
                 if not target.is_file():
-                    client.download(_part_endpoint(part), str(file_id), target)
+                    client.download(_part_endpoint(store, part), str(file_id), target)
                 files.append(target)
             index.load_answers(part.index, files)
             part.fetched = True

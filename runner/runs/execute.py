@@ -32,7 +32,13 @@ from runner.errors import (
 )
 from runner.grade import expect
 from runner.grade.judge import JudgeTally, tally
-from runner.providers.endpoints import Endpoint, ProviderOverride, resolve_endpoint
+from runner.providers.endpoints import (
+    Endpoint,
+    ProviderOverride,
+    chosen_routes,
+    resolve_endpoint,
+)
+from runner.providers.trust import remember_run
 from runner.runs.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
 from runner.runs.cassette import Cassette
 from runner.runs.earlier import EarlierAnswers
@@ -83,12 +89,17 @@ class RunSettings:
     stream: bool | None = None  # --stream / --no-stream; None: as each spec says
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["provider"].pop("run_dir", None)  # where it is read from, not what was chosen
+        return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunSettings:
+    def from_json(cls, data: dict[str, Any], run_dir: Path | None = None) -> RunSettings:
+        """The settings a manifest saved. Its provider settings are the run folder's, not a
+        choice of whoever reads it now: ``run_dir`` marks them so (see ProviderOverride)."""
+        provider = {k: v for k, v in data.get("provider", {}).items() if k != "run_dir"}
         return cls(
-            provider=ProviderOverride(**data.get("provider", {})),
+            provider=_known_fields(ProviderOverride, {**provider, "run_dir": str(run_dir or "")}),
             concurrency=data.get("concurrency", 8),
             rpm=data.get("rpm"),
             tpm=data.get("tpm"),
@@ -332,6 +343,7 @@ def start_run(
     store = RunStore.create(out_dir)
     store.lock("runner run")
     try:
+        remember_run(store.root, chosen_routes(endpoints.values(), settings.provider))
         store.write_manifest(_manifest(store, specs, settings, "running"))
         streams = _model_streams(specs, settings, endpoints)
         total = _request_count(specs, settings)
@@ -350,7 +362,7 @@ def resume_run(
     answers: AnswerSource | None = None
     try:
         manifest = store.read_manifest()
-        settings = RunSettings.from_json(manifest["settings"])
+        settings = RunSettings.from_json(manifest["settings"], store.root)
         specs = [_reload(entry, load) for entry in manifest["specs"]]
         done = store.completed_ids()
         endpoints = _endpoints(specs, settings)
