@@ -324,6 +324,8 @@ def test_a_cp1252_console_shows_what_it_cannot_encode_as_escapes(tmp_path):
 SUB_SPECS = {
     "sub-reply.yaml": "version: 1\nname: sub-reply\nextends: ../_support-base.yaml\n"
     "cases: ../data/tickets.csv\n",
+    "signed.yaml": "version: 1\nname: signed\nmodel: openai/gpt-oss-20b\n"
+    "messages:\n  - role: user\n    content: 'Hello. {% include \"parts/sign-off.j2\" %}'\n",
     "picture.yaml": "version: 1\nname: picture\nmodel: qwen/qwen3.8-27b\n"
     "messages:\n  - role: user\n    content:\n      - {type: text, text: What is it?}\n"
     "      - {type: image_url, image_url: {path: ../data/receipts/cafe-0412.png}}\n",
@@ -338,6 +340,8 @@ def example_project(project: Path, windows: bool) -> None:
         shutil.copytree(ROOT / folder, project / folder)
     (project / "pyproject.toml").write_text("")
     (project / "specs" / "sub").mkdir()
+    (project / "templates" / "parts").mkdir()
+    (project / "templates" / "parts" / "sign-off.j2").write_text("Regards,\nThe team\n")
     for name, text in SUB_SPECS.items():
         (project / "specs" / "sub" / name).write_text(text, encoding="utf-8")
     if not windows:
@@ -346,7 +350,7 @@ def example_project(project: Path, windows: bool) -> None:
         if path.suffix not in (".yaml", ".csv"):
             continue
         text = path.read_text(encoding="utf-8")
-        for written in ("../", "data/", "receipts/", "judges/polite"):
+        for written in ("../", "data/", "receipts/", "judges/polite", "parts/"):
             text = text.replace(written, written.replace("/", "\\"))
         path.write_bytes(text.replace("\n", "\r\n").encode("utf-8"))
 
@@ -367,6 +371,8 @@ def test_a_project_written_on_windows_runs_and_records_posix_paths(tmp_path, mon
         (runs[windows],) = (project / "runs").iterdir()
     windows_spec = (tmp_path / "windows" / "specs" / "sub" / "picture.yaml").read_bytes()
     assert b"..\\data\\receipts\\cafe-0412.png}}\r\n" in windows_spec
+    signed = (tmp_path / "windows" / "specs" / "sub" / "signed.yaml").read_bytes()
+    assert b'include "parts\\sign-off.j2"' in signed
 
     def paths(record: dict) -> list:
         images = [
@@ -388,7 +394,7 @@ def test_a_project_written_on_windows_runs_and_records_posix_paths(tmp_path, mon
 
     posix = {r["id"]: paths(r) for r in records(runs[False])}
     windows = {r["id"]: paths(r) for r in records(runs[True])}
-    assert len(posix) == 37 and windows == posix
+    assert len(posix) == 38 and windows == posix
     assert "\\" not in json.dumps(windows)
     assert posix["picture"][2][0]["path"] == "specs/data/receipts/cafe-0412.png"
     judged = posix["polite-reply/double-charge"]
@@ -396,7 +402,7 @@ def test_a_project_written_on_windows_runs_and_records_posix_paths(tmp_path, mon
     with monkeypatch.context() as inside:
         inside.chdir(tmp_path)
         diff = run_cli("diff", str(runs[False]), str(runs[True]))
-    assert "37 paired: 0 changed, 37 unchanged" in diff.output, diff.output
+    assert "38 paired: 0 changed, 38 unchanged" in diff.output, diff.output
 
 
 def test_a_csv_saved_on_windows_gives_the_same_cases(tmp_path):

@@ -73,7 +73,8 @@ class ProjectTemplateLoader(jinja2.FileSystemLoader):
         super().__init__(str(project_root / TEMPLATES_FOLDER))
 
     def get_source(self, environment: jinja2.Environment, template: str) -> Any:
-        source = super().get_source(environment, template)
+        # "parts\\sign-off.j2", as a Windows user writes it, is "parts/sign-off.j2" everywhere
+        source = super().get_source(environment, template.replace("\\", "/"))
         target = Path(source[1]).resolve()
         if self.root not in target.parents:
             raise SecurityError(
