@@ -417,3 +417,18 @@ def test_a_batch_state_cannot_choose_where_the_key_goes(
         assert KEY not in result.output
     assert attacker.batches.calls == []
     assert status.exit_code == 0, status.output
+
+
+def test_runs_starting_at_once_all_keep_their_record(tmp_path):
+    """trusted.json is rewritten whole: without its lock file, two runs starting together
+    would keep only one record, and the other's resume would stop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runner.providers.trust import _read_store, remember_run
+
+    folders = [tmp_path / f"run-{i}" for i in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda f: remember_run(f, [("K", "http://127.0.0.1:9/v1")]), folders))
+
+    runs = _read_store()["runs"]
+    assert all(runs[str(f.resolve())] == [["K", "http://127.0.0.1:9"]] for f in folders)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,11 +28,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
 
 from runner.errors import ProviderError, SpecError, UntrustedEndpoint, UsageError
 from runner.providers.user_config import config_dir, user_config, user_config_path
@@ -255,16 +251,35 @@ def _approvals() -> dict[str, dict[str, Any]]:
     return {k: v for k, v in projects.items() if isinstance(v, dict)}
 
 
+LOCK_STALE = 30.0  # seconds after which a lock file is taken to be left by a killed process
+
+
 @contextmanager
 def _locked() -> Iterator[None]:
     """One writer of trusted.json at a time, so two runs starting at once both keep their
-    record (where ``fcntl`` exists; elsewhere the last writer wins)."""
+    record: a lock file made with O_EXCL (the same on every system), waited for a few seconds,
+    and taken over once it is stale."""
     folder = config_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".trusted.lock", "a") as lock:
-        if fcntl is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = folder / ".trusted.lock"
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            break
+        except FileExistsError:
+            try:
+                stale = time.time() - lock.stat().st_mtime > LOCK_STALE
+            except OSError:
+                continue  # just released
+            if stale or time.monotonic() > deadline:
+                lock.unlink(missing_ok=True)
+            else:
+                time.sleep(0.01)
+    try:
         yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _write_store(data: dict[str, Any]) -> None:
