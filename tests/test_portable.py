@@ -450,7 +450,7 @@ POSIX_ONLY = {
     "os.O_DIRECTORY": None,
     "os.O_NOFOLLOW": None,
     "os.fdatasync": None,
-    "import fcntl": ("runner/runs/lock.py", "runner/providers/trust.py"),
+    "import fcntl": ("runner/runs/lock.py",),
     "import resource": None,
     "import termios": None,
     "import pwd": None,
