@@ -432,3 +432,22 @@ def test_runs_starting_at_once_all_keep_their_record(tmp_path):
 
     runs = _read_store()["runs"]
     assert all(runs[str(f.resolve())] == [["K", "http://127.0.0.1:9"]] for f in folders)
+
+
+def test_the_check_reads_a_url_as_the_request_does(
+    project, run_cli, openai_server, attacker, secret, user_config_folder
+):
+    """Python's urlsplit reads http://A\\@B/ as server B, urllib3 connects to A: a check by
+    the one and a request by the other sent the key to A while B was the server trusted."""
+    (user_config_folder / "runner").mkdir()
+    (user_config_folder / "runner" / "config.yaml").write_text(
+        f"endpoints:\n  - base_url: {openai_server.base_url}\n"
+        "    api_key_env: AWS_SECRET_ACCESS_KEY\n"
+    )
+    foreign_spec(project, f"'http://127.0.0.1:{attacker.port}\\@127.0.0.1:{openai_server.port}/v1'")
+
+    run = run_cli("run", "specs", "--out", "runs")
+
+    assert run.exit_code == 2, run.output
+    assert attacker.count == 0 and openai_server.count == 0
+    assert f"$AWS_SECRET_ACCESS_KEY to http://127.0.0.1:{attacker.port}, a server" in run.output

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from runner.errors import ProviderError, SpecError, UntrustedEndpoint, UsageError
 from runner.providers.user_config import config_dir, user_config, user_config_path
@@ -44,15 +46,17 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def origin(url: str) -> str:
     """The server a URL names, as ``scheme://host[:port]`` (lower case, default port left
-    out): what a key is bound to. A path on the same server is the same server."""
+    out): what a key is bound to. A path on the same server is the same server.
+
+    Parsed by urllib3, as the transport parses the URL it connects to: Python's urlsplit
+    reads ``https://evil.example\\@api.groq.com/v1`` as api.groq.com, and urllib3 connects
+    to evil.example, so a check with one parser and a request with the other would send a
+    key where the check did not look."""
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
+        parts = parse_url(url.strip().rstrip("/") + "/")
+    except LocationParseError:
         return url
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
+    scheme, host, port = (parts.scheme or "").lower(), (parts.host or "").lower(), parts.port
     if port is None or port == _DEFAULT_PORTS.get(scheme):
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"
