@@ -137,16 +137,25 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived (``timeout``, a cancelled CI job, ``docker stop``): stop like Ctrl-C."""
 
 
+def saved_counts(answered: int, failed: int) -> str:
+    """``12 answers and 3 failed requests saved``: what a stopped run kept, answers and
+    failures told apart (a failure is saved too, but it is no answer)."""
+    text = plural(answered, "answer")
+    if failed:
+        text += f" and {plural(failed, 'failed request')}"
+    return f"{text} saved"
+
+
 class RunInterrupted(RunnerError):
     """The user interrupted a run (Ctrl-C, or SIGTERM); what was answered is saved (exit code
     130, or 143 after SIGTERM)."""
 
-    def __init__(self, run_dir: str, saved: int, terminated: bool = False):
+    def __init__(self, run_dir: str, answered: int, terminated: bool = False, failed: int = 0):
         self.run_dir = run_dir
         self.terminated = terminated
         what = "terminated (SIGTERM)" if terminated else "interrupted"
         super().__init__(
-            f"{what}: {plural(saved, 'answer')} saved in {run_dir}; finish the run with: "
+            f"{what}: {saved_counts(answered, failed)} in {run_dir}; finish the run with: "
             f"runner run --resume {run_dir}"
         )
 
@@ -155,12 +164,37 @@ class RunStopped(RunnerError):
     """A provider's limit asks for a longer wait than the run may wait; the run stopped
     cleanly and can be resumed after the reset (exit code 75)."""
 
-    def __init__(self, run_dir: str, reason: str, saved: int, not_sent: int):
+    def __init__(self, run_dir: str, reason: str, answered: int, not_sent: int, failed: int = 0):
         self.run_dir = run_dir
         super().__init__(
-            f"stopped: {reason}\n{plural(saved, 'answer')} saved in {run_dir}, "
+            f"stopped: {reason}\n{saved_counts(answered, failed)} in {run_dir}, "
             f"{plural(not_sent, 'request')} "
             f"not sent; after the reset, finish the run with: runner run --resume {run_dir}"
+        )
+
+
+class RunRefused(RunnerError):
+    """Every request of a model failed alike (a wrong key, a retired model): the run stopped
+    sending that model's requests, which wait unsent for the fix (exit code 1)."""
+
+    def __init__(
+        self,
+        run_dir: str,
+        reasons: list[str],
+        answered: int,
+        not_sent: int,
+        failed: int = 0,
+        resumable: bool = True,
+    ):
+        self.run_dir = run_dir
+        then = (
+            f"once fixed, finish the run with: runner run --resume {run_dir}"
+            if resumable
+            else "change the spec and start a new run (a resumed run sends the same requests)"
+        )
+        super().__init__(
+            "\n".join(reasons) + f"\n{saved_counts(answered, failed)} in {run_dir}, "
+            f"{plural(not_sent, 'request')} not sent; {then}"
         )
 
 

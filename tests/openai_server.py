@@ -23,6 +23,10 @@ names:
     large              200 with a completion whose content is ``large_bytes`` long
     reply:<json>       200 with this JSON object as the assistant message (content/tool_calls)
     redirect:<url>     307 to another URL
+    retired            400 ``model_decommissioned``, as Groq answers a retired model
+    no_credit          429 ``insufficient_quota``, as OpenAI answers an account without credit
+    text_500           500 with a text/plain body (as some proxies send)
+    multiline_400      400 whose error message spans several lines
     drip               200 with the whole answer's headers, then its body one byte every
                        ``drip_seconds`` (each read is quick; the whole answer never is)
 
@@ -109,6 +113,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.statuses: Counter[int] = Counter()
         self.budget: Budget | None = None
         self.provider_limits: ProviderLimits | None = None  # Groq-style, per model
+        self.retired: set[str] = set()  # models answered 400 model_decommissioned, always
         self._plans: list[Plan] = []
         self.batches = BatchBackend()  # /files and /batches (tests/batch_server.py)
         self._lock = threading.Lock()
@@ -247,6 +252,9 @@ class Handler(BaseHTTPRequestHandler):
                 401, _error("Invalid API Key", "invalid_request_error", "invalid_api_key")
             )
             return
+        if isinstance(body, dict) and body.get("model") in server.retired:
+            self._answer("retired", body, {})
+            return
         image_problem = _image_problem(body)
         if image_problem:
             self._send_json(400, _error(image_problem, "invalid_request_error", "invalid_image"))
@@ -320,6 +328,23 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(self.server.drip_seconds)
                 self.wfile.write(bytes([byte]))
                 self.wfile.flush()
+        elif fault == "retired":
+            model = body.get("model")
+            message = (
+                f"The model `{model}` has been decommissioned and is no longer supported. "
+                "Please refer to https://console.groq.com/docs/deprecations for a "
+                "recommendation on which model to use instead."
+            )
+            self._send_json(400, _error(message, "invalid_request_error", "model_decommissioned"))
+        elif fault == "no_credit":
+            message = "You exceeded your current quota, please check your plan and billing details."
+            self._send_json(429, _error(message, "insufficient_quota", "insufficient_quota"))
+        elif fault == "text_500":
+            text = b"upstream connect error or disconnect/reset before headers. reset: overflow"
+            self._send_bytes(500, "text/plain", text)
+        elif fault == "multiline_400":
+            message = "Invalid request:\n  - messages.0.content: too long\n  - temperature: > 2"
+            self._send_json(400, _error(message, "invalid_request_error", None))
         elif fault.startswith("redirect:"):
             self._send_bytes(307, "text/plain", b"moved", {"Location": fault[len("redirect:") :]})
         else:

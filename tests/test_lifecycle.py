@@ -22,7 +22,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import KEY, KEY_ENV, POSIX_SIGNALS, latest_run, read_records, run_args, write_spec
+from helpers import (
+    KEY,
+    KEY_ENV,
+    POSIX_SIGNALS,
+    latest_run,
+    read_records,
+    run_args,
+    saved_count,
+    write_spec,
+)
 from provider_limits import ProviderLimits
 
 from runner.errors import RunBusy
@@ -166,6 +175,23 @@ def test_a_sigterm_ends_a_run_stuck_in_a_request_after_its_grace(project, openai
     assert process.returncode == 143, stderr
     finished = manifest(latest_run(project))
     assert finished["counts"]["not_sent"] == 1 and finished["stopped"]["signal"] == "SIGTERM"
+
+
+@POSIX_SIGNALS
+def test_after_a_sigterm_answers_and_failures_are_counted_apart(project, openai_server):
+    for i in range(3):
+        write_spec(project, f"s{i}")
+    openai_server.plan("400", marker="(s0)")
+    openai_server.plan("400", marker="(s1)")
+    openai_server.slow_seconds = 1.5  # answered within the SIGTERM's grace
+    openai_server.plan("slow", marker="(s2)")
+    process = runner(project, *run_args(openai_server.base_url), "-c", "3", "--quiet")
+    wait_until(lambda: saved_count(project) == 2 and openai_server.count == 3)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+
+    assert process.returncode == 143, stderr
+    assert "terminated (SIGTERM): 1 answer and 2 failed requests saved in runs/" in stderr
 
 
 @POSIX_SIGNALS

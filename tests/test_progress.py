@@ -74,7 +74,31 @@ def test_on_a_terminal_the_bar_shows_counts_and_the_wait(project, openai_server)
     assert "progress: " not in text  # the bar, not the log lines
 
 
-def test_failures_are_grouped_by_cause_and_a_missing_key_is_named(project, openai_server, run_cli):
+def test_failures_are_grouped_by_cause(project, openai_server, run_cli, monkeypatch):
+    for i in range(15):
+        write_spec(project, f"s{i:02}")
+    openai_server.plan(*["multiline_400"] * 15)
+    monkeypatch.setenv(KEY_ENV, KEY)
+
+    result = run_cli(*run_args(openai_server.base_url))
+
+    assert result.exit_code == 1
+    stderr = result.stderr
+    assert "failures by cause:" in stderr
+    assert stderr.count("HTTP 400") == 1, stderr
+    # The provider's message spans three lines; the summary shows it on one, with the path of
+    # the example's spec (never a placeholder).
+    found = re.search(
+        r"  15 x the provider rejected the request from (specs/s\d\d\.yaml) \(HTTP 400\): "
+        r"Invalid request: - messages\.0\.content: too long - temperature: > 2\n"
+        r"      e\.g\. (specs/s\d\d\.yaml) \(record s\d\d\)\n",
+        stderr,
+    )
+    assert found and found[1] == found[2], stderr
+    assert "<spec>" not in stderr
+
+
+def test_a_missing_key_is_named_once(project, openai_server, run_cli):
     for i in range(15):
         write_spec(project, f"s{i:02}")
     openai_server.api_key = KEY
@@ -82,12 +106,28 @@ def test_failures_are_grouped_by_cause_and_a_missing_key_is_named(project, opena
     result = run_cli("run", "specs", "--base-url", openai_server.base_url, "--out", "runs")
 
     assert result.exit_code == 1
-    stderr = result.stderr
-    assert "failures by cause:" in stderr
-    assert stderr.count("HTTP 401") == 1, stderr
-    assert "15 x the provider wants an API key (HTTP 401), but none was sent" in stderr
-    assert "--api-key-env NAME" in stderr and "api_key_env" in stderr
-    assert re.search(r"e\.g\. specs/s\d\d\.yaml \(record s\d\d\)", stderr)
+    assert result.stderr.count("HTTP 401") == 1, result.stderr
+    assert "the provider refused the request without an API key (HTTP 401" in result.stderr
+    assert "--api-key-env NAME" in result.stderr and "api_key_env" in result.stderr
+    assert openai_server.count <= 5  # every request would fail alike: the rest wait unsent
+
+
+def test_a_run_whose_requests_fail_and_are_retried_is_not_silent(
+    project, openai_server, run_cli, monkeypatch
+):
+    """Before any record is saved, each attempt sent again shows in the progress lines."""
+    write_spec(project, "alpha")
+    openai_server.plan("529", "529", "529")
+    monkeypatch.setenv(KEY_ENV, KEY)
+    monkeypatch.setenv("RUNNER_PROGRESS_EVERY", "0")
+
+    result = run_cli(*run_args(openai_server.base_url), "--backoff", "0.01")
+
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
+    assert lines[0].startswith("progress: 0/1 (0%)")
+    assert lines[0].endswith("; 1 attempt sent again, the last after HTTP 529"), lines
+    assert "0/1 (0%)" in lines[2] and "3 attempts sent again" in lines[2], lines
 
 
 def test_different_causes_are_counted_apart(project, openai_server, run_cli, monkeypatch):
@@ -103,7 +143,8 @@ def test_different_causes_are_counted_apart(project, openai_server, run_cli, mon
     groups = {g["cause"]: g for g in json.loads(result.stdout)["failures"]}
     assert sorted(g["count"] for g in groups.values()) == [1, 3]
     rejected = next(g for cause, g in groups.items() if "HTTP 400" in cause)
-    assert rejected["count"] == 3 and "<spec>" in rejected["cause"]
+    assert rejected["count"] == 3 and "<spec>" not in rejected["cause"]
+    assert f"from {rejected['example']['spec']} (HTTP 400)" in rejected["cause"]
     assert rejected["example"]["spec"] == f"specs/{rejected['example']['record']}.yaml"
 
 

@@ -140,7 +140,9 @@ def test_a_missing_key_is_a_usage_error_before_anything_is_sent(
 # ---- retries
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "502", "503", "reset", "html_error"])
+@pytest.mark.parametrize(
+    "fault", ["429", "500", "502", "503", "529", "520", "reset", "html_error", "text_500"]
+)
 def test_a_passing_fault_is_retried(project, openai_server, run_against, fault):
     write_spec(project, "alpha")
     openai_server.plan(fault, fault)
@@ -166,6 +168,40 @@ def test_retries_stop_at_the_limit_and_the_failure_is_saved(project, openai_serv
     assert record["attempts"] == 3
     assert "HTTP 503" in record["error"]["message"]
     assert "runner run --resume" in result.stderr
+
+
+@pytest.mark.parametrize("status", ["501", "505"])
+def test_the_5xx_that_never_pass_are_not_retried(project, openai_server, run_against, status):
+    write_spec(project, "alpha")
+    openai_server.plan(status, "ok")
+
+    result, records = run_against()
+
+    assert result.exit_code == 1 and openai_server.count == 1
+    assert records["alpha"]["http_status"] == int(status)
+
+
+def test_a_text_500_body_is_kept_in_the_error(project, openai_server, run_against):
+    write_spec(project, "alpha")
+    openai_server.plan(*["text_500"] * 3)
+
+    result, records = run_against("--retries", "2")
+
+    assert result.exit_code == 1
+    error = records["alpha"]["error"]["message"]
+    assert error == (
+        "the provider failed (HTTP 500) after every retry: upstream connect error or "
+        "disconnect/reset before headers. reset: overflow"
+    )
+
+
+def test_an_html_error_page_is_named_by_its_title(project, openai_server, run_against):
+    write_spec(project, "alpha")
+    openai_server.plan(*["html_error"] * 3)
+
+    _, records = run_against("--retries", "2")
+
+    assert records["alpha"]["error"]["message"].endswith("after every retry: 502 Bad Gateway")
 
 
 def test_429_waits_as_long_as_retry_after_ms_says(project, openai_server, run_against):

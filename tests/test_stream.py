@@ -443,6 +443,23 @@ def test_a_silent_stream_fails_with_the_idle_timeout_named(project, openai_serve
     assert "--idle-timeout" in records["alpha"]["error"]["message"]
 
 
+def test_a_stream_that_never_starts_names_the_idle_timeout_and_its_seconds(
+    project, openai_server, run_server
+):
+    write_spec(project, "alpha")
+    openai_server.slow_seconds = 1.0
+    openai_server.plan("slow")  # not even the headers before the idle timeout
+    result, records = run_server("--stream", "--idle-timeout", "0.2", "--retries", "0")
+
+    assert result.exit_code == 1
+    error = records["alpha"]["error"]
+    assert error["limit"] == "--idle-timeout"
+    assert error["message"].startswith(
+        "the stream never started: no answer within 0.2 s of sending (--idle-timeout"
+    )
+    assert "read timeout" not in result.stderr
+
+
 def test_a_stream_going_on_past_the_timeout_fails(project, openai_server, run_server):
     write_spec(project, "alpha", "Tell me a long story about the sea, the rivers and the hills.")
     openai_server.stream_delay = 0.05

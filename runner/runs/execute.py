@@ -25,6 +25,7 @@ from typing import Any
 from runner.errors import (
     RenderError,
     RunInterrupted,
+    RunRefused,
     RunStopped,
     UntrustedEndpoint,
     UsageError,
@@ -39,6 +40,7 @@ from runner.providers.endpoints import (
     resolve_endpoint,
 )
 from runner.providers.trust import remember_run
+from runner.runs.breaker import Breaker
 from runner.runs.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
 from runner.runs.cassette import Cassette
 from runner.runs.earlier import EarlierAnswers
@@ -604,7 +606,10 @@ class _Run:
         self.stops = StopRequests()
         # A progress display (runner/runs/progress.py) may also show waits, and end its line.
         on_wait = getattr(progress, "waiting", None)
-        self.sender = _Sender(settings, answers, text if total == 1 else None, on_wait, earlier)
+        on_retry = getattr(progress, "retrying", None)
+        self.sender = _Sender(
+            settings, answers, text if total == 1 else None, on_wait, earlier, on_retry
+        )
         self.summary = RunSummary(store.root, resumed=resumed)
         self.writer = RecordWriter(store, depth=settings.concurrency * 2)
         self._lock = threading.Lock()
@@ -671,7 +676,8 @@ class _Run:
     def _stopped(self) -> dict[str, Any] | None:
         """What the manifest says of a run that ended early, or None."""
         waits = self.sender.limits.stopped()
-        by_model = [_stopped_by(wait) for wait in waits]
+        by_model = [r.to_json() for r in self.sender.breaker.refusals()]
+        by_model += [_stopped_by(wait) for wait in waits]
         if self.stops.stop:
             name = self.stops.name
             stopped: dict[str, Any] = {
@@ -687,12 +693,19 @@ class _Run:
         return None
 
     def _outcome(self, counts: dict[str, Any]) -> RunSummary:
+        root, summary = str(self.store.root), self.summary
+        answered = summary.ok + summary.invalid_output
         if self.stops.stop:
-            raise RunInterrupted(str(self.store.root), self.summary.total, self.stops.terminated)
+            raise RunInterrupted(root, answered, self.stops.terminated, summary.failed)
         waits = self.sender.limits.stopped()
+        reasons = [f"{wait} (at {_stopped_by(wait)['resets_at']})" for wait in waits]
+        refusals = self.sender.breaker.refusals()
+        if refusals and counts["not_sent"]:
+            reasons = [r.describe() for r in refusals] + [f"also: {r}" for r in reasons]
+            resumable = all(r.resumable for r in refusals)
+            raise RunRefused(root, reasons, answered, counts["not_sent"], summary.failed, resumable)
         if waits and counts["not_sent"]:
-            reason = "; ".join(f"{wait} (at {_stopped_by(wait)['resets_at']})" for wait in waits)
-            raise RunStopped(str(self.store.root), reason, self.summary.total, counts["not_sent"])
+            raise RunStopped(root, "; ".join(reasons), answered, counts["not_sent"], summary.failed)
         return self.summary
 
 
@@ -871,12 +884,16 @@ class _Sender:
         text: TextSink | None = None,
         on_wait: Callable[[Wait | None], None] | None = None,
         earlier: EarlierAnswers | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ):
         self.settings = settings
         self.earlier = earlier  # a resumed run's answers whose judges failed
+        self.on_retry = on_retry  # told why each attempt that is sent again failed
         self.limits = Limits(settings.rpm, settings.tpm, settings.max_wait, on_wait)
         # Requests on the wire at once; workers waiting for their turn do not count.
         self.gate = Gate(settings.concurrency)
+        # A model whose requests all fail alike (a wrong key, a retired model) stops sending.
+        self.breaker = Breaker(self.limits.cancelled)
         self.answers = answers
         self.text = text
         # A replay never builds an HTTP client, so it cannot reach the network.
@@ -975,13 +992,27 @@ class _Sender:
         return apply_verdicts(request.spec, record, request.case, answered)
 
     def _over_http(self, job: Job) -> _Answer | None:
+        """Send one job, once its model's requests have not all failed alike (see
+        runner/runs/breaker.py). None when it is not sent, or abandoned in flight."""
+        model = str(job.request.body.get("model", ""))
+        key = (job.endpoint.completions_url, model)
+        if not self.breaker.enter(key):
+            return None
+        answer: _Answer | None = None
+        try:
+            answer = self._sent_over_http(job, model)
+        finally:
+            result = answer.result if answer is not None and not answer.too_large else None
+            self.breaker.leave(key, job.endpoint, model, result)
+        return answer
+
+    def _sent_over_http(self, job: Job, model: str) -> _Answer | None:
         """Send one job through its model's limiter, with retries. None when the run stops
         before the job is sent, or abandons it in flight."""
         assert self.client is not None
         client, endpoint, settings = self.client, job.endpoint, self.settings
         body = job.request.body
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        model = str(body.get("model", ""))
         limiter = self.limits.for_model(
             (endpoint.completions_url, model),
             model,
@@ -1015,13 +1046,14 @@ class _Sender:
                     _result_of,
                     _may_retry,
                     self.gate,
+                    self._retrying,
                 )
                 result = replace(streamed.result, attempts=attempts)
                 if result.abandoned:
                     return None
                 return _Answer(result, *first[0], streamed.completion, streamed)
             result = send_whole_with_retries(
-                send_whole, limiter, tokens, settings.retry, stop, self.gate
+                send_whole, limiter, tokens, settings.retry, stop, self.gate, self._retrying
             )
         except NeverFits as exc:
             result = HttpResult(None, {}, None, 0, str(exc))
@@ -1035,10 +1067,16 @@ class _Sender:
             return None
         return _Answer(result, *first[0])
 
+    def _retrying(self, result: HttpResult) -> None:
+        if self.on_retry is not None:
+            reason = f"HTTP {result.status}" if result.status is not None else result.error
+            self.on_retry(reason or "a failed attempt")
+
     def stopped(self, key: ModelKey) -> bool:
-        """Whether a model's limit stopped its requests for the rest of the run."""
+        """Whether a model's limit, or its requests failing alike, stopped its requests for
+        the rest of the run."""
         limiter = self.limits.existing(key)
-        return limiter is not None and limiter.stopped is not None
+        return (limiter is not None and limiter.stopped is not None) or self.breaker.stopped(key)
 
     def abandon(self) -> None:
         """Cut the requests in flight: they end now, without a record."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import re
 import threading
 import time
@@ -476,6 +477,22 @@ def never_fits(text: str) -> bool:
     """Whether a 413/429 message says the request alone is more than the limit."""
     found = _LIMIT_REQUESTED.search(text or "")
     return found is not None and int(found.group(2)) > int(found.group(1))
+
+
+# OpenAI's 429 for an account without credit ("You exceeded your current quota, please check
+# your plan and billing details"), https://platform.openai.com/docs/guides/error-codes (checked
+# 2026-12-08): no wait makes it pass, so it is final, not a turn to wait for.
+OUT_OF_CREDIT = "insufficient_quota"
+
+
+def out_of_credit(text: str) -> bool:
+    """Whether a 429's body says the account has no credit left (not a rate limit)."""
+    try:
+        body = json.loads(text or "")
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and OUT_OF_CREDIT in (error.get("code"), error.get("type"))
 
 
 def _try_again(text: str) -> float | None:

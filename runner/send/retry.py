@@ -5,7 +5,8 @@ the ticket of its first attempt, so it is sent again before any newer request: u
 contention a rate-limited run ends with every request answered. 5xx answers and dropped
 connections are retried ``RetryPolicy.retries`` times after an exponential backoff (or the
 ``retry-after`` the provider gave), also through the limiter. Other 4xx answers, and a request
-bigger than the whole token budget, are final at once.
+bigger than the whole token budget, or a 429 that says the account has no credit left, are
+final at once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from runner.send.ratelimit import Cancelled, Gate, RateLimiter, never_fits, retry_after
+from runner.send.ratelimit import (
+    Cancelled,
+    Gate,
+    RateLimiter,
+    never_fits,
+    out_of_credit,
+    retry_after,
+)
 from runner.send.transport import HttpResult, RetryPolicy, retryable
 
 A = TypeVar("A")  # what one attempt gives: an HttpResult, or a streamed answer
@@ -30,6 +38,7 @@ def send_with_retries(
     result_of: Callable[[A], HttpResult],
     may_retry: Callable[[A], bool],
     gate: Gate | None = None,
+    on_retry: Callable[[HttpResult], None] | None = None,
 ) -> tuple[A, int]:
     """The final answer of one request and how many attempts were sent.
 
@@ -38,7 +47,9 @@ def send_with_retries(
     provider asks for a wait longer than the run allows, NeverFits when the request can never
     be within the token limit, and Cancelled when the run stops while the request waits (it
     then counts as not sent). With a ``gate``, each attempt also waits for its place on the
-    wire before its turn is granted, and leaves it when it is over.
+    wire before its turn is granted, and leaves it when it is over. ``on_retry`` hears of
+    each failed attempt that is to be sent again (a progress display shows it: a run whose
+    every request fails and is retried is not silent).
     """
     ticket = limiter.ticket()
     attempts = retries = 0
@@ -55,11 +66,14 @@ def send_with_retries(
         result = result_of(answer)
         attempts += 1
         limiter.done(permit, result.status, result.headers, result.text or "")
-        if result.status == 429 and not never_fits(result.text or ""):
+        text = result.text or ""
+        if result.status == 429 and not never_fits(text) and not out_of_credit(text):
             continue  # the limiter paused the model; this request keeps its place
         if retries >= policy.retries or not may_retry(answer):
             return answer, attempts
         retries += 1
+        if on_retry is not None:
+            on_retry(result)
         wait = retry_after(result.headers)
         wait = min(policy.backoff(retries) if wait is None else wait, limiter.max_wait)
         if stop.wait(wait):
@@ -73,9 +87,10 @@ def send_whole_with_retries(
     policy: RetryPolicy,
     stop: threading.Event,
     gate: Gate | None = None,
+    on_retry: Callable[[HttpResult], None] | None = None,
 ) -> HttpResult:
     """``send_with_retries`` for a whole (not streamed) answer; ``attempts`` set in it."""
     result, attempts = send_with_retries(
-        send_once, limiter, tokens, policy, stop, lambda r: r, retryable, gate
+        send_once, limiter, tokens, policy, stop, lambda r: r, retryable, gate, on_retry
     )
     return replace(result, attempts=attempts)

@@ -21,10 +21,14 @@ from urllib3.exceptions import HTTPError
 
 from runner.providers.endpoints import Endpoint
 from runner.send.cutoff import ABANDONED, DEADLINE, Attempts, Cutoff, watched_pool_manager
+from runner.send.ratelimit import out_of_credit
 from runner.send.stream import StreamFailure
 from runner.version import __version__
 
-RETRY_STATUSES = frozenset({408, 429, 498, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({408, 429, 498})
+# 5xx is the provider's (or a proxy's) own trouble, and passes: 529 "overloaded" as much as 503.
+# Only these two say the server will never serve the request, however often it is sent.
+NEVER_RETRIED_5XX = frozenset({501, 505})
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class HttpClient:
         self._whole = timeouts.read
         # A stream waits at most the idle timeout for each read, the headers included.
         self._idle = min(timeouts.idle, timeouts.read)
+        self._idle_option = "--idle-timeout" if timeouts.idle <= timeouts.read else "--timeout"
         self._stream_timeout = urllib3.Timeout(connect=timeouts.connect, read=self._idle)
         self._attempts = Attempts()
         self._pool = watched_pool_manager(
@@ -122,8 +127,17 @@ class HttpClient:
             return HttpResult(None, {}, None, 1, self.deadline_message(), limit="--timeout")
         if cutoff.reason == ABANDONED:
             return HttpResult(None, {}, None, 1, ABANDONED_MESSAGE, abandoned=True)
+        if error == self.never_started():
+            return HttpResult(None, {}, None, 1, error, limit=self._idle_option)
         limit = "--timeout" if "read timeout" in error else None
         return HttpResult(None, {}, None, 1, error, limit=limit)
+
+    def never_started(self) -> str:
+        """Why a streamed request failed whose answer did not begin within the idle timeout."""
+        return (
+            f"the stream never started: no answer within {self._idle:g} s of sending "
+            f"({self._idle_option}, the longest wait for a stream's first byte and each chunk)"
+        )
 
     def deadline_message(self) -> str:
         return (
@@ -154,6 +168,8 @@ class HttpClient:
                 preload_content=False,
             )
         except HTTPError as exc:
+            if "Read timed out" in str(exc):  # not a byte of the answer: it never started
+                return StreamResponse(None, {}, 1, error=self.never_started())
             return StreamResponse(None, {}, 1, error=_describe_failure(exc))
         found = {k.lower(): v for k, v in response.headers.items()}
         attempts = 1
@@ -278,10 +294,16 @@ class StreamBody:
 
 
 def retryable(result: HttpResult) -> bool:
-    """Whether sending the same request again may succeed: 5xx, 408, dropped connections."""
-    if result.status is None:
+    """Whether sending the same request again may succeed: 5xx (not 501 or 505), 408, 498,
+    dropped connections."""
+    status = result.status
+    if status is None:
         return not (result.error or "").startswith("TLS certificate")
-    return result.status in RETRY_STATUSES
+    if 500 <= status <= 599:
+        return status not in NEVER_RETRIED_5XX
+    if status == 429:
+        return not out_of_credit(result.text or "")
+    return status in RETRY_STATUSES
 
 
 def _describe_failure(reason: Exception | None) -> str:
