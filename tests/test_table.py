@@ -198,3 +198,25 @@ def test_order_columns_keeps_first_seen_order_within_groups():
         "json.a",
         "new_column",
     ]
+
+
+def test_an_invalid_tool_call_fills_the_errors_column_and_the_summary(
+    project, openai_server, run_cli, monkeypatch
+):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(project, "tools", tools=[WEATHER_TOOL], tool_choice="auto")
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather"}}
+    call["function"]["arguments"] = json.dumps({"town": "Paris"})
+    openai_server.plan("reply:" + json.dumps({"tool_calls": [call]}))
+
+    result = run_cli(*run_args(openai_server.base_url))
+
+    assert result.exit_code == 1
+    reason = "tool call get_weather: at /: 'city' is a required property"
+    assert f"1 x invalid output: {reason}" in result.stderr  # not "output is not valid"
+    exported = run_cli("export", latest_run(project), "--format", "csv", "-o", "t.csv")
+    assert exported.exit_code == 0, exported.stderr
+    (row,) = read_csv(project / "t.csv")
+    assert row["status"] == "invalid_output"
+    assert reason in row["errors"]
+    assert "Additional properties are not allowed ('town' was unexpected)" in row["errors"]

@@ -139,6 +139,19 @@ def _tool_call(spec: Spec, raw: Any) -> ToolCall:
     )
 
 
+def output_errors(output: Any) -> list[str]:
+    """Every reason a saved output (``Output.to_json()``) is invalid: the answer's own, then
+    each tool call's, naming the call (``tool call get_weather: at /city: ...``)."""
+    if not isinstance(output, dict):
+        return []
+    errors = [str(e) for e in output.get("errors") or []]
+    for call in output.get("tool_calls") or []:
+        if isinstance(call, dict):
+            name = call.get("name")
+            errors.extend(f"tool call {name}: {e}" for e in call.get("errors") or [])
+    return errors
+
+
 _validators: dict[int, tuple[Any, Draft202012Validator]] = {}
 
 

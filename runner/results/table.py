@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runner.errors import UsageError, plural
+from runner.grade.output import output_errors
 from runner.runs.store import RunStore
 
 TableFormat = Literal["csv", "jsonl"]
@@ -83,7 +84,7 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
         {
             "tool.names": "; ".join(str(c.get("name")) for c in calls) if calls else None,
             "tool.arguments": [c.get("arguments") for c in calls] if calls else None,
-            "errors": "; ".join(output.get("errors") or []) or None,
+            "errors": "; ".join(output_errors(output)) or None,
             "error": error.get("message"),
             "prompt_tokens": usage.get("prompt_tokens"),
             "completion_tokens": usage.get("completion_tokens"),

@@ -2,10 +2,11 @@
 
 The executor calls a ``RunProgress`` once with the number of requests (``progress.start(n)``),
 with each saved record (``progress(record, done, total)``), with each change of wait
-(``progress.waiting(wait)``, a ``ratelimit.Wait`` or None) and once at the end
-(``progress.close()``). On a terminal the facts ride on click's progress
-bar; elsewhere (CI logs, a pipe) one line goes to stderr every few seconds with the same facts.
-``--quiet`` shows nothing (the CLI then passes no progress at all).
+(``progress.waiting(wait)``, a ``ratelimit.Wait`` or None), with each attempt that failed and is
+sent again (``progress.retrying(reason)``, so a run whose every request fails and is retried
+still shows that it goes) and once at the end (``progress.close()``). On a terminal the facts
+ride on click's progress bar; elsewhere (CI logs, a pipe) one line goes to stderr every few
+seconds with the same facts. ``--quiet`` shows nothing (the CLI then passes no progress at all).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, TextIO
 
 import click
 
+from runner.errors import plural
 from runner.send.ratelimit import Wait, describe_seconds
 
 # Seconds between two progress lines when stderr is not a terminal (RUNNER_PROGRESS_EVERY).
@@ -50,6 +52,8 @@ class RunProgress:
         self.counts = {"ok": 0, "failed": 0, "invalid_output": 0}
         self.wait: Wait | None = None
         self._wait_until = 0.0
+        self.retries = 0  # attempts sent again so far
+        self.last_retry: str | None = None  # why the latest one failed: "HTTP 529", ...
         self._bar: Any = None
 
     # ---- called by the executor
@@ -71,6 +75,12 @@ class RunProgress:
                 return
             self.wait = wait
             self._wait_until = self._clock() + wait.seconds if wait else 0.0
+            self._show(0)
+
+    def retrying(self, reason: str) -> None:
+        with self._lock:
+            self.retries += 1
+            self.last_retry = " ".join(reason.split())[:80]
             self._show(0)
 
     def close(self) -> None:
@@ -97,6 +107,9 @@ class RunProgress:
         if rate > 0 and left > 0:
             parts.append(f"ETA {describe_seconds(left / rate)}")
         text = ", ".join(parts) + "; " + self._counts()
+        if self.retries:
+            again = plural(self.retries, "attempt")
+            text += f"; {again} sent again, the last after {self.last_retry}"
         wait = self._current_wait()
         return f"{text}; {wait.describe()}" if wait else text
 

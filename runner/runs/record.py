@@ -16,7 +16,7 @@ from runner.grade.score import score_record
 from runner.providers.endpoints import Endpoint
 from runner.runs.cache import request_key
 from runner.runs.store import utc_now
-from runner.send.explain_http import explain_http_error
+from runner.send.explain_http import body_excerpt, explain_http_error
 from runner.send.stream import StreamFailure, StreamTiming
 from runner.send.transport import HttpResult
 from runner.spec.objects import Spec
@@ -131,6 +131,9 @@ def _fill_outcome(
                 if (result.status != 200)
                 else f"the provider's answer is not JSON ({kind})"
             )
+            said = body_excerpt(result.text, kind) if result.status != 200 else None
+            if said:
+                message += f": {said}"  # a proxy's text/plain 500 says what went wrong
             record["error"] = {
                 "kind": "malformed" if result.status == 200 else "http",
                 "message": message,

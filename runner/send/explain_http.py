@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 from runner.providers.endpoints import Endpoint
@@ -18,6 +20,25 @@ def provider_message(response: Any) -> str | None:
         if isinstance(error, str):
             return error
     return None
+
+
+EXCERPT = 300  # characters of a body that is not JSON kept in a record's error message
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def body_excerpt(text: str | None, content_type: str = "") -> str | None:
+    """What an error body that is not JSON says, on one line: a proxy's text/plain 500, or
+    the title of an HTML error page. None when it says nothing."""
+    if not text or not text.strip():
+        return None
+    if "html" in content_type.lower() or text.lstrip().startswith("<"):
+        title = _TITLE.search(text)
+        text = html.unescape(title[1] if title else _TAG.sub(" ", text))
+    words = " ".join(text.split())
+    if len(words) > EXCERPT:
+        words = words[: EXCERPT - 3] + "..."
+    return words or None
 
 
 def explain_http_error(
