@@ -56,6 +56,27 @@ def test_fetch_right_after_submit_completes_the_batch(project, run_cli):
     assert fetched["succeeded"] and fetched["waiting"] == 0
 
 
+def test_a_second_fetch_says_nothing_new_came_in(project, run_cli):
+    write_spec(
+        project, "gamma", "Pick ({{ x }}).", cases=[{"id": str(i), "x": i} for i in range(3)]
+    )
+    batch_json(run_cli, "submit", "specs", "--provider", "offline")
+    first = run_cli("batch", "fetch", "latest")
+    assert first.exit_code == 0, first.output
+    assert first.stderr.startswith("fetched: 3 records written now (3 ok,")
+    before = (Path(project) / "runs").glob("*/results.jsonl")
+    (results,) = list(before)
+    lines = results.read_bytes()
+
+    again = run_cli("batch", "fetch", "latest")
+
+    assert again.exit_code == 0, again.output
+    assert again.stderr.startswith("fetched: nothing new (the records of every batch"), again.stderr
+    assert "written now" not in again.stderr
+    assert results.read_bytes() == lines  # nothing written again
+    assert batch_json(run_cli, "fetch", "latest")["summary"]["total"] == 0
+
+
 def test_cancel_before_the_batch_ran(project, run_cli):
     write_spec(project, "alpha", "Say hello.")
     batch_json(run_cli, "submit", "specs", "--provider", "offline")

@@ -109,6 +109,7 @@ class Part:
     batch_id: str | None = None
     batch: dict[str, Any] | None = None  # the batch object as last seen
     fetched: bool = False
+    saved: bool = False  # its records are in results.jsonl: a later fetch has nothing new
 
     @property
     def status(self) -> str:
@@ -226,13 +227,20 @@ class BatchResult:
     def describe(self, verb: str) -> str:
         run_dir = self.summary.run_dir
         s = self.summary
-        lines = [
+        written = (
             f"{verb}: {plural(s.total, 'record')} written now ({s.ok} ok, {s.failed} failed, "
             f"{s.invalid_output} invalid output"
             + (f", {s.cached} from cache" if s.cached else "")
-            + ")",
-            self.status.describe(),
-        ]
+            + ")"
+        )
+        if verb == "fetched" and s.total == 0:
+            written = (
+                "fetched: nothing new (the records of every batch that has ended were "
+                "saved by an earlier fetch)"
+                if any(p.saved for p in self.status.parts)
+                else "fetched: nothing yet (no batch has ended)"
+            )
+        lines = [written, self.status.describe()]
         lines.extend(s.failures.describe())
         unjudged = s.judges.without_verdict
         if unjudged or (self.judged and self.waiting):
@@ -611,6 +619,7 @@ def _save_records(
     )
     writer = RecordWriter(store)
     waiting = 0
+    saving = [p for p in state.parts if p.fetched and not p.saved]
     try:
         for job in _plan(specs, settings, endpoints):
             found = index.lookup(job.record_id)
@@ -621,6 +630,8 @@ def _save_records(
             if not part.fetched:
                 waiting += 1
                 continue
+            if part.saved:
+                continue  # written by an earlier fetch: nothing new
             record = _record_from_line(job, part, line)
             writer.put(record)
             summary.add(record)
@@ -633,6 +644,10 @@ def _save_records(
         store.close()
         if cache is not None:
             cache.close()
+    for part in saving:  # only once every record is on disk: a killed fetch writes them again
+        part.saved = True
+    if saving:
+        state.save(store)
     return summary, waiting
 
 
