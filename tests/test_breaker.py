@@ -182,3 +182,30 @@ def test_an_answer_that_gets_through_lets_every_worker_send():
 def test_which_failures_are_request_independent(status, body, stops):
     result = HttpResult(status, {}, json.dumps(body), 1)
     assert (request_independent(result) is not None) == stops
+
+
+def test_the_fix_names_the_catalogues_replacement():
+    groq = Endpoint("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY")
+    breaker = Breaker(threading.Event())
+    retired = HttpResult(400, {}, json.dumps({"error": {"code": "model_decommissioned"}}), 1)
+    for _ in range(3):
+        assert breaker.enter("k")
+        breaker.leave("k", groq, "llama-3.3-70b-versatile", retired)
+
+    (refusal,) = breaker.refusals()
+
+    assert refusal.fix() == ("replace llama-3.3-70b-versatile with openai/gpt-oss-120b in the spec")
+    assert breaker.stopped("k") and not breaker.enter("k")
+
+
+def test_a_model_the_endpoint_does_not_know_gets_the_closest_id():
+    groq = Endpoint("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY")
+    breaker = Breaker(threading.Event())
+    missing = HttpResult(404, {}, json.dumps({"error": {"code": "model_not_found"}}), 1)
+    for _ in range(3):
+        breaker.enter("k")
+        breaker.leave("k", groq, "openai/gpt-oss-12b", missing)
+
+    (refusal,) = breaker.refusals()
+
+    assert "did you mean openai/gpt-oss-120b?" in refusal.fix()

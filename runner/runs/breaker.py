@@ -34,6 +34,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from runner.providers.catalogue import catalogue_named
 from runner.providers.endpoints import Endpoint
 from runner.send.explain_http import provider_message
 from runner.send.ratelimit import OUT_OF_CREDIT
@@ -152,7 +153,12 @@ class Refusal:
             else None
         )
         if cause.status == 404:
-            return instead or (
+            if self.replacement:
+                return (
+                    f"check the model id in the spec: did you mean {self.replacement}? (and "
+                    "the base URL)"
+                )
+            return (
                 "check the model id (the provider's GET /models lists the ones it serves) "
                 "and the base URL"
             )
@@ -187,6 +193,20 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def catalogue_suggestion(endpoint: Endpoint, model: str) -> str | None:
+    """The model to use instead of ``model``, from the provider's catalogue: the replacement
+    of a retired or deprecated id, or the closest current id of one the table does not know.
+    None for a provider at its own base URL (its models are not in the table)."""
+    catalogue = catalogue_named(endpoint.name, endpoint.base_url)
+    if catalogue is None:
+        return None
+    found = catalogue.get(model)
+    if found is not None:
+        return found.replacement
+    closest = catalogue.closest(model)
+    return closest[0] if closest else None
+
+
 class _Model:
     """What the breaker knows of one model's requests."""
 
@@ -208,7 +228,7 @@ class Breaker:
         cancelled: threading.Event,
         alike: int = ALIKE,
         pending: int = PENDING,
-        replacement: Callable[[Endpoint, str], str | None] | None = None,
+        replacement: Callable[[Endpoint, str], str | None] | None = catalogue_suggestion,
     ):
         self._cancelled = cancelled
         self._alike = alike
