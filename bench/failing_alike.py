@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from openai_server import FakeOpenAI  # noqa: E402
 
 KEY_ENV, KEY = "BENCH_KEY", "sk-bench-5b4a39281706"
-MODEL = "llama-3.3-70b-versatile"
+MODEL = "openai/gpt-oss-120b"
 
 
 def wrong_key(server: FakeOpenAI) -> dict:

@@ -19,7 +19,7 @@ from runner.providers.endpoints import Endpoint
 from runner.runs.breaker import PENDING, Breaker, request_independent
 from runner.send.transport import HttpResult
 
-MODEL = "llama-3.3-70b-versatile"
+MODEL = "openai/gpt-oss-120b"
 CASES = 300
 
 
