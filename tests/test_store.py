@@ -3,13 +3,16 @@ replaced, plan order when a run ends, and runs of the older one-file-per-record 
 
 import hashlib
 import json
+import os
 import re
+import shutil
+import subprocess
 
 import pytest
 from helpers import read_records
 
 from runner.errors import RunnerError, UsageError
-from runner.runs.store import RecordWriter, RunStore, write_json_atomic
+from runner.runs.store import RecordWriter, RunStore, git_info, write_json_atomic
 
 RUN_FILES = ["manifest.json", "results.jsonl"]
 
@@ -267,3 +270,33 @@ def test_a_manifest_that_is_not_one_is_a_usage_error_naming_it(tmp_path, run_cli
         RunStore.open(tmp_path).read_manifest()
     shown = run_cli("export", tmp_path, "--format", "csv", "-o", tmp_path / "x.csv")
     assert shown.exit_code == 2 and "is not a run manifest" in shown.output
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_info_reads_a_file_name_that_is_not_utf8(tmp_path):
+    """With core.quotePath false, git status prints file names as they are; one that is not
+    UTF-8 (or UTF-8 read as cp1252, on Windows) ended the run in UnicodeDecodeError."""
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git(
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "start",
+    )
+    git("config", "core.quotePath", "false")
+    try:
+        with open(os.path.join(os.fsencode(tmp_path), b"\xff.txt"), "w"):
+            pass
+    except (OSError, ValueError):
+        pytest.skip("this file system keeps only UTF-8 names")
+    info = git_info(tmp_path)
+    assert info is not None and info["dirty"] is True and len(info["commit"]) == 40

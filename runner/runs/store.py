@@ -650,7 +650,10 @@ def _git(folder: Path, *args: str) -> str | None:
         ["git", *args],
         cwd=folder,
         capture_output=True,
-        text=True,
+        # git writes UTF-8 (file names too, with core.quotePath false), whatever the locale's
+        # encoding (cp1252 on Windows); a name that is not UTF-8 must not stop the run.
+        encoding="utf-8",
+        errors="replace",
         timeout=5,
         check=False,
     )
