@@ -451,3 +451,21 @@ def test_the_check_reads_a_url_as_the_request_does(
     assert run.exit_code == 2, run.output
     assert attacker.count == 0 and openai_server.count == 0
     assert f"$AWS_SECRET_ACCESS_KEY to http://127.0.0.1:{attacker.port}, a server" in run.output
+
+
+def test_trust_list_shows_each_approved_project_and_what_it_may_send(project, run_cli):
+    declare(project, "https://llm.example.com/v1", "PROXY_KEY")
+    assert run_cli("trust", "--list").output == ""
+    run_cli("trust")
+
+    listed = run_cli("trust", "--list")
+
+    assert listed.output == f"{project}: $PROXY_KEY -> https://llm.example.com\n"
+
+
+def test_the_api_refuses_the_old_allow_list_too(project):
+    import runner
+    from runner.errors import UsageError
+
+    with pytest.raises(UsageError, match="runner trust DIR"):
+        runner.validate_specs("specs", allow_key_env=["AWS_SECRET_ACCESS_KEY"])
