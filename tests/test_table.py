@@ -220,3 +220,42 @@ def test_an_invalid_tool_call_fills_the_errors_column_and_the_summary(
     assert row["status"] == "invalid_output"
     assert reason in row["errors"]
     assert "Additional properties are not allowed ('town' was unexpected)" in row["errors"]
+
+
+FORMULAS = [
+    '=HYPERLINK("http://evil","x")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1)",
+    "\tx",
+    "\rx",
+]
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_start_with_a_quote(
+    project, openai_server, run_cli, monkeypatch, raw
+):
+    """Issue 22.4: answers and case values went into CSV raw, so `=HYPERLINK(...)` ran as a
+    formula where the file was opened. Numbers stay numbers; --raw-text writes text as is."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(
+        project,
+        "inject",
+        "Answer ({{ v }}) (inject).",
+        cases=[{"id": f"c{i}", "v": text, "n": -5, "s": "-3.5"} for i, text in enumerate(FORMULAS)],
+    )
+    reply = "reply:" + json.dumps({"content": "=1+1"})
+    openai_server.plan(*[reply] * len(FORMULAS), marker="(inject)")
+    assert run_cli(*run_args(openai_server.base_url), "--quiet").exit_code == 0
+    args = ["export", latest_run(project), "-o", "t.csv", *(["--raw-text"] if raw else [])]
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.stderr
+    rows = read_csv(project / "t.csv")
+    assert sorted(row["var.v"] for row in rows) == sorted(
+        text if raw else "'" + text for text in FORMULAS
+    )
+    assert {row["text"] for row in rows} == {"=1+1" if raw else "'=1+1"}
+    assert {(row["var.n"], row["var.s"]) for row in rows} == {("-5", "-3.5")}
+    refused = run_cli("export", latest_run(project), "-o", "c.jsonl", "--raw-text")
+    assert refused.exit_code == 2 and "--raw-text is for CSV" in refused.stderr

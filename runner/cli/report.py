@@ -41,21 +41,28 @@ from runner.errors import UsageError
     is_flag=True,
     help="CSV: start the file with the UTF-8 byte order mark, so Excel reads accents right.",
 )
+@click.option(
+    "--raw-text",
+    is_flag=True,
+    help="CSV: write text as it is, even text a spreadsheet runs as a formula "
+    "(by default a cell starting with = + - @, tab or CR gets a leading ').",
+)
 @reports_errors
 @resolves_runs("run_dir")
-def export(run_dir: Path, out: Path, fmt: str | None, excel: bool) -> None:
+def export(run_dir: Path, out: Path, fmt: str | None, excel: bool, raw_text: bool) -> None:
     """Save RUN_DIR as a cassette for runner run --replay (no secrets), or as a table."""
     fmt = fmt or _format_of(out)
     if fmt == "cassette":
-        if excel:
-            raise UsageError("--excel is for CSV: give it with --format csv")
+        for flag, given in (("--excel", excel), ("--raw-text", raw_text)):
+            if given:
+                raise UsageError(f"{flag} is for CSV: give it with --format csv")
         from runner.runs.cassette import export_run
 
         click.echo(export_run(run_dir, out).describe(), err=True)
     else:
         from runner.results.table import export_table
 
-        written = export_table(run_dir, out, fmt, excel)  # type: ignore[arg-type]
+        written = export_table(run_dir, out, fmt, excel, raw_text)  # type: ignore[arg-type]
         click.echo(written.describe(), err=True)
 
 

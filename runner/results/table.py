@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,13 +177,34 @@ def run_rows(run_dir: Path) -> Iterator[dict[str, Any]]:
         yield record_row(record)
 
 
-def cell(value: Any) -> Any:
-    """A row value as a CSV cell: nested JSON as JSON text, None as an empty cell."""
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection",
+# https://owasp.org/www-community/attacks/CSV_Injection, checked 2026-12-08).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Text that is a plain number ("-3", "+1.5e3") is read as that number, never as a formula.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def cell(value: Any, raw_text: bool = False) -> Any:
+    """A row value as a CSV cell: nested JSON as JSON text, None as an empty cell.
+
+    Text that a spreadsheet would run as a formula (an answer or a case value starting with
+    ``=``, ``+``, ``-``, ``@``, tab or CR) gets a leading ``'``, unless ``raw_text``: a model's
+    answer or a data file's value must not be able to run anything where the file is opened.
+    """
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and not raw_text:
+        return neutralise_formula(value)
     return value
+
+
+def neutralise_formula(text: str) -> str:
+    """``text`` with a leading ``'`` when a spreadsheet would read it as a formula."""
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 @dataclass(frozen=True)
@@ -199,16 +221,22 @@ class TableExport:
         return f"{plural(self.rows, 'row')}{width} written to {self.path} ({self.format})"
 
 
-def export_table(run_dir: Path, out: Path, fmt: TableFormat, excel: bool = False) -> TableExport:
+def export_table(
+    run_dir: Path, out: Path, fmt: TableFormat, excel: bool = False, raw_text: bool = False
+) -> TableExport:
     """Write one row per record of ``run_dir`` to ``out`` as CSV or JSON Lines.
 
     CSV is UTF-8 with a header row; quoting keeps commas, quotes and newlines inside cells.
     ``excel`` starts the CSV with the UTF-8 byte order mark, without which Excel reads the
     file in the system's legacy code page and garbles every non-ASCII character.
-    JSON Lines keeps each row's native JSON values (only the columns the row has).
+    A CSV text cell that a spreadsheet would run as a formula starts with ``'`` (see ``cell``),
+    unless ``raw_text``. JSON Lines keeps each row's native JSON values (only the columns the
+    row has).
     """
     if excel and fmt != "csv":
         raise UsageError("--excel is for CSV: give it with --format csv")
+    if raw_text and fmt != "csv":
+        raise UsageError("--raw-text is for CSV: give it with --format csv")
     columns = run_columns(run_rows(run_dir)) if fmt == "csv" else []
     rows = 0
     encoding = "utf-8-sig" if excel else "utf-8"
@@ -219,7 +247,7 @@ def export_table(run_dir: Path, out: Path, fmt: TableFormat, excel: bool = False
                 writer = csv.writer(handle)
                 writer.writerow(columns)
                 for row in run_rows(run_dir):
-                    writer.writerow([cell(row.get(name)) for name in columns])
+                    writer.writerow([cell(row.get(name), raw_text) for name in columns])
                     rows += 1
             else:
                 for row in run_rows(run_dir):
