@@ -87,3 +87,34 @@ def test_version(run_cli):
     result = run_cli("--version")
 
     assert result.exit_code == 0 and result.stdout.strip() == f"runner, version {__version__}"
+
+
+def test_init_through_a_file_is_a_clear_error(tmp_path, monkeypatch, run_cli):
+    """Issue 22.12: a path running through a file, or a file named specs, was a traceback."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    through = run_cli("init", "notes.txt/proj")
+    assert through.exit_code == 2
+    assert "notes.txt is a file, where runner init needs a folder" in through.stderr
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "specs").write_text("mine")
+    blocked = run_cli("init", "proj")
+    assert blocked.exit_code == 2
+    assert "proj/specs is a file, where runner init needs a folder" in blocked.stderr
+    assert "Traceback" not in through.output + blocked.output
+    assert (tmp_path / "proj" / "specs").read_text() == "mine"
+
+
+def test_validate_dot_checks_runner_yaml_as_the_project_settings(tmp_path, monkeypatch, run_cli):
+    """Issue 22.12: `runner validate .` in a fresh project checked runner.yaml as a spec."""
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("init", ".").exit_code == 0
+    fresh = run_cli("validate", ".")
+    assert fresh.exit_code == 0, fresh.output
+    assert "1 spec valid" in fresh.stderr
+    with open("runner.yaml", "a") as handle:
+        handle.write("alow_key_env: [X]\n")
+    broken = run_cli("validate", ".")
+    assert broken.exit_code == 1
+    assert "runner.yaml:" in broken.stdout and "unknown setting 'alow_key_env'" in broken.stdout
+    assert "required key 'model'" not in broken.stdout

@@ -61,6 +61,7 @@ from runner.spec.extends import with_bases
 from runner.spec.load import load_yaml
 from runner.spec.objects import RUNNER_KEYS, Provider, Spec
 from runner.spec.project import (
+    CONFIG_FILE,
     ProjectConfig,
     display_path,
     find_project_root,
@@ -97,6 +98,7 @@ class Validation:
     specs: list[Spec] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     files: int = 0
+    settings: int = 0  # of the files, how many are runner.yaml (checked as project settings)
 
     @property
     def ok(self) -> bool:
@@ -152,6 +154,14 @@ def validate_paths(
     seen: set[Problem] = set()
     for path in find_spec_files(paths):
         result.files += 1
+        if path.name == CONFIG_FILE:  # a project's settings, not a spec
+            result.settings += 1
+            try:
+                project_config(path.parent)
+            except SpecError as exc:
+                result.problems.extend(p for p in exc.problems if p not in seen)
+                seen.update(exc.problems)
+            continue
         try:
             spec, warnings = check_spec(path, variables, provider)
             result.specs.append(spec)

@@ -69,7 +69,7 @@ def validate(
     if text:
         click.echo(text)
     if not quiet and kind == "text":
-        click.echo(_summary(result.files, result.errors, result.warnings), err=True)
+        click.echo(_summary(result, result.errors, result.warnings), err=True)
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
@@ -126,12 +126,13 @@ def schema() -> None:
     click.echo(spec_schema_text(), nl=False)
 
 
-def _summary(files: int, errors: list[Problem], warnings: list[Problem]) -> str:
+def _summary(result: Validation, errors: list[Problem], warnings: list[Problem]) -> str:
     """ "3 specs valid", "3 specs valid, 1 warning", "2 problems in 1 of 3 files"..."""
     warned = f", {plural(len(warnings), 'warning')}" if warnings else ""
     if not errors:
-        return f"{plural(files, 'spec')} valid{warned}"
+        return f"{plural(result.files - result.settings, 'spec')} valid{warned}"
     bad = len({p.path for p in errors})
+    files = result.files
     if bad > files:  # problems in the files they use too (an extends: base, a judge)
         where = f"{plural(bad, 'file')} (of {plural(files, 'spec')} checked and the files they use)"
     else:

@@ -51,19 +51,36 @@ class InitResult:
 
 def init_project(folder: Path) -> InitResult:
     """Scaffold a project in ``folder`` (created if missing), never overwriting a file."""
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder} exists and is not a folder")
+    _refuse_files_in_the_way(folder, folder)
     result = InitResult(folder)
     scaffold = resources.files("runner.spec").joinpath("scaffold")
     contents = {target: scaffold.joinpath(source) for target, source in FILES.items()}
     contents[SPEC_SCHEMA] = resources.files("runner").joinpath("spec.schema.json")
     for target, source in contents.items():
         path = folder / target
+        _refuse_files_in_the_way(path.parent, folder)
+        if path.is_dir():
+            raise UsageError(f"{path} is a folder where runner init writes a file: move it away")
         if path.exists():
             result.kept.append(target)
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "x", encoding="utf-8") as handle:  # "x": never replace a file
-            handle.write(source.read_text(encoding="utf-8"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "x", encoding="utf-8") as handle:  # "x": never replace a file
+                handle.write(source.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror}") from None
         result.created.append(target)
     return result
+
+
+def _refuse_files_in_the_way(wanted: Path, folder: Path) -> None:
+    """A UsageError when a file stands where ``wanted`` or one of its parents must be a folder
+    (``runner init notes.txt/project``, or a file named ``specs``)."""
+    for part in (*reversed(wanted.parents), wanted):
+        if part.exists() and not part.is_dir():
+            where = "the project folder" if part == folder else "a folder"
+            raise UsageError(
+                f"{part} is a file, where runner init needs {where}: "
+                "rename or move it, or give runner init another folder"
+            )
