@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -349,3 +351,128 @@ def test_a_spec_file_name_that_is_not_a_safe_name_runs_inside_the_run_dir(hostil
     assert sorted(r["id"] for r in records) == sorted(["a b", "a-b", "x..y", "日本"])
     written = [p for p in hostile_project.rglob("*") if p.is_file() and "specs" not in p.parts]
     assert all(run_dir in p.parents for p in written if p.name not in KEPT)
+
+
+# ---- Run directories are input too (issue 22.10, 22.11)
+
+CASES_SPEC = """\
+version: 1
+name: ex
+model: llama-3.3-70b-versatile
+messages:
+  - role: user
+    content: "Say {{ w }}"
+cases:
+  - {id: a, w: one}
+  - {id: b, w: two}
+  - {id: c, w: three}
+expect:
+  - contains: "o"
+"""
+
+
+@pytest.fixture
+def printed_warnings():
+    """Library warnings printed to the command's stderr, as ``runner``'s entry point does."""
+    from runner.cli.options import print_runner_warnings
+
+    with warnings.catch_warnings():
+        print_runner_warnings()
+        yield
+
+
+@pytest.fixture
+def offline_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli, printed_warnings) -> Path:
+    """A finished offline run of three records, in tmp_path/project/runs."""
+    project = tmp_path / "project"
+    (project / "specs").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("")
+    (project / "specs" / "ex.yaml").write_text(CASES_SPEC)
+    monkeypatch.chdir(project)
+    ran = run_cli("run", "specs", "--provider", "offline", "--out", "runs", "--json")
+    assert ran.exit_code == 0, ran.output
+    return Path(json.loads(ran.stdout)["run_dir"])
+
+
+def with_line(run: Path, number: int, line: bytes) -> None:
+    """Replace line ``number`` (1-based) of the run's results.jsonl with ``line``."""
+    lines = (run / "results.jsonl").read_bytes().splitlines(keepends=True)
+    lines[number - 1] = line
+    (run / "results.jsonl").write_bytes(b"".join(lines))
+
+
+READERS = (
+    ("report", "{run}", "-o", "report.html"),
+    ("report", "{run}", "--format", "md"),
+    ("report", "{good}", "{run}", "-o", "compare.html"),
+    ("export", "{run}", "-o", "rows.csv"),
+    ("export", "{run}", "-o", "rows.jsonl", "--format", "jsonl"),
+    ("export", "{run}", "-o", "cassette.jsonl"),
+    ("diff", "{good}", "{run}"),
+    ("diff", "{run}", "{good}", "--json"),
+    ("show", "{run}"),
+)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (("latency_ms",), "slow"),
+        (("output",), [1, 2]),
+        (("vars",), ["a"]),
+        (("usage", "total_tokens"), "many"),
+        (("output", "content"), {"a": 1}),
+        (("matrix",), [1]),
+        (("spec",), "x"),
+        (("expectations",), [1]),
+    ],
+)
+def test_a_record_with_a_field_of_the_wrong_type_is_named_and_the_rest_shown(
+    offline_run, run_cli, field, value
+):
+    """Issue 22.11: such a record was a traceback in report, export and diff."""
+    good = offline_run.parent / "good"
+    shutil.copytree(offline_run, good)
+    lines = (offline_run / "results.jsonl").read_bytes().splitlines(keepends=True)
+    record = json.loads(lines[1])
+    target = record
+    for key in field[:-1]:
+        target = target.setdefault(key, {})
+    target[field[-1]] = value
+    with_line(offline_run, 2, (json.dumps(record) + "\n").encode())
+    for command in READERS:
+        args = [a.format(run=offline_run, good=good) for a in command]
+        result = run_cli(*args)
+        assert result.exit_code in (0, 1), (args, result.output)
+        assert "Traceback" not in result.output
+        if command[0] != "diff" and command[1] == "{run}":
+            assert f"results.jsonl:2: warning: record 'ex/b': '{'.'.join(field)}'" in (
+                result.stderr
+            ), (args, result.stderr)
+    shown = run_cli("show", offline_run)
+    assert "ex/a" in shown.stdout and "ex/c" in shown.stdout
+    rows = (offline_run.parent.parent / "rows.csv").read_text().splitlines()
+    assert len(rows) == 4
+
+
+def test_score_keeps_every_line_it_cannot_read_byte_for_byte(offline_run, run_cli):
+    """Issue 22.10: runner score rewrote results.jsonl without a line of invalid UTF-8 and
+    exited 0; and a field of the wrong type is written back as it was."""
+    bad = b'{"id": "ex/b", "note": "\xff"}\n'
+    odd = json.loads((offline_run / "results.jsonl").read_bytes().splitlines()[2])
+    odd["latency_ms"] = "slow"
+    with_line(offline_run, 2, bad)
+    with_line(offline_run, 3, (json.dumps(odd) + "\n").encode())
+    with open(offline_run / "results.jsonl", "ab") as handle:
+        handle.write(b'not json at all\n{"id": "torn')
+    result = run_cli("score", offline_run)
+    assert result.exit_code == 0, result.output
+    assert "results.jsonl:2: warning: invalid UTF-8" in result.stderr
+    assert "results.jsonl:3: warning: record 'ex/c': 'latency_ms' is text" in result.stderr
+    assert "results.jsonl:4: warning: not JSON" in result.stderr
+    assert "results.jsonl:5: warning: a last line without its end" in result.stderr
+    lines = (offline_run / "results.jsonl").read_bytes().splitlines(keepends=True)
+    assert lines[1] == bad
+    assert json.loads(lines[2])["latency_ms"] == "slow"
+    assert "expectations" in json.loads(lines[2])
+    assert lines[3:] == [b"not json at all\n", b'{"id": "torn']

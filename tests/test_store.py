@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from helpers import read_records
 
-from runner.errors import RunnerError, UsageError
+from runner.errors import RunnerError, RunnerWarning, UsageError
 from runner.runs.store import RecordWriter, RunStore, git_info, write_json_atomic
 
 RUN_FILES = ["manifest.json", "results.jsonl"]
@@ -90,19 +90,26 @@ def test_a_torn_last_line_is_dropped_and_cut_off_before_appending(tmp_path):
     assert not resumed.is_final()
 
 
-def test_a_line_that_is_not_json_is_skipped_by_readers_and_dropped_at_the_end(tmp_path):
+def test_a_line_that_is_not_json_is_skipped_by_readers_and_kept_at_the_end(tmp_path):
+    """Issue 22.10: the end of a run dropped a line it could not read; it is kept, byte for
+    byte, after the records, and named with its line number."""
     store = new_run(tmp_path)
     store.save_record({"id": "a", "status": "ok"})
     store.close()
+    garbage = b"\x00\x00\x00 garbage from a power cut \xff\n"
     with open(store.results_path, "ab") as handle:
-        handle.write(b"\x00\x00\x00 garbage from a power cut\n")
+        handle.write(garbage)
 
     reopened = RunStore.open(store.root)
     reopened.save_record({"id": "b", "status": "ok"})
-    assert [r["id"] for r in reopened.records()] == ["a", "b"]
-    reopened.rewrite_results(iter(["a", "b"]))
+    with pytest.warns(RunnerWarning, match=r"results.jsonl:2: warning: invalid UTF-8"):
+        assert [r["id"] for r in reopened.records()] == ["a", "b"]
+    with pytest.warns(RunnerWarning, match=r"results.jsonl:2: .*kept as it is"):
+        reopened.rewrite_results(iter(["a", "b"]))
 
-    assert [r["id"] for r in lines_of(reopened)] == ["a", "b"]
+    raw = reopened.results_path.read_bytes().splitlines(keepends=True)
+    assert [json.loads(line)["id"] for line in raw[:2]] == ["a", "b"]
+    assert raw[2:] == [garbage]
 
 
 def test_resume_after_the_end_appends_and_the_end_puts_plan_order_back(tmp_path):

@@ -396,7 +396,7 @@ def compare_stores(a: RunStore, b: RunStore) -> Iterator[DiffItem]:
         elif line_a == line_b or _same_answer(line_a, line_b):
             yield DiffItem("paired", record_id, RecordDiff(record_id))
         else:
-            record_a, record_b = json.loads(line_a), json.loads(line_b)
+            record_a, record_b = a.line_record(line_a), b.line_record(line_b)
             yield DiffItem("paired", record_id, diff_records(record_a, record_b))
 
 

@@ -594,20 +594,21 @@ def _compare(
         if line_a is None or line_b is None:
             counts["added" if line_a is None else "missing"] += 1
             if picker.wants(True):
-                only = report_row(json.loads(line_b or line_a or b"{}"), ids)
+                store, line = (store_b, line_b) if line_a is None else (store_a, line_a)
+                only = report_row(store.line_record(line or b"{}"), ids)
                 picker.add(replace(only, only_in_a=line_b is None, changed=True), True)
             continue
         counts["paired"] += 1
         if line_a == line_b:
             # Decoded only when a row of its kind is still wanted (the bytes tell, roughly).
             if picker.wants(_looks_failed(line_b)):
-                record = json.loads(line_b)
+                record = store_b.line_record(line_b)
                 failed = record_failed(record)
                 if picker.wants(failed):
                     same = report_row(record, ids)
                     picker.add(replace(same, before=same), failed)
             continue
-        before, after = json.loads(line_a), json.loads(line_b)
+        before, after = store_a.line_record(line_a), store_b.line_record(line_b)
         diff = diff_records(before, after)
         first = diff.differs or record_failed(after)
         if picker.wants(first):

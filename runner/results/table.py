@@ -17,12 +17,13 @@ from __future__ import annotations
 import csv
 import json
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from runner.errors import UsageError, plural
+from runner.errors import RunnerWarning, UsageError, plural
 from runner.grade.output import output_errors
 from runner.runs.store import RunStore
 
@@ -237,7 +238,11 @@ def export_table(
         raise UsageError("--excel is for CSV: give it with --format csv")
     if raw_text and fmt != "csv":
         raise UsageError("--raw-text is for CSV: give it with --format csv")
-    columns = run_columns(run_rows(run_dir)) if fmt == "csv" else []
+    columns: list[str] = []
+    if fmt == "csv":
+        with warnings.catch_warnings():  # the rows' warnings are said once, by the second pass
+            warnings.simplefilter("ignore", RunnerWarning)
+            columns = run_columns(run_rows(run_dir))
     rows = 0
     encoding = "utf-8-sig" if excel else "utf-8"
     try:

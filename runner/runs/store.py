@@ -39,15 +39,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from runner.errors import RunnerError, UsageError
+from runner.errors import Problem, RunnerError, UsageError, plural, warn
 from runner.runs.fileio import read_at
 from runner.runs.lock import RunLock
+from runner.runs.shape import readable_record
 from runner.version import __version__
 
 MANIFEST = "manifest.json"
@@ -64,6 +66,8 @@ FSYNC_SECONDS = 1.0  # ... or this long, whichever comes first
 _ID_PREFIX = '{"id": '  # every record line starts with its id (record.py puts it first)
 _DECODER = json.JSONDecoder()
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Lines of one file named in warnings one by one; past that, a count.
+TOLD_LINES = 20
 
 
 def utc_now() -> str:
@@ -169,9 +173,71 @@ def _whole_lines(path: Path, start: int = 0, end: int | None = None) -> Iterator
 def _parse(line: bytes) -> dict[str, Any] | None:
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return record if isinstance(record, dict) and isinstance(record.get("id"), str) else None
+
+
+def unreadable_reason(line: bytes) -> str:
+    """Why a line of results.jsonl is not a record, in a few words."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8 at byte {exc.start + 1} of the line"
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return "JSON nested too deep"
+    except json.JSONDecodeError as exc:
+        return f"not JSON ({exc.msg} at column {exc.colno})"
+    except ValueError:
+        return "not JSON"
+    if not isinstance(value, dict):
+        return "JSON, but not an object"
+    return "a JSON object without a text 'id'"
+
+
+class _LineNumbers:
+    """The line number of a byte offset of a file, counted as readers ask (they go forward,
+    so each byte is counted about once)."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.line = path, 0, 1
+
+    def at(self, offset: int) -> int:
+        if offset < self.offset:
+            self.offset, self.line = 0, 1
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                while self.offset < offset:
+                    chunk = handle.read(min(offset - self.offset, 1 << 20))
+                    if not chunk:
+                        break
+                    self.line += chunk.count(b"\n")
+                    self.offset += len(chunk)
+        except OSError:
+            pass
+        return self.line
+
+
+class _Teller:
+    """Warnings about the lines of one results.jsonl: each line named up to ``TOLD_LINES``,
+    then one count of the rest."""
+
+    def __init__(self, path: Path):
+        self.path, self.numbers, self.told = path, _LineNumbers(path), 0
+
+    def tell(self, offset: int, message: str) -> None:
+        self.told += 1
+        if self.told <= TOLD_LINES:
+            line = self.numbers.at(offset)
+            warn(Problem(str(self.path), message, line=line, severity="warning"))
+
+    def close(self) -> None:
+        if self.told > TOLD_LINES:
+            more = plural(self.told - TOLD_LINES, "more line")
+            warn(Problem(str(self.path), f"{more} like the ones above", severity="warning"))
 
 
 class _LineIndex:
@@ -186,12 +252,18 @@ class _LineIndex:
             "CREATE TABLE line (id TEXT PRIMARY KEY, offset INTEGER NOT NULL, "
             "length INTEGER NOT NULL, status TEXT) WITHOUT ROWID"
         )
+        self.db.execute("CREATE TABLE unreadable (offset INTEGER PRIMARY KEY, length INTEGER)")
         self._pending: list[tuple[str, int, int, str | None]] = []
 
     def add(self, record_id: str, offset: int, length: int, status: str | None) -> None:
         self._pending.append((record_id, offset, length, status))
         if len(self._pending) >= self.BATCH:
             self.flush()
+
+    def add_unreadable(self, offset: int, length: int) -> None:
+        """A whole line that is not a record: kept as it is when the file is rewritten."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO unreadable VALUES (?, ?)", (offset, length))
 
     def flush(self) -> None:
         if self._pending:
@@ -347,13 +419,40 @@ class RunStore:
         """Every record, one dict at a time, in bounded memory.
 
         After a run ends, in plan order (spec, case, combination). While a run goes or after
-        it was killed, in the order records completed, each id once (its latest line). Lines
-        that are not whole JSON are skipped.
+        it was killed, in the order records completed, each id once (its latest line).
+
+        A run directory is input like any other: a line that is not a record is skipped, and a
+        field of the wrong type (``latency_ms: "slow"``) is left out (``runs/shape.py``); each
+        is a warning naming ``results.jsonl:LINE``.
         """
-        for _, line in self.record_lines():
+        teller = _Teller(self.results_path)
+        for offset, line in self.record_lines():
             record = _parse(line)
-            if record is not None:
-                yield record
+            if record is None:
+                teller.tell(offset, f"{unreadable_reason(line)}: this line is skipped")
+                continue
+            shown, problems = readable_record(record)
+            if problems:
+                teller.tell(offset, f"record {shown.get('id')!r}: " + "; ".join(problems))
+            yield shown
+        teller.close()
+
+    def line_record(self, line: bytes) -> dict[str, Any]:
+        """One line of ``record_lines()`` as a record, its fields of the wrong type left out
+        (``runs/shape.py``), with a warning naming the record; a line that is not a record is
+        a warning and an empty record with the id its start gives, if any."""
+        record = _parse(line)
+        if record is None:
+            record_id = record_line_id(line)
+            named = f"record {record_id!r}: " if record_id is not None else ""
+            message = f"{named}{unreadable_reason(line)}"
+            warn(Problem(str(self.results_path), message, severity="warning"))
+            return {"id": record_id} if record_id is not None else {}
+        shown, problems = readable_record(record)
+        if problems:
+            message = f"record {shown.get('id')!r}: " + "; ".join(problems)
+            warn(Problem(str(self.results_path), message, severity="warning"))
+        return shown
 
     def record_lines(self) -> Iterator[tuple[int, bytes]]:
         """(offset in results.jsonl, line) of every record, as ``records()`` orders them,
@@ -383,8 +482,8 @@ class RunStore:
                     found = index.execute(
                         "SELECT offset FROM latest WHERE id = ?", (record_id,)
                     ).fetchone()
-                    if found is None or found[0] != offset:
-                        continue
+                    if record_id is not None and (found is None or found[0] != offset):
+                        continue  # an earlier line of a record sent again
                 yield offset, line
         finally:
             index.close()
@@ -441,7 +540,11 @@ class RunStore:
             size = offset + len(line)
             record = _parse(line)
             if record is not None:
-                index.add(record["id"], offset, len(line), record.get("status"))
+                status = record.get("status")
+                known = status if isinstance(status, str) else None
+                index.add(record["id"], offset, len(line), known)
+            else:
+                index.add_unreadable(offset, len(line))
         index.flush()
         if self.results_path.exists() and self.results_path.stat().st_size != size:
             os.truncate(self.results_path, size)  # the torn tail of a killed write
@@ -509,6 +612,8 @@ class RunStore:
                         counts["total"] += 1
                         status = status or "failed"
                         counts[status] = counts.get(status, 0) + 1
+                    if source is not None:
+                        self._keep_unreadable(db, source, out)
                 finally:
                     if source is not None:
                         source.close()
@@ -516,6 +621,18 @@ class RunStore:
             self._index = None  # the lines moved; a later append indexes the file again
             self._mark_final()
         return counts
+
+    def _keep_unreadable(self, db: sqlite3.Connection, source: BinaryIO, out: BinaryIO) -> None:
+        """The lines that are not records, byte for byte at the end of the rewritten file,
+        each a warning with its line number: a run directory may hold what runner did not
+        write, and a rewrite must not lose it."""
+        teller = _Teller(self.results_path)
+        rows = db.execute("SELECT offset, length FROM unreadable ORDER BY offset")
+        for offset, length in rows:
+            line = read_at(source, length, offset)
+            out.write(line)
+            teller.tell(offset, f"{unreadable_reason(line)}: kept as it is, at the end of the file")
+        teller.close()
 
     def rewrite_records(self, transform: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
         """Replace every record by ``transform(record)``, streamed and atomic (all or none);
@@ -528,20 +645,72 @@ class RunStore:
         self, transform: Callable[[Iterator[dict[str, Any]]], Iterable[dict[str, Any]]]
     ) -> int:
         """``rewrite_records`` for a transform of the whole stream, which must give one record
-        for each record, in order (it may work on a few ahead, as ``runner score`` does)."""
+        for each record, in order (it may work on a few ahead, as ``runner score`` does).
+
+        Nothing is lost: a line that is not a record (and a torn last line) is written back
+        byte for byte where it was, and a field of the wrong type, which the transform sees
+        left out, is written back as it was; each is a warning with its line number."""
         self.close()
         count = 0
+        teller = _Teller(self.results_path)
+        kept: deque[tuple[int, bytes]] = deque()  # (records before it, line)
+        pairs: deque[tuple[dict[str, Any], dict[str, Any]]] = deque()  # (as read, as shown)
+
+        def readable() -> Iterator[dict[str, Any]]:
+            for offset, line in self.record_lines():
+                record = _parse(line)
+                if record is None:
+                    kept.append((len(pairs) + count, line))
+                    teller.tell(offset, f"{unreadable_reason(line)}: kept as it is")
+                    continue
+                shown, problems = readable_record(record)
+                if problems:
+                    teller.tell(offset, f"record {shown.get('id')!r}: " + "; ".join(problems))
+                pairs.append((record, shown))
+                yield shown
+
         with self._lock:
             with _AtomicFile(self.results_path) as out:
-                for record in transform(self.records()):
+                for record in transform(readable()):
+                    while kept and kept[0][0] <= count:
+                        out.write(kept.popleft()[1])
+                    raw, shown = pairs.popleft()
+                    if raw is not shown:
+                        record = _restored(raw, shown, record)
                     line = json.dumps(record, ensure_ascii=False) + "\n"
                     out.write(line.encode("utf-8"))
                     count += 1
+                for _, unread in kept:
+                    out.write(unread)
+                self._copy_torn_tail(out, teller)
+            teller.close()
             if self._index is not None:
                 self._index.close()
                 self._index = None
             self._mark_final()
         return count
+
+    def _copy_torn_tail(self, out: BinaryIO, teller: _Teller) -> None:
+        """Bytes after the last newline (a line cut short), copied to ``out`` as they are."""
+        try:
+            with open(self.results_path, "rb") as source:
+                end = source.seek(0, os.SEEK_END)
+                start = end
+                while start > 0:
+                    step = min(start, 1 << 16)
+                    source.seek(start - step)
+                    newline = source.read(step).rfind(b"\n")
+                    if newline >= 0:
+                        start = start - step + newline + 1
+                        break
+                    start -= step
+                if start == end:
+                    return
+                source.seek(start)
+                shutil.copyfileobj(source, out)
+        except OSError:
+            return
+        teller.tell(start, "a last line without its end (cut short): kept as it is")
 
     def _mark_final(self) -> None:
         if not (self.root / MANIFEST).is_file():
@@ -581,7 +750,10 @@ class RunStore:
                     found = latest.execute(
                         "SELECT offset FROM latest WHERE id = ?", (record_id,)
                     ).fetchone()
-                    if record_id is None or found is None or found[0] != offset:
+                    if record_id is None:
+                        out.write(line)  # not a record: kept as it is
+                        continue
+                    if found is None or found[0] != offset:
                         continue
                     name = f"{_legacy_file_name(record_id)}.json"
                     out.write(_record_file_line(folder / name) or line)
@@ -600,6 +772,18 @@ class RunStore:
             latest.close()
         self._mark_final()
         shutil.rmtree(folder)
+
+
+def _restored(
+    raw: dict[str, Any], shown: dict[str, Any], written: dict[str, Any]
+) -> dict[str, Any]:
+    """``written`` with each field that reading left out (it had the wrong type) as it was
+    in the file, unless the rewrite itself changed that field."""
+    restored = dict(written)
+    for key, value in raw.items():
+        if shown.get(key) is not value and written.get(key) is shown.get(key):
+            restored[key] = value
+    return restored
 
 
 def _record_file_line(path: Path) -> bytes | None:
