@@ -11,6 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -476,3 +480,75 @@ def test_score_keeps_every_line_it_cannot_read_byte_for_byte(offline_run, run_cl
     assert json.loads(lines[2])["latency_ms"] == "slow"
     assert "expectations" in json.loads(lines[2])
     assert lines[3:] == [b"not json at all\n", b'{"id": "torn']
+
+
+# ---- Bounded work: regex checks (issue 22.6)
+
+BACKTRACKING_SPEC = """\
+version: 1
+name: slow
+model: llama-3.3-70b-versatile
+messages:
+  - role: user
+    content: "{{ w }}"
+cases:
+CASES
+expect:
+  - regex: '(a|aa)+$'
+"""
+
+
+def backtracking_project(root: Path, cases: int) -> Path:
+    """A project whose one spec checks each answer (36 a's and a b) with a pattern that
+    backtracks for hours under Python's re."""
+    (root / "specs").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("")
+    rows = "\n".join(f"  - {{id: c{i}, w: {'a' * 36}b}}" for i in range(cases))
+    (root / "specs" / "slow.yaml").write_text(BACKTRACKING_SPEC.replace("CASES", rows))
+    return root
+
+
+def test_a_backtracking_regex_check_ends_in_run_and_score(tmp_path, monkeypatch, run_cli):
+    """`(a+)+$`-style patterns hung a run for 11 minutes, and runner score too; each search
+    now stops at its time limit and the check fails, saying why."""
+    import runner.spec.patterns as patterns
+
+    monkeypatch.setattr(patterns, "SEARCH_SECONDS", 0.05)
+    monkeypatch.chdir(backtracking_project(tmp_path / "project", 2))
+    ran = run_cli("run", "specs", "--provider", "offline", "--out", "runs", "--json")
+    run_dir = Path(json.loads(ran.stdout)["run_dir"])
+    checks = [r["expectations"]["checks"][0] for r in read_records(run_dir).values()]
+    assert len(checks) == 2 and not any(c["passed"] for c in checks)
+    assert all("was stopped: it backtracks" in c["message"] for c in checks)
+    scored = run_cli("score", run_dir)
+    assert scored.exit_code == 0, scored.output
+    assert "0 of 2" in scored.stdout + scored.stderr
+
+
+def test_validate_refuses_a_pattern_the_engine_cannot_compile_at_its_line(tmp_path, run_cli):
+    spec = backtracking_project(tmp_path / "p", 1) / "specs" / "slow.yaml"
+    spec.write_text(spec.read_text().replace("(a|aa)+$", "(a|b"))
+    result = run_cli("validate", spec)
+    assert result.exit_code == 1
+    assert "slow.yaml:10:12: regex '(a|b' is not a valid regular expression" in result.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_a_run_while_a_regex_check_runs(tmp_path, signum):
+    """SIGTERM did not stop a run stuck in a check: re held the interpreter lock."""
+    project = backtracking_project(tmp_path / "project", 60)  # a minute of checks, at -c 2
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", "specs", "--provider", "offline", "-c", "2"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    runs = project / "runs"
+    deadline = time.monotonic() + 30
+    while not any(runs.glob("*/results.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == (143 if signum == signal.SIGTERM else 130), stderr
+    assert "Traceback" not in stderr

@@ -13,7 +13,6 @@ Hooked into validation as one entry of ``validate.CHECKS``.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -39,6 +38,7 @@ from runner.spec.expectations import (
 )
 from runner.spec.hints import closest, is_slip
 from runner.spec.objects import OutputSchema, Spec, Tool
+from runner.spec.patterns import PatternError, compile_pattern
 from runner.spec.sandbox import work_budget
 
 MAX_SCHEMA_HOPS = 64
@@ -218,8 +218,8 @@ def _check_item(file: SpecFile, at: PathKey, item: dict[str, Any], spec: Spec) -
         yield from _check_tool(file, at, item, spec.tools)
     if kind == "regex" and not _is_template(item[kind]):
         try:
-            re.compile(str(item[kind]))
-        except re.error as exc:
+            compile_pattern(str(item[kind]))
+        except PatternError as exc:
             yield file.problem(
                 (*at, "regex"),
                 f"regex {item[kind]!r} is not a valid regular expression: {exc}",

@@ -31,7 +31,6 @@ Until then its result is pending: failed, saying that no judge has answered yet.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,6 +48,13 @@ from runner.spec.expectations import (
     PathPart,
 )
 from runner.spec.judges import verdict_rule
+from runner.spec.patterns import (
+    SEARCH_SECONDS,
+    PatternError,
+    PatternTimeout,
+    compile_pattern,
+    search,
+)
 from runner.spec.sandbox import work_budget
 
 
@@ -265,10 +271,17 @@ def _compare(check: Check, actual: Any, expected: Any, where: str) -> tuple[bool
         return passed, f"{where} {verb} {_show(expected)}"
     # regex
     try:
-        pattern = re.compile(str(expected), re.IGNORECASE if fold else 0)
-    except re.error as exc:
+        pattern = compile_pattern(str(expected), fold)
+    except PatternError as exc:
         return False, f"the pattern {_pattern(expected)} is not a valid regular expression: {exc}"
-    passed = pattern.search(_as_text(actual)) is not None
+    try:
+        passed = search(pattern, _as_text(actual))
+    except PatternTimeout:
+        return False, (
+            f"the pattern {_pattern(expected)} searched {where} for over {SEARCH_SECONDS:g} s "
+            "and was stopped: it backtracks (nested repeats such as (a+)+ or (a|aa)+; "
+            "write a+ instead)"
+        )
     verb = "matches" if passed else "does not match"
     return passed, f"{where} {verb} {_pattern(expected)}"
 
