@@ -346,7 +346,7 @@ EXPECT_MISTAKES = {
         '  - equals: "{{ expected }}"\n    path: label\n',
         "  - regex: '[a-'\n",
         "spec.yaml:31:12: regex '[a-' is not a valid regular expression: unterminated "
-        "character set at position 0 (Python's re syntax; quote the pattern with single "
+        "character set at position 3 (Python's re syntax; quote the pattern with single "
         "quotes in YAML)",
     ),
     "two kinds in one check": (

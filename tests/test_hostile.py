@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -137,6 +139,13 @@ BOMBS = [
     "{{ 'x'.zfill(1000000000) }}",
     "{{ ('x' * 999999).join(range(1000)) }}",
     "{{ ('\t' * 999999).expandtabs(100) }}",
+    # output and built text in all (issue 22.7): each piece is allowed, the total is not
+    "{% for i in range(100000) %}{{ 'a' * 1000000 }}{% endfor %}",
+    "{% set x %}{% for i in range(100000) %}{{ 'a' * 1000000 }}{% endfor %}{% endset %}{{ x }}",
+    "{% macro m() %}{% for i in range(9999) %}{{ 'a' * 99999 }}{% endfor %}{% endmacro %}{{ m() }}",
+    "{% filter upper %}{% for i in range(99999) %}{{ 'a' * 999999 }}{% endfor %}{% endfilter %}",
+    "{% set n = namespace(s='a') %}{% for i in range(60) %}{% set n.s = n.s ~ n.s %}{% endfor %}",
+    "{% set n = namespace(s='a') %}{% for i in range(60) %}{% set n.s = n.s + n.s %}{% endfor %}",
 ]
 
 
@@ -148,6 +157,45 @@ def test_templates_cannot_exhaust_memory_or_time(hostile_project, run_cli, templ
     result = run_cli("render", "spec.yaml")
 
     assert_refused(result)
+
+
+@pytest.mark.no_render_audit
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_template_looping_a_large_text_stops_at_its_line_in_little_memory(
+    hostile_project, command
+):
+    """Issue 22.7: `{{ 'a' * 1000000 }}` looped 100,000 times took 15 GB under validate."""
+    write(hostile_project, "{% for i in range(100000) %}{{ 'a' * 1000000 }}{% endfor %}")
+    args = (
+        ["run", "spec.yaml", "--provider", "offline"]
+        if command == "run"
+        else [command, "spec.yaml"]
+    )
+
+    def at_most_two_gigabytes() -> None:  # the old runner would take the machine's memory
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    with open(hostile_project / "out.txt", "wb+") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runner", *args],
+            cwd=hostile_project,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=at_most_two_gigabytes,
+        )
+        timer = threading.Timer(60, process.kill)
+        timer.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        timer.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        output = out.read().decode()
+    assert process.returncode == 1, output
+    assert "spec.yaml:8:14: template tried something unsafe: the template's output passes" in (
+        output
+    )
+    assert "Traceback" not in output
+    assert usage.ru_maxrss < 400 * 1024, usage.ru_maxrss  # kilobytes: well under 400 MB
 
 
 def test_ordinary_arithmetic_and_ranges_still_work(hostile_project, run_cli):

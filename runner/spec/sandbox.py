@@ -6,6 +6,12 @@ characters or loops that never end; this sandbox refuses those with a SecurityEr
 memory is taken: ``*`` and ``**``, ``range``, the widening filters (``center``, ``indent``,
 ``join``, ``replace``, ``format``) and the widening string methods (``ljust``, ``zfill``,
 ``join``, ``replace``, ``format``, ...), and ``%`` formatting with huge widths.
+
+Each of those is bounded alone; a loop could still repeat one a million times. So a render
+also has two totals: its output (``MAX_OUTPUT`` characters, counted as Jinja produces it, so
+the text is never all built first) and the text it builds on the way (``MAX_BUILT``: the
+results of ``*``, ``+``, ``~``, the widening filters and methods, macro calls and ``{% set %}``
+blocks, added up). Past either, the render stops with a SecurityError.
 """
 
 from __future__ import annotations
@@ -16,31 +22,77 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from jinja2 import filters, pass_eval_context
+from jinja2 import Template, filters, nodes, pass_eval_context
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 MAX_TEXT = 1_000_000  # characters or items one operation may produce
 MAX_RANGE_TOTAL = 1_000_000  # numbers all range() calls of one template may produce
 MAX_EXPONENT = 10_000
+MAX_OUTPUT = 2_000_000  # characters one render may output
+MAX_BUILT = 20_000_000  # characters one render may build on the way, in all
 _WIDE_FORMAT = re.compile(r"[%{:][^%{}]*?\d{7,}")  # a width or precision of 7+ digits
 _range_budget: ContextVar[list[int]] = ContextVar("range_budget")
+_built_budget: ContextVar[list[int]] = ContextVar("built_budget")
 
 
 @contextmanager
 def work_budget() -> Iterator[None]:
-    """Give the template rendered inside a fresh range() budget."""
+    """Give the template rendered inside a fresh range() budget and text budget."""
     token = _range_budget.set([MAX_RANGE_TOTAL])
+    built = _built_budget.set([MAX_BUILT])
     try:
         yield
     finally:
+        _built_budget.reset(built)
         _range_budget.reset(token)
+
+
+def _charge(size: int) -> None:
+    """Count ``size`` characters built against the render's MAX_BUILT."""
+    budget = _built_budget.get(None)
+    if budget is not None:
+        budget[0] -= size
+        if budget[0] < 0:
+            raise SecurityError(
+                f"the template builds more than {MAX_BUILT:,} characters of text in all "
+                "(a loop repeating a large text?)"
+            )
+
+
+class BoundedTemplate(Template):
+    """A template whose ``render`` stops once the output passes ``MAX_OUTPUT`` characters,
+    counted piece by piece as Jinja yields them."""
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        parts: list[str] = []
+        size = 0
+        for part in self.generate(*args, **kwargs):
+            size += len(part)
+            if size > MAX_OUTPUT:
+                raise SecurityError(
+                    f"the template's output passes {MAX_OUTPUT:,} characters (the limit)"
+                )
+            parts.append(part)
+        return "".join(parts)
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator, with each ``~`` result counted (``TemplateSandbox.joined``)."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.joined(")
+        super().visit_Concat(node, frame)
+        self.write(")")
 
 
 class TemplateSandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, also bounding the work one template can ask for."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    template_class = BoundedTemplate
+    code_generator_class = _BoundedCodeGenerator
 
     def __init__(self, **options: Any):
         super().__init__(**options)
@@ -62,7 +114,24 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             raise SecurityError(f"the exponent {right:,} is too large")
         if operator == "%" and isinstance(left, str):
             _check_format(left)
-        return super().call_binop(context, operator, left, right)
+        if operator == "+" and isinstance(left, str | list | tuple):
+            _check(len(left) + _size(right), "'+'")
+        result = super().call_binop(context, operator, left, right)
+        if operator == "%" and isinstance(result, str):
+            _charge(len(result))
+        return result
+
+    def concat(self, parts: Any) -> str:
+        """The text of a macro call, a ``{% set %}`` block or a filter block, counted."""
+        text = "".join(parts)
+        _charge(len(text))
+        return text
+
+    def joined(self, text: Any) -> Any:
+        """A ``~`` result, counted."""
+        _check(len(text), "'~'")
+        _charge(len(text))
+        return text
 
     def wrap_str_format(self, value: Any) -> Any:
         owner = getattr(value, "__self__", None)
@@ -82,6 +151,11 @@ def _check(size: int, what: str) -> None:
         raise SecurityError(
             f"{what} would make {size:,} characters or items (the limit is {MAX_TEXT:,})"
         )
+    _charge(size)
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, str | list | tuple) else 0
 
 
 def _check_format(text: str) -> None:
@@ -151,4 +225,4 @@ def _bounded_format(value: str, *args: Any, **kwargs: Any) -> str:
     return filters.do_format(value, *args, **kwargs)
 
 
-__all__: list[str] = ["MAX_TEXT", "TemplateSandbox", "work_budget"]
+__all__: list[str] = ["MAX_BUILT", "MAX_OUTPUT", "MAX_TEXT", "TemplateSandbox", "work_budget"]
