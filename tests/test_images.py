@@ -570,3 +570,39 @@ def test_validate_reports_an_image_path_that_fails_for_a_case(project, run_cli):
 
     assert len(lines) == 1
     assert "case 2 ('zero') makes the template" in lines[0] and "ZeroDivisionError" in lines[0]
+
+
+def test_an_image_over_the_cap_is_refused_before_it_is_read(project, run_cli):
+    """Issue 22.8: a 200 MB file with a PNG header, for a provider without a size limit
+    (offline, custom), was read whole (861 MB at peak). One cap for every provider, checked
+    before reading: runner validate names it at its line, and a run refuses the case."""
+    big = project / "specs" / "img" / "huge.png"
+    write(big, imagefiles.png(2, 2))
+    with open(big, "r+b") as handle:
+        handle.truncate(200_000_000)  # sparse: no disk used, but 200 MB to read
+    spec = image_spec(
+        project,
+        [image_part("img/huge.png")],
+        provider={"name": "local", "base_url": "http://127.0.0.1:9/v1"},
+    )
+    line = line_of(spec, "path: img/")
+    checked = run_cli("validate", spec)
+    assert checked.exit_code == 1
+    assert (
+        f"specs/vision.yaml:{line}:13: img/huge.png is 200,000,000 bytes; runner reads images "
+        "of at most 20,000,000 bytes (make the image smaller)"
+    ) in checked.stdout
+    # At render time too (the file may grow after validate), before reading it.
+    import tracemalloc
+
+    from runner.errors import RenderError
+    from runner.spec.images import render_image_part
+    from runner.spec.objects import ImagePart, TextTemplate
+
+    part = ImagePart(TextTemplate("img/huge.png", "specs/vision.yaml", line, 13), spec.parent)
+    tracemalloc.start()
+    with pytest.raises(RenderError, match="runner reads images of at most 20,000,000 bytes"):
+        render_image_part(part, "img/huge.png")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 1_000_000, peak

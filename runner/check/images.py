@@ -15,6 +15,7 @@ from runner.errors import Problem, RenderError, plural
 from runner.spec.cases import combinations, iter_cases
 from runner.spec.images import (
     GIF,
+    MAX_IMAGE_BYTES,
     ImageError,
     ImageInfo,
     ImageLimits,
@@ -25,6 +26,7 @@ from runner.spec.images import (
     limits_for,
     problem_at,
     resolve_image,
+    too_large,
 )
 from runner.spec.objects import ImagePart, Spec
 from runner.spec.project import find_project_root
@@ -184,7 +186,10 @@ def _image_limit_problems(
                 "scale the image down",
             )
         )
-    if limits.max_image_bytes is not None and info.size > limits.max_image_bytes:
+    own_limit = limits.max_image_bytes or MAX_IMAGE_BYTES
+    if info.size > MAX_IMAGE_BYTES and own_limit >= MAX_IMAGE_BYTES:
+        problems.append(too_large(part, shown, info.size))
+    elif limits.max_image_bytes is not None and info.size > limits.max_image_bytes:
         problems.append(
             problem_at(
                 part,

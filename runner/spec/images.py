@@ -70,6 +70,13 @@ IMAGE_LIMITS: Mapping[str, ImageLimits] = {
 }
 
 
+# The most runner reads of one image file, for every provider (the offline one and custom
+# endpoints too, which document no limit): OpenAI's per-image limit above, the largest any
+# built-in provider takes. The size is checked before the file is read, so a huge file with an
+# image header never gets into memory.
+MAX_IMAGE_BYTES = 20 * MB
+
+
 def limits_for(provider: Provider | None) -> ImageLimits:
     """The image limits of a spec's provider; none but the four types for any other."""
     name = "groq" if provider is None else provider.name
@@ -260,7 +267,15 @@ def render_image_part(part: ImagePart, rendered_path: str) -> tuple[dict[str, An
     """The wire form of one local image part (a base64 data URL), and the image it read."""
     target, relative = resolve_image(part, rendered_path)
     info = inspect_part(part, target, relative)
-    data = target.read_bytes()
+    if info.size > MAX_IMAGE_BYTES:
+        raise ImageError(too_large(part, as_written(part, target), info.size))
+    try:
+        with open(target, "rb") as handle:
+            data = handle.read(MAX_IMAGE_BYTES + 1)  # never more, if it grew since
+    except OSError as exc:
+        raise ImageError(problem_at(part, f"cannot read the image {relative}: {exc}")) from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(too_large(part, as_written(part, target), len(data)))
     image = ImageFile(
         relative, info.media_type, len(data), hashlib.sha256(data).hexdigest(), part.detail
     )
@@ -311,6 +326,15 @@ def recorded_body(body: dict[str, Any], images: tuple[ImageUse, ...]) -> dict[st
         message["content"] = content
         messages[message_index] = message
     return {**body, "messages": messages}
+
+
+def too_large(part: ImagePart, shown: str, size: int) -> Problem:
+    """The problem of an image over ``MAX_IMAGE_BYTES``, whatever the provider."""
+    return problem_at(
+        part,
+        f"{shown} is {size:,} bytes; runner reads images of at most {MAX_IMAGE_BYTES:,} bytes",
+        "make the image smaller",
+    )
 
 
 def problem_at(part: ImagePart, message: str, hint: str | None = None) -> Problem:
