@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -481,3 +482,36 @@ def test_repeated_ids_are_found_far_apart_in_a_large_file(project, run_cli):
     assert result.exit_code == 1
     expected = "specs/data/big.csv:19001: row 19001 has the same id as row 6 (case id 'c4')"
     assert expected in result.output, result.output
+
+
+# ---- cases: {files: ...} stays in the project (issue 22.9)
+
+
+@pytest.mark.parametrize(("target", "pattern"), [("/", "root/**/*.conf"), ("/usr", "usr/**/*")])
+def test_a_files_pattern_never_follows_a_link_out_of_the_project(project, run_cli, target, pattern):
+    """A pattern through a link to / walked /proc and ended in a traceback; through a link
+    to /usr it walked all of it. The link is named, at the pattern's line, before any walk."""
+    spec = write_spec(project, name="s", cases={"files": pattern})
+    link = project / "specs" / pattern.split("/")[0]
+    link.symlink_to(target)
+    for command in ("validate", "run"):
+        args = [command, spec, *(["--provider", "offline"] if command == "run" else [])]
+        result = run_cli(*args)
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        assert re.search(
+            rf"specs/s.yaml:\d+:10: specs/{link.name} is a link out of the project, to {target}:",
+            result.output,
+        ), result.output
+
+
+def test_a_files_pattern_follows_links_inside_the_project_once(project, run_cli):
+    write(project, "specs/scans/a/one.txt", "1")
+    write(project, "specs/scans/b/two.txt", "2")
+    (project / "specs" / "scans" / "a" / "back").symlink_to(project / "specs" / "scans")
+    (project / "specs" / "scans" / "b" / "dangling").symlink_to(project / "nowhere")
+    spec = write_spec(project, cases={"files": "scans/**/*.txt"}, vars={"review": "r"})
+    requests = render(run_cli, spec)
+    paths = sorted(r["id"] for r in requests)
+    assert paths[0].endswith("one.txt") and len(set(paths)) == len(paths)
+    assert any(p.endswith("two.txt") for p in paths)

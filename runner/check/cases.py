@@ -15,6 +15,7 @@ from runner.spec.cases import (
     CaseSource,
     FilePattern,
     check_cases,
+    matching_files,
     pattern_problem,
 )
 from runner.spec.chain import (
@@ -170,7 +171,11 @@ def _file_pattern(file: SpecFile, pattern: str, problems: list[Problem]) -> File
     reason = pattern_problem(pattern)
     if reason is None:
         try:
-            next(files.folder.glob(pattern), None)
+            matching_files(files)
+        except SpecError as exc:
+            first = exc.problems[0]
+            problems.append(file.problem(("cases", "files"), first.message, first.hint))
+            return None
         except (ValueError, OSError) as exc:
             reason = str(exc)
     if reason is not None:

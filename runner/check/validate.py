@@ -119,24 +119,48 @@ def find_spec_files(paths: Iterable[Path]) -> list[Path]:
 
     In folders, files and folders whose names start with '.' or '_' are skipped (so a base
     spec or partial can be named ``_base.yaml``), as are folders named data, templates,
-    schemas and runs.
+    schemas and runs. A link to a folder is followed only inside the project, and each
+    folder is searched once: a link out of the project is a warning, never a walk of ``/``.
     """
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(_walk(path)))
+            root = find_project_root(path.resolve())
+            found.extend(sorted(_walk(path, root, set())))
         else:
             found.append(path)
     return found
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    for entry in folder.iterdir():
+def _walk(folder: Path, root: Path, searched: set[tuple[int, int]]) -> Iterator[Path]:
+    try:
+        stat = folder.stat()
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        message = f"cannot search this folder for specs: {exc.strerror}"
+        warn(Problem(str(folder), message, severity="warning"))
+        return
+    if (stat.st_dev, stat.st_ino) in searched:
+        return
+    searched.add((stat.st_dev, stat.st_ino))
+    for entry in entries:
         if entry.name.startswith((".", "_")):
             continue
         if entry.is_dir():
-            if entry.name not in NOT_SPEC_FOLDERS:
-                yield from _walk(entry)
+            if entry.name in NOT_SPEC_FOLDERS:
+                continue
+            if entry.is_symlink():
+                target = entry.resolve()
+                if target != root and root not in target.parents:
+                    warn(
+                        Problem(
+                            str(entry),
+                            f"a link out of the project (to {target}): not searched for specs",
+                            severity="warning",
+                        )
+                    )
+                    continue
+            yield from _walk(entry, root, searched)
         elif entry.suffix in SPEC_SUFFIXES:
             yield entry
 

@@ -18,15 +18,18 @@ import csv
 import hashlib
 import itertools
 import json
+import os
 import random
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from runner.errors import Problem, SpecError, plural
 from runner.spec.chain import RESULTS, RunCases, run_rows
 from runner.spec.load import load_yaml, read_text
+from runner.spec.project import display_path
 
 DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".yaml", ".yml")
 ID_COLUMN = "id"
@@ -156,13 +159,95 @@ def _glob_pattern(pattern: str) -> str:
 def file_rows(files: FilePattern) -> Iterator[dict[str, str]]:
     """One row per matching file, in path order: its name is the case id; ``path`` (relative
     to the spec's folder), ``name`` and ``stem`` are its variables."""
-    matches = sorted(files.folder.glob(_glob_pattern(files.pattern)))
-    for match in matches:
-        target = match.resolve()
-        if not match.is_file() or (files.root not in target.parents):
-            continue
+    for match in matching_files(files):
         relative = match.relative_to(files.folder).as_posix()
         yield {ID_COLUMN: match.name, "path": relative, "name": match.name, "stem": match.stem}
+
+
+def matching_files(files: FilePattern) -> list[Path]:
+    """The files ``files.pattern`` matches under ``files.folder`` (``*`` any name, ``**`` any
+    folders), sorted, never going outside the project: a link (to a folder or a file) that
+    leads out of it is a SpecError naming the link, as is a folder that cannot be read.
+    Each folder is entered once, so a link back to a parent does not loop."""
+    written = _glob_pattern(files.pattern).replace("\\", "/").split("/")
+    parts = tuple(part for part in written if part not in ("", "."))
+    found: set[Path] = set()
+    _match(files.folder, parts, files, found, set())
+    return sorted(path for path in found if path.is_file())
+
+
+def _match(
+    folder: Path, parts: tuple[str, ...], files: FilePattern, found: set[Path], entered: set[Any]
+) -> None:
+    if not parts:
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "**":
+        key = (_identity(folder), parts)
+        if key in entered:  # a link back to a folder already walked
+            return
+        entered.add(key)
+        _match(folder, rest, files, found, entered)
+        for entry in _entries(folder):
+            if entry.is_dir() and _inside(folder / entry.name, files):
+                _match(folder / entry.name, parts, files, found, entered)
+        return
+    for entry in _entries(folder):
+        if not fnmatchcase(entry.name, head):
+            continue
+        path = folder / entry.name
+        if not _inside(path, files):
+            continue
+        if rest:
+            if entry.is_dir():
+                _match(path, rest, files, found, entered)
+        else:
+            found.add(path)
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as listing:
+            return sorted(listing, key=lambda entry: entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise SpecError(
+            [Problem(str(folder), f"cannot read the folder {display_path(folder)}: {exc.strerror}")]
+        ) from None
+
+
+def _inside(path: Path, files: FilePattern) -> bool:
+    """True for a path inside the project; a link leading out is a SpecError (a broken link,
+    False: it is no file)."""
+    if not path.is_symlink():
+        return True
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    if target == files.root or files.root in target.parents:
+        return True
+    raise SpecError(
+        [
+            Problem(
+                str(path),
+                f"{Path(display_path(path.parent)) / path.name} is a link out of the project, "
+                f"to {target}: cases are "
+                f"read only from inside the project folder {files.root}",
+                hint="copy the files into the project, or give a pattern that does not go "
+                "through the link",
+            )
+        ]
+    )
+
+
+def _identity(path: Path) -> tuple[int, int] | Path:
+    try:
+        stat = path.stat()
+    except OSError:
+        return path
+    return (stat.st_dev, stat.st_ino)
 
 
 def _csv_rows(path: Path, display: str) -> Iterator[tuple[int, Any]]:
