@@ -9,7 +9,18 @@ from pathlib import Path
 PACKAGE = Path(__file__).parent.parent / "runner"
 
 # From the bottom up: a module may import from its own wing and any wing listed before it.
-FLOW = ("errors", "version", "spec", "providers", "check", "send", "grade", "runs", "results")
+FLOW = (
+    "errors",
+    "version",
+    "files",
+    "spec",
+    "providers",
+    "check",
+    "send",
+    "grade",
+    "runs",
+    "results",
+)
 TOP = {"api", "__init__", "__main__", "cli"}  # may import anything (cli: not from cli.main)
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runner.errors import UsageError, agree
+from runner.files import open_private
 from runner.grade.judge import JudgeTally, judge_label, judge_results
 from runner.results.diff import diff_records, paired_lines
 from runner.results.table import record_model
@@ -787,7 +788,7 @@ def write_report(
         return ReportWritten(None, report, "".join(pieces))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", encoding="utf-8") as handle:
+        with open_private(out, "w", encoding="utf-8") as handle:
             for piece in pieces:
                 handle.write(piece)
     except OSError as exc:

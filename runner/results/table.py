@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runner.errors import RunnerWarning, UsageError, plural
+from runner.files import open_private
 from runner.grade.output import output_errors
 from runner.runs.store import RunStore
 
@@ -247,7 +248,7 @@ def export_table(
     encoding = "utf-8-sig" if excel else "utf-8"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", encoding=encoding, newline="") as handle:
+        with open_private(out, "w", encoding=encoding, newline="") as handle:
             if fmt == "csv":
                 writer = csv.writer(handle)
                 writer.writerow(columns)

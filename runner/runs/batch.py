@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from runner.errors import UsageError, agree, plural
+from runner.files import open_private, private_database
 from runner.providers.endpoints import Endpoint, chosen_routes, endpoint_from_run
 from runner.providers.trust import remember_run
 from runner.runs.cache import ResponseCache, cache_path_for, request_key
@@ -436,7 +437,7 @@ class _PartWriter:
             )
             self.next_index += 1
             self.new_parts.append(part)
-            current = (part, open(self.folder / part.input, "wb"))  # noqa: SIM115
+            current = (part, open_private(self.folder / part.input, "wb"))
             self._open[key] = current
         part, handle = current
         handle.write(line)
@@ -761,6 +762,7 @@ class BatchIndex:
     """``batch/index.sqlite``: which part holds each request, and each fetched line."""
 
     def __init__(self, path: Path):
+        private_database(path)
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runner.errors import UsageError, plural
+from runner.files import private_database
 from runner.spec.project import find_project_root
 
 CACHE_DIR_ENV = "RUNNER_CACHE_DIR"
@@ -104,6 +105,7 @@ class ResponseCache:
         """This thread's connection (opened on first use)."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
+            private_database(self.path)
             db = sqlite3.connect(
                 str(self.path), timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
             )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import UsageError, plural
+from runner.files import open_private
 from runner.providers.endpoints import OFFLINE, Endpoint
 from runner.runs.cache import CachedResponse, request_key
 from runner.runs.fileio import read_at
@@ -209,7 +210,7 @@ def export_run(run_dir: Path, out: Path) -> ExportResult:
         sorter.executemany("INSERT INTO line VALUES (?, ?)", rows)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            with open(out, "w", encoding="utf-8") as handle:
+            with open_private(out, "w", encoding="utf-8") as handle:
                 for (text,) in sorter.execute("SELECT text FROM line ORDER BY id"):
                     handle.write(text + "\n")
                     written += 1

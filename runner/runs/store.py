@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from runner.errors import Problem, RunnerError, UsageError, plural, warn
+from runner.files import open_private
 from runner.runs.fileio import read_at
 from runner.runs.lock import RunLock
 from runner.runs.shape import readable_record
@@ -525,9 +526,10 @@ class RunStore:
             manifest = self.read_manifest()
             if manifest.get(RESULTS_KEY, APPENDING) != APPENDING:
                 self.write_manifest({**manifest, RESULTS_KEY: APPENDING})
-        self._out = open(self.results_path, "ab", buffering=0)  # noqa: SIM115
-        self._out.seek(self._size)
-        return self._out
+        out: BinaryIO = open_private(self.results_path, "ab", buffering=0)  # type: ignore[assignment]
+        out.seek(self._size)
+        self._out = out
+        return out
 
     def _ensure_index(self) -> _LineIndex:
         """The index of the lines in results.jsonl, built by reading it once (on resume)."""

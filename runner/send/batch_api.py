@@ -23,6 +23,7 @@ from urllib3.exceptions import HTTPError, MaxRetryError
 from urllib3.util.retry import Retry
 
 from runner.errors import RunnerError
+from runner.files import open_private
 from runner.providers.endpoints import Endpoint
 from runner.send.transport import RetryPolicy, Timeouts, _describe_failure
 from runner.version import __version__
@@ -149,7 +150,7 @@ class BatchClient:
         temp = target.with_name(f".{target.name}.tmp")
         size = 0
         try:
-            with open(temp, "wb") as handle:
+            with open_private(temp, "wb") as handle:
                 for chunk in response.stream(CHUNK):
                     handle.write(chunk)
                     size += len(chunk)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner.errors import RunnerError
+from runner.files import create_private, open_private
 from runner.providers.endpoints import Endpoint
 
 CREATED = 1767225600  # fixed, as the offline provider's answers: the same input, the same files
@@ -59,6 +60,7 @@ class OfflineBatches:
         file_id = f"file-offline-{digest[:24]}"
         target = self._path("files", file_id, ".jsonl")
         target.parent.mkdir(parents=True, exist_ok=True)
+        create_private(target)
         shutil.copyfile(path, target)
         return self._file_object(file_id, path.name, "batch")
 
@@ -112,6 +114,7 @@ class OfflineBatches:
         if not source.is_file():
             raise OfflineBatchError(f"the offline Batch API holds no file {file_id}")
         temp = target.with_name(f".{target.name}.tmp")
+        create_private(temp)
         shutil.copyfile(source, temp)
         os.replace(temp, target)
         return target.stat().st_size
@@ -129,7 +132,7 @@ class OfflineBatches:
         output_id = f"file-offline-out-{batch['id'].rsplit('_', 1)[-1]}"
         target = self._path("files", output_id, ".jsonl")
         done = 0
-        with open(source, "rb") as lines, open(target, "w", encoding="utf-8") as out:
+        with open(source, "rb") as lines, open_private(target, "w", encoding="utf-8") as out:
             for number, line in enumerate(lines):
                 if not line.strip():
                     continue
@@ -176,7 +179,8 @@ class OfflineBatches:
         path = self._path("batches", batch["id"], ".json")
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".{path.name}.tmp")
-        temp.write_text(json.dumps(batch, indent=2) + "\n", encoding="utf-8")
+        with open_private(temp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(batch, indent=2) + "\n")
         os.replace(temp, path)
 
     def _load_batch(self, batch_id: str) -> dict[str, Any]:
