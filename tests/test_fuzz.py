@@ -10,7 +10,9 @@ same files never shows a traceback.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -349,3 +351,236 @@ def test_a_three_mib_file(project, run_cli):
     path = project / "huge.yaml"
     path.write_text("version: 1\n# " + "x" * (3 * 1024 * 1024) + "\n")
     refused(project, run_cli, path, "too large")
+
+
+# ---- Outside input besides specs (issue 22.13): run directories, data files, images,
+# cassettes and batch output files. The property: a clear error (a RunnerError, or a warning)
+# or a correct result; never a traceback, a hang or a lost line.
+
+OUTSIDE_EXAMPLES = int(os.environ.get("RUNNER_FUZZ_EXAMPLES", "20"))
+outside_settings = settings(
+    max_examples=OUTSIDE_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+RUN_SPEC = """\
+version: 1
+name: ex
+model: llama-3.3-70b-versatile
+messages:
+  - role: user
+    content: "Say {{ w }}"
+cases:
+  - {id: a, w: one}
+  - {id: b, w: two}
+expect:
+  - contains: "o"
+  - regex: "^\\\\[offline\\\\]"
+"""
+
+record_fields = st.sampled_from(
+    [
+        "id",
+        "spec",
+        "case",
+        "vars",
+        "matrix",
+        "status",
+        "output",
+        "usage",
+        "latency_ms",
+        "expectations",
+        "error",
+        "request",
+        "response",
+        "stream",
+        "judges",
+        "http_status",
+    ]
+)
+odd_lines = st.one_of(
+    st.binary(max_size=60).map(lambda b: b.replace(b"\n", b"")),
+    json_data.map(lambda d: json.dumps(d).encode()),
+    st.just(b"[" * 5000),
+    st.just(b'{"id": ' + b"[" * 5000),
+    st.just(b'{"id": "ex/a", "note": "\xff\xfe"}'),
+)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """One offline run of two records, copied by each example."""
+    from click.testing import CliRunner
+
+    from runner.cli.main import cli
+
+    project = tmp_path_factory.mktemp("runs")
+    (project / "pyproject.toml").write_text("")
+    (project / "specs").mkdir()
+    (project / "specs" / "ex.yaml").write_text(RUN_SPEC)
+    cwd = Path.cwd()
+    os.chdir(project)
+    try:
+        ran = CliRunner().invoke(
+            cli, ["run", "specs", "--provider", "offline", "--out", "runs", "--json"]
+        )
+    finally:
+        os.chdir(cwd)
+    assert ran.exit_code == 0, ran.output
+    return project / json.loads(ran.stdout)["run_dir"]
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(value, dict) and isinstance(value.get("id"), str)
+
+
+@settings(outside_settings, max_examples=max(OUTSIDE_EXAMPLES // 2, 1))
+@given(
+    changes=st.lists(
+        st.one_of(
+            st.tuples(st.just("field"), st.integers(0, 1), record_fields, json_data),
+            st.tuples(st.just("line"), st.integers(0, 2), odd_lines),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_hostile_run_directories(finished_run, tmp_path, run_cli, changes):
+    """report, export, diff, show and score read any results.jsonl without a traceback, and
+    score keeps every line that is not a record, byte for byte."""
+    import shutil
+
+    run = tmp_path / f"run-{len(list(tmp_path.iterdir()))}"
+    shutil.copytree(finished_run, run)
+    lines = (run / "results.jsonl").read_bytes().splitlines(keepends=True)
+    for change in sorted(changes, key=lambda c: c[0] != "field"):  # fields of records first
+        if change[0] == "field":
+            _, which, field, value = change
+            record = json.loads(lines[which])
+            record[field] = value
+            lines[which] = (json.dumps(record) + "\n").encode()
+        else:
+            _, where, line = change
+            lines.insert(min(where, len(lines)), line + b"\n")
+    (run / "results.jsonl").write_bytes(b"".join(lines))
+    unreadable = sorted(line for line in lines if not _is_record(line))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for args in (
+            ("report", run, "--format", "md"),
+            ("report", finished_run, run, "-o", tmp_path / "compare.html"),
+            ("export", run, "-o", tmp_path / "rows.csv"),
+            ("export", run, "-o", tmp_path / "cassette.jsonl"),
+            ("diff", finished_run, run, "--json"),
+            ("show", run),
+            ("score", run, "--spec", finished_run.parent.parent / "specs" / "ex.yaml"),
+        ):
+            result = run_cli(*args)
+            assert result.exit_code in (0, 1, 2), (args, result.output)
+    after = (run / "results.jsonl").read_bytes().splitlines(keepends=True)
+    assert sorted(line for line in after if not _is_record(line)) == unreadable
+
+
+@outside_settings
+@given(
+    suffix=st.sampled_from([".csv", ".jsonl", ".json", ".yaml"]),
+    text=st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+        json_data.map(json.dumps),
+        st.lists(
+            st.sampled_from(["id,w\n", "a,1\n", '"x\n', ",,,\n", "\x00", "w\n", "\ufeff"]),
+            max_size=8,
+        ).map("".join),
+    ),
+)
+def test_hostile_data_files(project, run_cli, suffix, text):
+    data = project / f"rows{suffix}"
+    data.write_bytes(text.encode("utf-8", "surrogatepass"))
+    spec = project / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: d\nmodel: m\nmessages:\n  - role: user\n"
+        f"    content: \"{{{{ w | default('') }}}}\"\ncases: rows{suffix}\n"
+    )
+    check_file(spec, run_cli)
+
+
+@outside_settings
+@given(
+    head=st.sampled_from(
+        [
+            b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+            b"GIF89a",
+            b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+            b"\xff\xd8\xff",
+            b"",
+            b"BM",
+        ]
+    ),
+    body=st.binary(max_size=80),
+)
+def test_hostile_images(project, run_cli, head, body):
+    from runner.spec.images import NotAnImage, inspect_image
+
+    (project / "img").mkdir(exist_ok=True)
+    image = project / "img" / "x.png"
+    image.write_bytes(head + body)
+    try:
+        info = inspect_image(image)
+        assert info.size == len(head + body)
+    except NotAnImage:
+        pass
+    spec = project / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: i\nmodel: m\nmessages:\n  - role: user\n    content:\n"
+        "      - {type: text, text: look}\n"
+        "      - {type: image_url, image_url: {path: img/x.png}}\n"
+    )
+    check_file(spec, run_cli)
+
+
+@outside_settings
+@given(lines=st.lists(odd_lines, min_size=1, max_size=5))
+def test_hostile_cassettes(finished_run, tmp_path, run_cli, lines):
+    """A cassette is refused at its bad line, or replayed; never a traceback."""
+    cassette = tmp_path / "c.jsonl"
+    exported = run_cli("export", finished_run, "-o", cassette)
+    assert exported.exit_code == 0, exported.output
+    good = cassette.read_bytes().splitlines(keepends=True)
+    cassette.write_bytes(b"".join(good[:1] + [line + b"\n" for line in lines] + good[1:]))
+    spec = finished_run.parent.parent / "specs" / "ex.yaml"
+    result = run_cli("run", spec, "--replay", cassette, "--out", tmp_path / "runs", "--quiet")
+    assert result.exit_code in (0, 1, 2), result.output
+    if result.exit_code == 2:
+        assert f"{cassette}" in result.stderr, result.stderr
+
+
+@outside_settings
+@given(lines=st.lists(odd_lines, max_size=6), ids=st.lists(st.text(max_size=10), max_size=3))
+def test_hostile_batch_output_files(tmp_path, lines, ids):
+    """Every line of a batch output file with a text custom_id is found again; nothing else
+    raises."""
+    from runner.runs.batch import BatchIndex
+
+    output = tmp_path / f"output-{len(list(tmp_path.iterdir()))}.jsonl"
+    answers = [json.dumps({"custom_id": i, "response": {"status_code": 200}}) for i in ids]
+    output.write_bytes(
+        b"".join(line + b"\n" for line in lines) + "".join(a + "\n" for a in answers).encode()
+    )
+    submitted = BatchIndex(tmp_path / f"index-{output.stem}.sqlite")
+    for custom_id in ids:
+        submitted.assign(custom_id, 0)
+    submitted.close()  # as at submit; the fetch opens it again
+    index = BatchIndex(tmp_path / f"index-{output.stem}.sqlite")
+    try:
+        index.load_answers(0, [output])
+        for custom_id in ids:
+            found = index.lookup(custom_id)
+            assert found is not None and found[1] is not None
+    finally:
+        index.close()

@@ -720,7 +720,7 @@ def _parse(line: str | None) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -123,7 +123,7 @@ def _positions(path: Path) -> Iterator[tuple[str, int, int]]:
                         data["response"],
                     )
                     key = str(data["key"])
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, RecursionError):
                     raise UsageError(
                         f"{path}:{number}: not a cassette line (expected JSON with id, key, "
                         "request and response; make cassettes with runner export)"

@@ -123,7 +123,7 @@ def _fill_outcome(
             return
         try:
             response = result.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             record["response_text"] = (result.text or "")[:10_000]
             kind = result.headers.get("content-type", "unknown")
             message = (

@@ -144,12 +144,12 @@ def record_line_id(line: bytes) -> str | None:
     if text.startswith(_ID_PREFIX):
         try:
             value, _ = _DECODER.raw_decode(text, len(_ID_PREFIX))
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         return value if isinstance(value, str) else None
     try:
         record = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return record.get("id") if isinstance(record, dict) else None
 
@@ -397,7 +397,7 @@ class RunStore:
         path = self.root / MANIFEST
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:  # not JSON, or not UTF-8: edited by hand or by a merge
+        except (ValueError, RecursionError) as exc:  # not JSON or not UTF-8: edited, merged
             raise UsageError(
                 f"{path} is not a run manifest runner can read ({exc}); restore it from the "
                 "run's copy in git or a backup"

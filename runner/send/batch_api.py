@@ -49,7 +49,7 @@ class ProviderRetry(Retry):
         if millis:
             try:
                 return min(max(float(millis) / 1000.0, 0.0), float(self.retry_after_max))
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
         return super().get_retry_after(response)
 
@@ -247,7 +247,7 @@ def _json_answer(response: Any, what: str) -> dict[str, Any]:
     data = response.data
     try:
         payload = json.loads(data or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):
         payload = None
     if response.status == 200 and isinstance(payload, dict):
         return payload

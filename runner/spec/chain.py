@@ -103,7 +103,7 @@ def _parsed(output: Mapping[str, Any]) -> Any:
     if isinstance(content, str) and content.lstrip().startswith(("{", "[")):
         try:
             return json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     return None
 
@@ -186,7 +186,7 @@ def run_rows(cases: RunCases) -> Iterator[tuple[int, dict[str, Any]]]:
         for number, line in enumerate(handle, start=1):
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue  # a torn line: check_finished has refused runs that may have one
             if not isinstance(record, dict) or not isinstance(record.get("id"), str):
                 continue

@@ -104,6 +104,13 @@ class NotAnImage(Exception):
 
 def inspect_image(path: Path) -> ImageInfo:
     """The type (from the file's first bytes), dimensions and byte size of an image file."""
+    try:
+        return _inspect(path)
+    except struct.error:  # a header cut short
+        raise NotAnImage("its header is cut short (the file is damaged or not whole)") from None
+
+
+def _inspect(path: Path) -> ImageInfo:
     with open(path, "rb") as handle:
         head = handle.read(32)
         size = path.stat().st_size
