@@ -367,7 +367,7 @@ outside_settings = settings(
 RUN_SPEC = """\
 version: 1
 name: ex
-model: llama-3.3-70b-versatile
+model: openai/gpt-oss-120b
 messages:
   - role: user
     content: "Say {{ w }}"

@@ -410,7 +410,7 @@ def test_a_spec_file_name_that_is_not_a_safe_name_runs_inside_the_run_dir(hostil
 CASES_SPEC = """\
 version: 1
 name: ex
-model: llama-3.3-70b-versatile
+model: openai/gpt-oss-120b
 messages:
   - role: user
     content: "Say {{ w }}"
@@ -535,7 +535,7 @@ def test_score_keeps_every_line_it_cannot_read_byte_for_byte(offline_run, run_cl
 BACKTRACKING_SPEC = """\
 version: 1
 name: slow
-model: llama-3.3-70b-versatile
+model: openai/gpt-oss-120b
 messages:
   - role: user
     content: "{{ w }}"

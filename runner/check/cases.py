@@ -174,7 +174,11 @@ def _file_pattern(file: SpecFile, pattern: str, problems: list[Problem]) -> File
             matching_files(files)
         except SpecError as exc:
             first = exc.problems[0]
-            problems.append(file.problem(("cases", "files"), first.message, first.hint))
+            problems.append(
+                file.problem(
+                    ("cases", "files"), first.message, first.hint, code="data-file-outside"
+                )
+            )
             return None
         except (ValueError, OSError) as exc:
             reason = str(exc)
