@@ -103,3 +103,17 @@ def test_unknown_tool_is_reported():
 def test_malformed_completions(response):
     with pytest.raises(MalformedResponse):
         check_response(make_spec(), response)
+
+
+def test_a_backtracking_schema_pattern_is_stopped_not_hung(monkeypatch):
+    """A response schema's `pattern` went to Python's re, which backtracks for hours on
+    `(a|aa)+$` against 36 a's and a b (issue 22.6, the schema side of regex checks)."""
+    import runner.spec.patterns as patterns
+    from runner.grade.output import schema_errors
+
+    monkeypatch.setattr(patterns, "SEARCH_SECONDS", 0.05)
+    schema = {"type": "object", "properties": {"x": {"type": "string", "pattern": "(a|aa)+$"}}}
+    errors = schema_errors(schema, {"x": "a" * 36 + "b"})
+    assert len(errors) == 1 and "was stopped: it backtracks" in errors[0]
+    assert schema_errors(schema, {"x": "aaa"}) == []
+    assert "does not match" in schema_errors(schema, {"x": "b"})[0]

@@ -7,12 +7,20 @@ with bad arguments is recorded with the reason; it is never raised.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 
 from runner.spec.objects import Spec
+from runner.spec.patterns import (
+    SEARCH_SECONDS,
+    PatternError,
+    PatternTimeout,
+    compile_pattern,
+    search,
+)
 
 MAX_ERRORS = 5
 
@@ -152,7 +160,30 @@ def output_errors(output: Any) -> list[str]:
     return errors
 
 
-_validators: dict[int, tuple[Any, Draft202012Validator]] = {}
+def _bounded_pattern(validator: Any, pattern: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    """JSON Schema's ``pattern``, searched in bounded time as ``regex:`` checks are: a
+    spec's schema may hold a pattern that backtracks for hours on the model's answer."""
+    if not validator.is_type(instance, "string"):
+        return
+    try:
+        matched = search(compile_pattern(str(pattern)), instance)
+    except PatternError as exc:
+        yield ValidationError(f"the pattern {pattern!r} is not a valid regular expression: {exc}")
+        return
+    except PatternTimeout:
+        yield ValidationError(
+            f"the pattern {pattern!r} searched the value for over {SEARCH_SECONDS:g} s and was "
+            "stopped: it backtracks (nested repeats such as (a+)+)"
+        )
+        return
+    if not matched:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 2020-12, with ``pattern`` searched in bounded time.
+AnswerValidator = validators.extend(Draft202012Validator, {"pattern": _bounded_pattern})
+
+_validators: dict[int, tuple[Any, Any]] = {}
 
 
 def schema_errors(schema: Any, instance: Any) -> list[str]:
@@ -160,7 +191,7 @@ def schema_errors(schema: Any, instance: Any) -> list[str]:
     cached = _validators.get(id(schema))
     if cached is None or cached[0] is not schema:
         # The schema object is kept in the cache so that its id cannot be reused.
-        cached = (schema, Draft202012Validator(schema))
+        cached = (schema, AnswerValidator(schema))
         _validators[id(schema)] = cached
     errors = []
     for error in cached[1].iter_errors(instance):
