@@ -32,6 +32,7 @@ from runner.errors import (
     RunInterrupted,
     RunnerError,
     RunnerWarning,
+    RunRefused,
     SpecError,
     UsageError,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "Run",
     "RunInterrupted",
     "RunOptions",
+    "RunRefused",
     "RunnerError",
     "RunnerWarning",
     "SpecError",

@@ -86,6 +86,7 @@ API_SIGNATURES = {
         "UsageError": None,
         "RenderError": None,
         "RunInterrupted": None,
+        "RunRefused": None,
     }
 }
 

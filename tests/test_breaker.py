@@ -209,3 +209,15 @@ def test_a_model_the_endpoint_does_not_know_gets_the_closest_id():
     (refusal,) = breaker.refusals()
 
     assert "did you mean openai/gpt-oss-120b?" in refusal.fix()
+
+
+def test_the_python_api_raises_run_refused(project, openai_server, key):
+    import runner
+
+    openai_server.api_key = "sk-the-right-one"
+    write_cases(project, 50)
+
+    with pytest.raises(runner.RunRefused, match=f"fix: put a valid key in .*{KEY_ENV}"):
+        runner.run_specs("specs", base_url=openai_server.base_url, api_key_env=KEY_ENV, out="runs")
+
+    assert chat_requests(openai_server) <= 5

@@ -8,6 +8,7 @@ import pty
 import re
 import subprocess
 import sys
+import time
 
 from helpers import KEY, KEY_ENV, run_args, write_spec
 from provider_limits import ProviderLimits
@@ -38,7 +39,10 @@ def test_without_a_terminal_a_line_every_few_seconds_says_how_far_the_run_is(
     lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
     assert len(lines) >= 2, result.stderr
     assert any(WAIT_LINE.search(line) for line in lines), lines
-    assert re.search(r"\d/8 \(\d+%\), [\d.]+/s, ETA [^;]+; \d ok, 0 failed, 0 invalid", lines[0])
+    assert any(
+        re.search(r"\d/8 \(\d+%\), [\d.]+/s, ETA [^;]+; \d ok, 0 failed, 0 invalid", line)
+        for line in lines
+    ), lines
     assert lines[-1].startswith("progress: 8/8 (100%)")
 
     quiet = run_cli(*run_args(openai_server.base_url), "-c", "4", "--quiet", "--no-cache")
@@ -128,6 +132,24 @@ def test_a_run_whose_requests_fail_and_are_retried_is_not_silent(
     assert lines[0].startswith("progress: 0/1 (0%)")
     assert lines[0].endswith("; 1 attempt sent again, the last after HTTP 529"), lines
     assert "0/1 (0%)" in lines[2] and "3 attempts sent again" in lines[2], lines
+
+
+def test_off_a_terminal_a_line_comes_even_when_nothing_happens():
+    """A heartbeat: with every request stuck, lines still come, each saying how far it is."""
+    import io
+
+    from runner.runs.progress import RunProgress
+
+    shown = io.StringIO()
+    progress = RunProgress(shown, terminal=False, every=0.05)
+    progress.start(3)
+    deadline = time.monotonic() + 10
+    while shown.getvalue().count("\n") < 2:
+        assert time.monotonic() < deadline, "no heartbeat"
+        time.sleep(0.01)
+    progress.close()
+    lines = shown.getvalue().splitlines()
+    assert all(line.startswith("progress: 0/3 (0%), 0.0/s; 0 ok") for line in lines), lines
 
 
 def test_different_causes_are_counted_apart(project, openai_server, run_cli, monkeypatch):

@@ -6,7 +6,9 @@ with each saved record (``progress(record, done, total)``), with each change of 
 sent again (``progress.retrying(reason)``, so a run whose every request fails and is retried
 still shows that it goes) and once at the end (``progress.close()``). On a terminal the facts
 ride on click's progress bar; elsewhere (CI logs, a pipe) one line goes to stderr every few
-seconds with the same facts. ``--quiet`` shows nothing (the CLI then passes no progress at all).
+seconds with the same facts, also when nothing happened since (a heartbeat: a run whose
+requests all hang until ``--timeout`` still prints). ``--quiet`` shows nothing (the CLI then
+passes no progress at all).
 """
 
 from __future__ import annotations
@@ -55,12 +57,24 @@ class RunProgress:
         self.retries = 0  # attempts sent again so far
         self.last_retry: str | None = None  # why the latest one failed: "HTTP 529", ...
         self._bar: Any = None
+        self._ended = threading.Event()
+        self._beat: threading.Thread | None = None
 
     # ---- called by the executor
 
     def start(self, total: int) -> None:
         with self._lock:
             self.total = total
+        if not self._terminal and self._every > 0 and self._beat is None:
+            self._beat = threading.Thread(target=self._heartbeat, name="progress", daemon=True)
+            self._beat.start()
+
+    def _heartbeat(self) -> None:
+        """A line every ``every`` seconds in which nothing else printed one."""
+        while not self._ended.wait(self._every):
+            with self._lock:
+                if self._clock() - self._last_line >= self._every:
+                    self._line()
 
     def __call__(self, record: dict[str, Any], done: int, total: int) -> None:
         with self._lock:
@@ -84,6 +98,9 @@ class RunProgress:
             self._show(0)
 
     def close(self) -> None:
+        self._ended.set()
+        if self._beat is not None:
+            self._beat.join()
         with self._lock:
             self.wait = None
             if self._bar is not None:
