@@ -434,23 +434,44 @@ def test_runs_starting_at_once_all_keep_their_record(tmp_path):
     assert all(runs[str(f.resolve())] == [["K", "http://127.0.0.1:9"]] for f in folders)
 
 
-def test_the_check_reads_a_url_as_the_request_does(
-    project, run_cli, openai_server, attacker, secret, user_config_folder
-):
+def test_the_check_reads_a_url_as_the_request_does():
     """Python's urlsplit reads http://A\\@B/ as server B, urllib3 connects to A: a check by
-    the one and a request by the other sent the key to A while B was the server trusted."""
+    the one and a request by the other sent the key to A while B was the server trusted
+    (before validation refused such URLs, a run sent the request to A)."""
+    from runner.providers.trust import origin
+
+    assert origin("https://evil.example\\@api.groq.com/openai/v1") == "https://evil.example"
+    assert origin("http://127.0.0.1:9\\@127.0.0.1:8/v1") == "http://127.0.0.1:9"
+    assert origin("HTTPS://API.Groq.com:443/openai/v1") == "https://api.groq.com"
+    assert origin("http://[::1]:8000/v1") == "http://[::1]:8000"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:{a}\\@127.0.0.1:{t}/v1", "http://u:p@127.0.0.1:{a}/v1"]
+)
+def test_a_base_url_that_programs_read_as_different_servers_is_refused(
+    project, run_cli, openai_server, attacker, secret, user_config_folder, url
+):
     (user_config_folder / "runner").mkdir()
     (user_config_folder / "runner" / "config.yaml").write_text(
         f"endpoints:\n  - base_url: {openai_server.base_url}\n"
         "    api_key_env: AWS_SECRET_ACCESS_KEY\n"
     )
-    foreign_spec(project, f"'http://127.0.0.1:{attacker.port}\\@127.0.0.1:{openai_server.port}/v1'")
+    foreign_spec(project, "'" + url.format(a=attacker.port, t=openai_server.port) + "'")
 
+    validated = run_cli("validate", "specs")
     run = run_cli("run", "specs", "--out", "runs")
 
-    assert run.exit_code == 2, run.output
+    assert validated.exit_code == 1 and run.exit_code == 1
+    assert "base_url has user info or a backslash before its path" in validated.output
     assert attacker.count == 0 and openai_server.count == 0
-    assert f"$AWS_SECRET_ACCESS_KEY to http://127.0.0.1:{attacker.port}, a server" in run.output
+    assert secret not in run.output
+
+
+def test_an_endpoint_declaration_with_user_info_is_refused(project, run_cli):
+    declare(project, "https://user:pw@llm.example.com/v1")
+    result = run_cli("trust")
+    assert result.exit_code == 1 and "each endpoint needs a base_url" in result.output
 
 
 def test_trust_list_shows_each_approved_project_and_what_it_may_send(project, run_cli):

@@ -83,6 +83,7 @@ CODES: dict[str, str] = {
     "model-capability": "a request the model cannot serve (images, strict, reasoning, tokens)",
     # providers and keys
     "provider-label": "a spec-defined endpoint uses a built-in provider's name",
+    "provider-url": "a base_url with user info or a backslash before its path",
     # images
     "image-not-found": "a local image cannot be found or read",
     "image-limit": "an image breaks the provider's limits (type, size, pixels)",

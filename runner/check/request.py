@@ -3,6 +3,7 @@ limits, JSON mode, and the provider a spec names."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -175,6 +176,28 @@ def check_provider_label(file: SpecFile, spec: Spec) -> Iterator[Problem]:
             f"'{provider['name']}' is a built-in provider; a provider with its own "
             "base_url needs another name",
             "e.g. name: my-proxy, with api_key_env: naming the key it needs",
+        )
+
+
+def check_provider_url(file: SpecFile, spec: Spec) -> Iterator[Problem]:
+    """A base_url whose address part holds ``@`` or a backslash is read as different servers
+    by different programs (``https://evil.example\\@api.groq.com/`` is Groq to Python's
+    urlsplit and evil.example to urllib3): refused, so no reader of a spec is misled about
+    where its requests go."""
+    provider = file.data.get("provider")
+    url = provider.get("base_url") if isinstance(provider, dict) else None
+    if not isinstance(url, str):
+        return
+    address = url.split("://", 1)[-1]
+    authority = re.split(r"[/?#]", address, maxsplit=1)[0]
+    if "@" in authority or "\\" in authority:
+        yield file.problem(
+            ("provider", "base_url"),
+            "base_url has user info or a backslash before its path, which programs read as "
+            "different servers",
+            "give the server's address alone, e.g. https://llm.example.com/v1; a key goes in "
+            "the environment variable that api_key_env names",
+            code="provider-url",
         )
 
 

@@ -45,6 +45,7 @@ from runner.check.request import (
     check_json_mode_mentions_json,
     check_project_config,
     check_provider_label,
+    check_provider_url,
     check_token_limits,
     check_tool_choice,
 )
@@ -79,6 +80,7 @@ CHECKS: list[Check] = [
     check_token_limits,
     check_json_mode_mentions_json,
     check_provider_label,
+    check_provider_url,
     check_project_config,
     check_expectations,
     check_judges,

@@ -109,7 +109,7 @@ def declaration_digest(endpoints: tuple[DeclaredEndpoint, ...]) -> str:
 
 SETTINGS = ("version", "endpoints", "silence", "allow_key_env")
 _CODE = re.compile(r"[a-z]+(?:-[a-z]+)*")
-_URL = re.compile(r"https?://[^/\s?#]+(/\S*)?", re.IGNORECASE)
+_URL = re.compile(r"https?://[^/\s?#@\\]+(/\S*)?", re.IGNORECASE)
 ENDPOINT_EXAMPLE = "- {base_url: https://llm.example.com/v1, api_key_env: MY_PROXY_KEY}"
 
 
