@@ -449,12 +449,22 @@ def run_specs(
 
 
 def resume_run(
-    run_dir: PathLike, on_record: Callable[[dict[str, Any], int, int], None] | None = None
+    run_dir: PathLike,
+    on_record: Callable[[dict[str, Any], int, int], None] | None = None,
+    *,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
 ) -> RunSummary:
-    """Finish an interrupted run: send only the requests without a saved answer."""
+    """Finish an interrupted run: send only the requests without a saved answer.
+
+    A run folder cannot choose where a key goes: the server a run was started with is
+    remembered for its folder. ``base_url`` and ``api_key_env`` (the run's own) choose it
+    again, for a run folder that was moved or made elsewhere."""
+    from runner.providers.endpoints import ProviderOverride
     from runner.runs.execute import resume_run as resume
 
-    return resume(_run_dir(run_dir), _load_one, on_record)
+    chosen = ProviderOverride(base_url=base_url, api_key_env=api_key_env)
+    return resume(_run_dir(run_dir), _load_one, on_record, chosen)
 
 
 def _run_dir(run: PathLike) -> Path:

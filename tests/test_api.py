@@ -48,7 +48,8 @@ API_SIGNATURES = {
         ),
         "resume_run": (
             "(run_dir: 'PathLike', on_record: 'Callable[[dict[str, Any], int, int], None] "
-            "| None' = None) -> 'RunSummary'"
+            "| None' = None, *, base_url: 'str | None' = None, api_key_env: 'str | None' = None) "
+            "-> 'RunSummary'"
         ),
         "submit_specs": (
             "(*paths: 'PathLike', out: 'PathLike' = 'runs', "

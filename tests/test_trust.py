@@ -388,6 +388,37 @@ def test_a_run_folder_cannot_choose_where_a_resume_sends_the_key(
     assert openai_server.count == 2
 
 
+def test_a_moved_run_folder_resumes_once_the_user_gives_its_server_again(
+    project, run_cli, openai_server, monkeypatch
+):
+    """The server a run was started with is remembered for its folder; a folder moved (or
+    made before) needs it chosen again: --base-url and --api-key-env with --resume, which
+    must be the run's own."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    write_spec(project, "plain")
+    assert run_cli(*run_args(openai_server.base_url), "-q", "--no-cache").exit_code == 0
+    (started,) = (project / "runs").iterdir()
+    moved = project / "moved"
+    started.rename(moved)
+    _edit_json(moved / "manifest.json", lambda m: m.update(status="interrupted"))
+    (moved / "results.jsonl").write_text("")
+    mine = ["--base-url", openai_server.base_url, "--api-key-env", KEY_ENV]
+
+    refused = run_cli("run", "--resume", str(moved))
+    other = run_cli("run", "--resume", str(moved), "--base-url", "http://127.0.0.1:9/v1")
+    resumed = run_cli("run", "--resume", str(moved), *mine, "-q")
+    (moved / "results.jsonl").write_text("")
+    _edit_json(moved / "manifest.json", lambda m: m.update(status="interrupted"))
+    again = run_cli("run", "--resume", str(moved), "-q")  # remembered now
+
+    assert refused.exit_code == 2 and "give runner run --resume the run's own" in refused.output
+    assert other.exit_code == 2
+    assert "this run was started with --base-url " + openai_server.base_url in other.output
+    assert resumed.exit_code == 0, resumed.output
+    assert again.exit_code == 0, again.output
+    assert openai_server.count == 3
+
+
 def test_a_batch_state_cannot_choose_where_the_key_goes(
     project, run_cli, openai_server, attacker, monkeypatch
 ):

@@ -191,7 +191,12 @@ def run(
     display = _RunDisplay(quiet, as_json, show_answers)
     with sigterm_stops_like_ctrl_c():
         if resume_dir is not None:
-            summary = api.resume_run(resume_dir, display.progress)
+            summary = api.resume_run(
+                resume_dir,
+                display.progress,
+                base_url=options["base_url"],
+                api_key_env=options["api_key_env"],
+            )
         else:
             summary = api.run_specs(
                 *paths,

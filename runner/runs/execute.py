@@ -356,18 +356,28 @@ def start_run(
 
 
 def resume_run(
-    run_dir: Path, load: Callable[[Path], Spec], progress: Progress | None = None
+    run_dir: Path,
+    load: Callable[[Path], Spec],
+    progress: Progress | None = None,
+    chosen: ProviderOverride | None = None,
 ) -> RunSummary:
-    """Finish an interrupted run: send only the requests that have no completed record."""
+    """Finish an interrupted run: send only the requests that have no completed record.
+
+    ``chosen`` holds the base URL and key variable the person resuming gave (``--base-url``,
+    ``--api-key-env``): they must be the run's own, and then count as chosen by that person
+    (a run folder alone cannot choose a server; see runner/providers/trust.py)."""
     store = RunStore.open(run_dir)
     store.lock("runner run --resume")  # before anything is read: another writer is refused
     answers: AnswerSource | None = None
     try:
         manifest = store.read_manifest()
         settings = RunSettings.from_json(manifest["settings"], store.root)
+        if chosen is not None and (chosen.base_url or chosen.api_key_env):
+            settings = replace(settings, provider=_confirmed(settings.provider, chosen))
         specs = [_reload(entry, load) for entry in manifest["specs"]]
         done = store.completed_ids()
         endpoints = _endpoints(specs, settings)
+        remember_run(store.root, chosen_routes(endpoints.values(), settings.provider))
         answers = _open_answers(specs, endpoints, settings, done)
         streams = _model_streams(specs, settings, endpoints, done)
         total = max(_request_count(specs, settings) - len(done), 0)
@@ -386,6 +396,22 @@ def resume_run(
         answers=answers,
         earlier=earlier,
     )
+
+
+def _confirmed(saved: ProviderOverride, chosen: ProviderOverride) -> ProviderOverride:
+    """The run's provider settings, made the resuming user's own choice by ``chosen``, which
+    must name the same base URL and key variable (a resume sends what the run would have)."""
+    for option, given, own in (
+        ("--base-url", chosen.base_url, saved.base_url),
+        ("--api-key-env", chosen.api_key_env, saved.api_key_env),
+    ):
+        if given is not None and given != own:
+            started = f"with {option} {own}" if own else f"without {option}"
+            raise UsageError(
+                f"this run was started {started}, and a resume sends what the run would "
+                f"have sent: give {option} as the run had it, or start a new run"
+            )
+    return replace(saved, run_dir=None)
 
 
 def _give_up(store: RunStore, answers: AnswerSource | None) -> None:
