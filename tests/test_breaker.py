@@ -221,3 +221,19 @@ def test_the_python_api_raises_run_refused(project, openai_server, key):
         runner.run_specs("specs", base_url=openai_server.base_url, api_key_env=KEY_ENV, out="runs")
 
     assert chat_requests(openai_server) <= 5
+
+
+def test_a_streams_first_text_clears_its_model_before_the_answer_ends(
+    project, openai_server, run_cli, key
+):
+    """Streams of a slow model: the first text of one clears the model, so all 8 are sent
+    before any of them has ended (not 5, then the rest after the first whole answer)."""
+    openai_server.stream_delay = 0.25
+    openai_server.content_words = 16  # each answer takes about 4 s to stream
+    write_cases(project, 8)
+
+    result = run_cli(*run_args(openai_server.base_url), "-c", "8", "--stream")
+
+    assert result.exit_code == 0, result.stderr
+    records = read_records(latest_run(project)).values()
+    assert max(r["started_at"] for r in records) < min(r["finished_at"] for r in records)

@@ -23,7 +23,7 @@ most ``PENDING`` are ever sent, a model's requests are held back while a verdict
 until one of its answers clears it, and again whenever its latest answers are such failures,
 its requests in flight and its failures in a row are at most ``PENDING`` together. A model
 whose answers are slow thus starts with ``PENDING`` requests in flight, not ``--concurrency``,
-until its first answer is in.
+until its first answer is in (for a streamed request: until its first text arrives).
 """
 
 from __future__ import annotations
@@ -263,6 +263,29 @@ class Breaker:
             if result is not None:
                 self._learn(model, endpoint, model_id, request_independent(result))
             self._cond.notify_all()
+
+    def clear(self, key: Hashable) -> None:
+        """``key``'s model answers (a stream's first text came): no verdict is pending."""
+        with self._cond:
+            model = self._models.setdefault(key, _Model())
+            model.cleared, model.streak, model.cause = True, 0, None
+            self._cond.notify_all()
+
+    def at_first_text(
+        self, key: Hashable, sink: Callable[[str], None] | None
+    ) -> Callable[[str], None]:
+        """A stream's text sink that clears ``key`` at the first text, then hands each piece
+        to ``sink``: a streamed model is cleared long before its whole answer is in."""
+        first = [True]
+
+        def on_text(piece: str) -> None:
+            if first[0]:
+                first[0] = False
+                self.clear(key)
+            if sink is not None:
+                sink(piece)
+
+        return on_text
 
     def _learn(self, model: _Model, endpoint: Endpoint, model_id: str, cause: Cause | None) -> None:
         if cause is None:

@@ -1056,7 +1056,9 @@ class _Sender:
 
         def send_stream() -> StreamedAnswer:
             started()
-            text = None if job.quiet else self.text
+            text = self.breaker.at_first_text(
+                (endpoint.completions_url, model), None if job.quiet else self.text
+            )
             return stream_once(client, endpoint, payload, settings.timeouts, text)
 
         tokens = token_estimate(body)
