@@ -307,3 +307,28 @@ def test_git_info_reads_a_file_name_that_is_not_utf8(tmp_path):
         pytest.skip("this file system keeps only UTF-8 names")
     info = git_info(tmp_path)
     assert info is not None and info["dirty"] is True and len(info["commit"]) == 40
+
+
+def test_a_whole_last_record_without_its_newline_is_kept_on_resume(tmp_path):
+    """A results.jsonl edited by hand may end without a newline: that last record is whole,
+    and resuming kept cutting it off as if a kill had torn it (issue 22.10)."""
+    store = new_run(tmp_path)
+    store.save_record({"id": "a", "status": "ok"})
+    store.save_record({"id": "b", "status": "ok"})
+    store.close()
+    raw = store.results_path.read_bytes()
+    store.results_path.write_bytes(raw[:-1])  # no final newline
+
+    reopened = RunStore.open(store.root)
+    assert "b" in reopened.completed_ids()
+    reopened.save_record({"id": "c", "status": "ok"})
+    reopened.close()
+    assert [r["id"] for r in lines_of(reopened)] == ["a", "b", "c"]
+
+    torn = RunStore.open(store.root)
+    with open(torn.results_path, "ab") as handle:
+        handle.write(b'{"id": "d", "sta')  # a kill in the middle of a write
+    assert "d" not in torn.completed_ids()
+    torn.save_record({"id": "d", "status": "ok"})
+    torn.close()
+    assert [r["id"] for r in lines_of(torn)] == ["a", "b", "c", "d"]

@@ -67,6 +67,8 @@ FSYNC_SECONDS = 1.0  # ... or this long, whichever comes first
 _ID_PREFIX = '{"id": '  # every record line starts with its id (record.py puts it first)
 _DECODER = json.JSONDecoder()
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# The largest last line without a newline that is read to see whether it is a whole record.
+MAX_TAIL = 64 << 20
 # Lines of one file named in warnings one by one; past that, a count.
 TOLD_LINES = 20
 
@@ -549,9 +551,27 @@ class RunStore:
                 index.add_unreadable(offset, len(line))
         index.flush()
         if self.results_path.exists() and self.results_path.stat().st_size != size:
-            os.truncate(self.results_path, size)  # the torn tail of a killed write
+            size = self._end_the_tail(index, size)
         self._index, self._size = index, size
         return index
+
+    def _end_the_tail(self, index: _LineIndex, size: int) -> int:
+        """What follows the last newline: a whole record whose newline is missing (a file
+        edited by hand) gets its newline and is kept; anything else is the torn tail of a
+        killed write, and is cut off. The size of the file after."""
+        with open(self.results_path, "rb") as handle:
+            handle.seek(size)
+            tail = handle.read(MAX_TAIL + 1)
+        record = _parse(tail) if len(tail) <= MAX_TAIL else None
+        if record is None:
+            os.truncate(self.results_path, size)  # the torn tail of a killed write
+            return size
+        with open(self.results_path, "ab") as out:
+            out.write(b"\n")
+        status = record.get("status")
+        index.add(record["id"], size, len(tail) + 1, status if isinstance(status, str) else None)
+        index.flush()
+        return size + len(tail) + 1
 
     def _sync(self) -> None:
         if self._out is not None:
