@@ -71,9 +71,10 @@ IMAGE_LIMITS: Mapping[str, ImageLimits] = {
 
 
 # The most runner reads of one image file, for every provider (the offline one and custom
-# endpoints too, which document no limit): OpenAI's per-image limit above, the largest any
-# built-in provider takes. The size is checked before the file is read, so a huge file with an
-# image header never gets into memory.
+# endpoints too, which document no limit): OpenAI's per-image limit above ("Up to 20MB per
+# image", images-vision guide, checked 2026-12-08), the largest any built-in provider takes.
+# The size is checked before the file is read, so a huge file with an image header never gets
+# into memory.
 MAX_IMAGE_BYTES = 20 * MB
 
 
