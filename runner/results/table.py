@@ -180,8 +180,9 @@ def run_rows(run_dir: Path) -> Iterator[dict[str, Any]]:
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection",
-# https://owasp.org/www-community/attacks/CSV_Injection, checked 2026-12-08).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# https://owasp.org/www-community/attacks/CSV_Injection: = + - @ tab CR; OWASP ASVS 1.2.10
+# adds NUL; both checked 2026-12-08).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\x00")
 # Text that is a plain number ("-3", "+1.5e3") is read as that number, never as a formula.
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
