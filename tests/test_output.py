@@ -117,3 +117,21 @@ def test_a_backtracking_schema_pattern_is_stopped_not_hung(monkeypatch):
     assert len(errors) == 1 and "was stopped: it backtracks" in errors[0]
     assert schema_errors(schema, {"x": "aaa"}) == []
     assert "does not match" in schema_errors(schema, {"x": "b"})[0]
+
+
+def test_backtracking_pattern_properties_are_stopped_not_hung(monkeypatch):
+    """patternProperties (and additionalProperties, which matches keys against them) went to
+    re too: a key of 36 a's and a b hung the check."""
+    import runner.spec.patterns as patterns
+    from runner.grade.output import schema_errors
+
+    monkeypatch.setattr(patterns, "SEARCH_SECONDS", 0.05)
+    schema = {
+        "type": "object",
+        "patternProperties": {"(a|aa)+$": {"type": "integer"}, "^x": {"type": "string"}},
+        "additionalProperties": False,
+    }
+    errors = schema_errors(schema, {"a" * 36 + "b": 1, "aaa": "not a number", "xy": "ok"})
+    assert any("not of type 'integer'" in e for e in errors), errors
+    assert any("Additional properties are not allowed" in e for e in errors), errors
+    assert schema_errors(schema, {"aa": 2, "x1": "s"}) == []

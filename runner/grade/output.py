@@ -180,8 +180,55 @@ def _bounded_pattern(validator: Any, pattern: Any, instance: Any, schema: Any) -
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-# Draft 2020-12, with ``pattern`` searched in bounded time.
-AnswerValidator = validators.extend(Draft202012Validator, {"pattern": _bounded_pattern})
+def _key_matches(pattern: str, key: str) -> bool:
+    """Whether a key of the answer matches a ``patternProperties`` pattern, in bounded time
+    (a search stopped by its limit counts as no match)."""
+    try:
+        return search(compile_pattern(pattern), key)
+    except (PatternError, PatternTimeout):
+        return False
+
+
+def _bounded_pattern_properties(
+    validator: Any, patterns: Any, instance: Any, schema: Any
+) -> Iterator[Any]:
+    """``patternProperties`` with the keys matched in bounded time."""
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if _key_matches(str(pattern), key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+_ADDITIONAL = Draft202012Validator.VALIDATORS["additionalProperties"]
+
+
+def _bounded_additional_properties(
+    validator: Any, additional: Any, instance: Any, schema: Any
+) -> Iterator[Any]:
+    """``additionalProperties``: jsonschema matches the keys against ``patternProperties``
+    with ``re``; the keys that match (in bounded time) are handed to it as known instead."""
+    patterns = schema.get("patternProperties")
+    if not patterns or not validator.is_type(instance, "object"):
+        yield from _ADDITIONAL(validator, additional, instance, schema)
+        return
+    matched = {k for k in instance if any(_key_matches(str(p), k) for p in patterns)}
+    known = {**dict.fromkeys(matched, True), **(schema.get("properties") or {})}
+    narrowed = {k: v for k, v in schema.items() if k != "patternProperties"}
+    yield from _ADDITIONAL(validator, additional, instance, {**narrowed, "properties": known})
+
+
+# Draft 2020-12, with every pattern (``pattern``, ``patternProperties``, and the keys
+# ``additionalProperties`` compares with them) searched in bounded time.
+AnswerValidator = validators.extend(
+    Draft202012Validator,
+    {
+        "pattern": _bounded_pattern,
+        "patternProperties": _bounded_pattern_properties,
+        "additionalProperties": _bounded_additional_properties,
+    },
+)
 
 _validators: dict[int, tuple[Any, Any]] = {}
 
