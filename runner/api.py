@@ -17,6 +17,8 @@ from runner.errors import SpecError, UnknownOption, UsageError, warn
 
 if TYPE_CHECKING:
     from runner.check.validate import Validation
+    from runner.errors import Problem
+    from runner.providers.catalogue import Catalogue
     from runner.results.diff import DiffItem, RunDiff
     from runner.runs.batch import BatchResult
     from runner.runs.execute import RunPlan, RunSettings, RunSummary
@@ -567,3 +569,103 @@ def _load_one(path: Path, variables: Mapping[str, Any] | None = None) -> Spec:
     from runner.check.validate import load_spec
 
     return load_spec(path, variables)
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    """One provider's model catalogue and, when asked online, the ids its ``GET /models``
+    lists now."""
+
+    catalogue: Catalogue
+    live: tuple[str, ...] | None = None
+    live_url: str | None = None
+
+    @property
+    def only_live(self) -> list[str]:
+        """Ids the provider lists that the catalogue does not know."""
+        return [i for i in self.live or () if i not in self.catalogue.models]
+
+    @property
+    def only_table(self) -> list[str]:
+        """Ids the catalogue has as usable that the provider does not list."""
+        live = set(self.live or ())
+        return [m.id for m in self.catalogue.current if m.id not in live]
+
+
+def list_models(
+    provider: str | None = None,
+    *,
+    online: bool = False,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+) -> list[ModelListing]:
+    """The model catalogue of ``provider`` (every built-in one when None), as ``runner models``
+    prints it; ``online`` also reads the provider's ``GET /models`` with its key."""
+    from runner.providers.catalogue import CATALOGUES
+    from runner.providers.endpoints import ProviderOverride, resolve_endpoint
+    from runner.send.models_api import live_models
+
+    if provider is not None and provider not in CATALOGUES:
+        raise UsageError(
+            f"runner has no model catalogue for '{provider}': the built-in providers are "
+            f"{', '.join(CATALOGUES)}"
+        )
+    if online and provider is None and base_url:
+        raise UsageError("--base-url needs --provider: whose catalogue should it be compared to?")
+    names = [provider] if provider else list(CATALOGUES)
+    listings = []
+    for name in names:
+        table = CATALOGUES[name]
+        if not online:
+            listings.append(ModelListing(table))
+            continue
+        endpoint = resolve_endpoint(None, ProviderOverride(name, base_url, api_key_env))
+        live = live_models(endpoint)
+        listings.append(ModelListing(table, tuple(live), f"{endpoint.base_url}/models"))
+    return listings
+
+
+def check_models_online(
+    validation: Validation,
+    provider: str | None = None,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+) -> list[Problem]:
+    """``runner validate --online``: each valid spec's models (the ``model:`` line and a
+    matrix's) against the live ``GET /models`` list of the endpoint its requests go to. An id
+    the provider does not list is an error (``model-not-served``); the offline provider is
+    skipped. Each endpoint's list is read once."""
+    from runner.providers.endpoints import ProviderOverride, resolve_endpoint
+    from runner.send.models_api import live_models
+    from runner.spec.extends import with_bases
+    from runner.spec.load import load_yaml
+    from runner.spec.project import find_project_root
+
+    override = ProviderOverride(provider, base_url, api_key_env)
+    lists: dict[tuple[str | None, str | None], set[str]] = {}
+    problems: list[Problem] = []
+    for spec in validation.specs:
+        endpoint = resolve_endpoint(
+            spec.provider, override, project=find_project_root(spec.path), what=spec.display
+        )
+        if endpoint.offline:
+            continue
+        key = (endpoint.base_url, endpoint.api_key_env)
+        if key not in lists:
+            lists[key] = set(live_models(endpoint))
+        served = lists[key]
+        doc, _ = with_bases(load_yaml(spec.path, spec.display))
+        models: list[tuple[tuple[str | int, ...], Any]] = [(("model",), spec.model)]
+        models += [(("matrix", "model", i), m) for i, m in enumerate(spec.matrix.get("model", ()))]
+        for path, model_id in models:
+            if isinstance(model_id, str) and model_id not in served:
+                problems.append(
+                    doc.problem(
+                        path,
+                        f"{endpoint.name} does not list the model '{model_id}' "
+                        f"(GET {endpoint.base_url}/models)",
+                        "pick one it lists: runner models --online shows them",
+                        code="model-not-served",
+                    )
+                )
+    return problems

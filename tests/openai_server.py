@@ -102,6 +102,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.latency = latency
         self.api_key = api_key
         self.record = record
+        self.models: list[str] = []  # what GET /v1/models lists
         self.slow_seconds = 3.0
         self.large_bytes = 4_000_000
         self.retry_after_ms = 50
@@ -219,7 +220,13 @@ class Handler(BaseHTTPRequestHandler):
                 200, {"requests": sum(self.server.statuses.values()), "statuses": counts}
             )
         elif self.path.rstrip("/") == "/v1/models":
-            self._send_json(200, {"object": "list", "data": []})
+            key = self.server.api_key
+            if key is not None and self.headers.get("Authorization") != f"Bearer {key}":
+                error = _error("Invalid API Key", "invalid_request_error", "invalid_api_key")
+                self._send_json(401, error)
+                return
+            listed = [{"id": m, "object": "model", "owned_by": "test"} for m in self.server.models]
+            self._send_json(200, {"object": "list", "data": listed})
         else:
             self._send_json(404, _error("Unknown request URL", "invalid_request_error", None))
 

@@ -124,3 +124,66 @@ def test_the_command_line_provider_decides_which_table(project, run_cli):
     assert not validate_specs("spec.yaml").ok
     assert validate_specs("spec.yaml", base_url="http://127.0.0.1:9/v1").ok
     assert validate_specs("spec.yaml", provider="offline").ok
+
+
+def test_runner_models_prints_the_catalogue_with_its_source(run_cli):
+    result = run_cli("models", "--provider", "groq")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "groq: as of 2026-12-08, from https://console.groq.com/docs/models; Batch API 50% off"
+    )
+    row = next(line for line in lines if line.strip().startswith("openai/gpt-oss-20b "))
+    assert row.split()[1:6] == ["production", "131,072", "65,536", "0.075", "0.30"]
+    assert "  llama-3.3-70b-versatile on 2026-08-16 -> openai/gpt-oss-120b" in lines
+
+
+def test_runner_models_json_has_every_model(run_cli):
+    import json
+
+    result = run_cli("models", "--json")
+    providers = {doc["provider"]: doc for doc in json.loads(result.stdout)}
+    assert set(providers) == {"groq", "openai"}
+    ids = {m["id"] for m in providers["groq"]["models"]}
+    assert {"openai/gpt-oss-20b", "gemma2-9b-it", "qwen/qwen3.8-27b"} <= ids
+
+
+def test_runner_models_online_shows_what_differs(openai_server, run_cli, monkeypatch):
+    from helpers import KEY, KEY_ENV
+
+    openai_server.api_key = KEY
+    openai_server.models = ["openai/gpt-oss-20b", "brand/new-model"]
+    monkeypatch.setenv(KEY_ENV, KEY)
+    args = ["--provider", "groq", "--base-url", openai_server.base_url, "--api-key-env", KEY_ENV]
+    result = run_cli("models", "--online", *args)
+    assert result.exit_code == 0, result.output
+    assert "  listed, not in the catalogue: brand/new-model" in result.stdout
+    not_listed = next(x for x in result.stdout.splitlines() if "in the catalogue, not listed" in x)
+    assert "openai/gpt-oss-120b" in not_listed and "openai/gpt-oss-20b" not in not_listed
+
+    monkeypatch.setenv(KEY_ENV, "sk-wrong-key-000000000000")
+    refused = run_cli("models", "--online", *args)
+    assert refused.exit_code != 0
+    assert "HTTP 401: Invalid API Key" in refused.output
+
+
+def test_validate_online_checks_each_model_against_the_live_list(
+    project, openai_server, run_cli, monkeypatch
+):
+    from helpers import KEY, KEY_ENV
+
+    openai_server.models = ["openai/gpt-oss-20b"]
+    monkeypatch.setenv(KEY_ENV, KEY)
+    text = (
+        "model: openai/gpt-oss-20b\nmatrix:\n  model: [openai/gpt-oss-20b, openai/gpt-oss-120b]\n"
+    )
+    Path("spec.yaml").write_text("version: 1\n" + text + SAY)
+    online = ["--online", "--base-url", openai_server.base_url, "--api-key-env", KEY_ENV]
+    result = run_cli("validate", "spec.yaml", *online)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "spec.yaml:4:31: custom does not list the model 'openai/gpt-oss-120b' "
+        f"(GET {openai_server.base_url}/models) (pick one it lists: runner models --online shows "
+        "them) [model-not-served]"
+    ]
+    assert run_cli("validate", "spec.yaml").exit_code == 0  # offline: the catalogue only

@@ -81,6 +81,7 @@ CODES: dict[str, str] = {
     "deprecated-model": "the model is deprecated: the provider shuts it down soon (warning)",
     "unknown-model": "the provider's catalogue has no such model id (warning)",
     "model-capability": "a request the model cannot serve (images, strict, reasoning, tokens)",
+    "model-not-served": "validate --online: the provider's live model list lacks the model",
     # providers and keys
     "provider-label": "a spec-defined endpoint uses a built-in provider's name",
     "provider-url": "a base_url with user info or a backslash before its path",

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from runner.cli import batch, cache, init, report, run, score, trust, validate
+from runner.cli import batch, cache, init, models, report, run, score, trust, validate
 from runner.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -40,6 +40,7 @@ for command in (
     init.init,
     score.score,
     trust.trust,
+    models.models,
 ):
     cli.add_command(command)
 report.register(cli)

@@ -42,6 +42,14 @@ if TYPE_CHECKING:
     help="Apply the safe fixes in place (comments and layout kept) and print them as a diff.",
 )
 @click.option("--diff", is_flag=True, help="Print the safe fixes as a diff; change nothing.")
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also check each model against the provider's live GET /models (needs the key).",
+)
+@click.option("--provider", envvar="RUNNER_PROVIDER", help="Check against this provider.")
+@click.option("--base-url", envvar="RUNNER_BASE_URL", help="Check against this server.")
+@click.option("--api-key-env", help="With --online: the variable holding the key.")
 @allow_key_env_option
 @reports_errors
 def validate(
@@ -50,21 +58,28 @@ def validate(
     kind: str,
     fix: bool,
     diff: bool,
+    online: bool,
+    provider: str | None,
+    base_url: str | None,
+    api_key_env: str | None,
 ) -> None:
     """Check spec files (or folders of them) and report every problem found.
 
     With --fix, first apply every fix that is one unambiguous correction, then report what is
-    left. Exit code 0 when all specs are valid, 1 when any is not.
+    left. With --online, also check each model against the provider's live model list.
+    Exit code 0 when all specs are valid, 1 when any is not.
     """
-    from runner.api import validate_specs
+    from runner.api import check_models_online, validate_specs
     from runner.check.formats import format_problems
 
     if fix or diff:
         result = _fix(paths, write=not diff, kind=kind, quiet=quiet)
     else:
-        result = validate_specs(*paths)
+        result = validate_specs(*paths, provider=provider, base_url=base_url)
     if result.files == 0:
         raise UsageError("no spec files (*.yaml, *.yml) found in the paths given")
+    if online:
+        result.problems += check_models_online(result, provider, base_url, api_key_env)
     text = format_problems(result.problems, kind, result.files)  # type: ignore[arg-type]
     if text:
         click.echo(text)
