@@ -411,7 +411,10 @@ def test_a_moved_run_folder_resumes_once_the_user_gives_its_server_again(
     _edit_json(moved / "manifest.json", lambda m: m.update(status="interrupted"))
     again = run_cli("run", "--resume", str(moved), "-q")  # remembered now
 
-    assert refused.exit_code == 2 and "give runner run --resume the run's own" in refused.output
+    assert refused.exit_code == 2
+    assert "a resume (runner run --resume RUN) may instead be given the run's own" in (
+        refused.output
+    )
     assert other.exit_code == 2
     assert "this run was started with --base-url " + openai_server.base_url in other.output
     assert resumed.exit_code == 0, resumed.output

@@ -178,8 +178,8 @@ def _run_refusal(key_env: str, base_url: str, run_dir: Path, what: str) -> str:
         f"{run_dir} says, and that run was not started with that server here (a run folder "
         "cannot choose where a key goes); nothing was sent. If that server is right, choose "
         f"it yourself: list it under endpoints: in {user_config_path()} (base_url: "
-        f"{base_url}, api_key_env: {key_env}), or give runner run --resume the run's own "
-        "--base-url and --api-key-env"
+        f"{base_url}, api_key_env: {key_env}); a resume (runner run --resume RUN) may instead "
+        "be given the run's own --base-url and --api-key-env"
     )
 
 
