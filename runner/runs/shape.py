@@ -83,12 +83,15 @@ ITEMS: dict[tuple[str, str], tuple[type, ...]] = {
 _TOP_ITEMS: dict[str, tuple[type, ...]] = {"judges": _MAP}
 
 
+# The same, as sets of exact types (json.loads makes no subclasses; true is not a number).
+_EXACT = {key: frozenset(kinds) for key, kinds in FIELDS.items()}
+_EXACT_NESTED = {
+    field: {key: frozenset(kinds) for key, kinds in keys.items()} for field, keys in NESTED.items()
+}
+
+
 def _is(value: Any, kinds: tuple[type, ...]) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, bool) and bool not in kinds:
-        return False  # true is not a number of tokens
-    return isinstance(value, kinds)
+    return value is None or type(value) in kinds
 
 
 def _kind(value: Any) -> str:
@@ -104,48 +107,49 @@ def _kind(value: Any) -> str:
 
 def readable_record(record: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """``record`` with every field of the wrong type left out, and a sentence per field left
-    out (empty when the record is as runner writes it; the record is then returned as is)."""
+    out (empty when the record is as runner writes it; the record is then returned as is).
+    Only the fields a record has are looked at, by exact type: it runs on every record read."""
     problems: list[str] = []
     fixed: dict[str, Any] | None = None
-
-    def change(key: str, value: Any) -> None:
-        nonlocal fixed
-        if fixed is None:
-            fixed = dict(record)
-        fixed[key] = value
-
-    for key, kinds in FIELDS.items():
-        value = record.get(key)
-        if not _is(value, kinds):
-            problems.append(f"'{key}' is {_kind(value)}, not {_kind(kinds[0]())}: left out")
-            change(key, None)
+    for key, value in record.items():
+        kinds = _EXACT.get(key)
+        if kinds is None or value is None:
             continue
-        if key in _TOP_ITEMS and isinstance(value, list):
-            kept = [item for item in value if _is(item, _TOP_ITEMS[key]) and item is not None]
-            if len(kept) != len(value):
+        if type(value) not in kinds:
+            problems.append(f"'{key}' is {_kind(value)}, not {_kind(FIELDS[key][0]())}: left out")
+            fixed = fixed if fixed is not None else dict(record)
+            fixed[key] = None
+        elif key in _TOP_ITEMS:
+            if any(type(item) is not dict for item in value):
                 problems.append(f"'{key}' holds items that are not mappings: left out")
-                change(key, kept)
-        if key in NESTED and isinstance(value, dict):
+                fixed = fixed if fixed is not None else dict(record)
+                fixed[key] = [item for item in value if type(item) is dict]
+        elif key in _EXACT_NESTED:
             inner, said = _readable_mapping(key, value)
             if said:
                 problems.extend(said)
-                change(key, inner)
+                fixed = fixed if fixed is not None else dict(record)
+                fixed[key] = inner
     return (record if fixed is None else fixed), problems
 
 
 def _readable_mapping(field: str, value: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     problems: list[str] = []
-    inner = dict(value)
-    for key, kinds in NESTED[field].items():
-        item = value.get(key)
-        if not _is(item, kinds):
-            problems.append(f"'{field}.{key}' is {_kind(item)}, not {_kind(kinds[0]())}: left out")
+    inner: dict[str, Any] | None = None
+    known = _EXACT_NESTED[field]
+    for key, item in value.items():
+        kinds = known.get(key)
+        if kinds is None or item is None:
+            continue
+        if type(item) not in kinds:
+            expected = _kind(NESTED[field][key][0]())
+            problems.append(f"'{field}.{key}' is {_kind(item)}, not {expected}: left out")
+            inner = inner if inner is not None else dict(value)
             inner.pop(key, None)
             continue
         item_kinds = ITEMS.get((field, key))
-        if item_kinds is not None and isinstance(item, list):
-            kept = [x for x in item if x is not None and _is(x, item_kinds)]
-            if len(kept) != len(item):
-                problems.append(f"'{field}.{key}' holds items of the wrong type: left out")
-                inner[key] = kept
-    return inner, problems
+        if item_kinds is not None and any(type(x) not in item_kinds for x in item):
+            problems.append(f"'{field}.{key}' holds items of the wrong type: left out")
+            inner = inner if inner is not None else dict(value)
+            inner[key] = [x for x in item if type(x) in item_kinds]
+    return (value if inner is None else inner), problems
