@@ -96,6 +96,8 @@ def test_results_jsonl_and_manifest_describe_the_run(project, run_against):
         "invalid_output": 0,
         "not_sent": 0,
         "expectations": {"records": 0, "passed": 0, "failed": 0},
+        # a local server: no catalogue prices its answers
+        "cost": {"usd": 0, "by_model": {}, "unpriced": 3},
     }
     assert [s["path"] for s in manifest["specs"]] == [f"specs/{n}.yaml" for n in "abc"]
     assert manifest["runner_version"] and manifest["python"]

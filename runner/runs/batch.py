@@ -39,6 +39,7 @@ from runner.files import open_private, private_database
 from runner.providers.endpoints import Endpoint, chosen_routes, endpoint_from_run
 from runner.providers.trust import remember_run
 from runner.runs.cache import ResponseCache, cache_path_for, request_key
+from runner.runs.cost import CostTally
 from runner.runs.execute import (
     Job,
     RunSettings,
@@ -741,7 +742,10 @@ def _result(
     waiting: int | None = None,
 ) -> BatchResult:
     """Rebuild results.jsonl and the manifest, and say where the run stands."""
-    counts = _finish_manifest(store, _record_ids(specs, settings.selection))
+    cost = CostTally()  # priced with the Batch API's discount
+    for record in store.records():
+        cost.add(record, batch=True)
+    counts = _finish_manifest(store, _record_ids(specs, settings.selection), cost=cost)
     summary.expectations = counts["expectations"]
     manifest = store.read_manifest()
     manifest["batch"] = {

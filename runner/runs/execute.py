@@ -43,6 +43,7 @@ from runner.providers.trust import remember_run
 from runner.runs.breaker import Breaker
 from runner.runs.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
 from runner.runs.cassette import Cassette
+from runner.runs.cost import CostTally
 from runner.runs.earlier import EarlierAnswers
 from runner.runs.failures import FailureGroups
 from runner.runs.judging import (
@@ -147,6 +148,7 @@ class RunSummary:
     # Records with expectations, passed and failed, over the whole run (resumed ones too).
     expectations: dict[str, int] = field(default_factory=expect.empty_counts)
     judges: JudgeTally = field(default_factory=JudgeTally)  # verdicts, and what judges cost
+    cost: CostTally = field(default_factory=CostTally)  # US dollars, from the usage returned
     cache_problem: str | None = None  # why some answers could not be kept in the cache
 
     @property
@@ -173,6 +175,7 @@ class RunSummary:
         usage = record.get("usage") or {}
         self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         self.completion_tokens += int(usage.get("completion_tokens") or 0)
+        self.cost.add(record)
 
     def describe(self) -> str:
         """The end-of-run summary a person reads."""
@@ -182,6 +185,7 @@ class RunSummary:
             + (f", {self.cached} from cache" if self.cached else "")
             + (f" ({self.resumed} already done before resuming)" if self.resumed else ""),
             f"tokens: {self.prompt_tokens} prompt, {self.completion_tokens} completion",
+            *self.cost.describe(),
             *expect.describe_counts(self.expectations),
             *self.judges.describe(),
             f"saved in {self.run_dir}",
@@ -198,6 +202,7 @@ class RunSummary:
         data["run_dir"] = str(self.run_dir)
         data["failures"] = self.failures.to_json()
         data["judges"] = self.judges.to_json()
+        data["cost"] = self.cost.to_json()
         data["succeeded"] = self.succeeded
         return data
 
@@ -695,6 +700,7 @@ class _Run:
             self._stopped(),
             self.summary.judges if whole else None,
             count_judges=any(spec.judges for spec in self.specs),
+            cost=self.summary.cost if whole else None,
         )
         self.summary.expectations = counts["expectations"]
         return counts
@@ -762,15 +768,22 @@ def _finish_manifest(
     stopped: dict[str, Any] | None = None,
     judged: JudgeTally | None = None,
     count_judges: bool = False,
+    cost: CostTally | None = None,
 ) -> dict[str, Any]:
     """Put results.jsonl in plan order and the counts in the manifest. ``counted``: the run's
     own tally of expectations, when it saw every record; otherwise one more pass counts them.
     ``count_judges``: the specs have judges, whose verdicts ``judged`` tallies (or one more
-    pass does) as ``counts.judges``."""
+    pass does) as ``counts.judges``; ``cost``, the run's own tally of what its answers cost
+    (``counts.cost``: US dollars by model, from the usage returned)."""
     counts: dict[str, Any] = dict(store.rewrite_results(record_ids))
     counts["expectations"] = counted if counted is not None else expect.count(store.records())
     if count_judges:
         counts["judges"] = (judged if judged is not None else tally(store.records())).to_json()
+    if cost is None:  # a resumed run: every record is priced again, the earlier ones too
+        cost = CostTally()
+        for record in store.records():
+            cost.add(record)
+    counts["cost"] = cost.to_json()
     manifest = store.read_manifest()
     manifest.update(
         status="complete" if counts["failed"] == counts["not_sent"] == 0 else "incomplete",
