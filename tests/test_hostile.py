@@ -146,6 +146,11 @@ BOMBS = [
     "{% filter upper %}{% for i in range(99999) %}{{ 'a' * 999999 }}{% endfor %}{% endfilter %}",
     "{% set n = namespace(s='a') %}{% for i in range(60) %}{% set n.s = n.s ~ n.s %}{% endfor %}",
     "{% set n = namespace(s='a') %}{% for i in range(60) %}{% set n.s = n.s + n.s %}{% endfor %}",
+    # a literal repeated in a macro (gathered before it is joined), loops over long strings
+    "{% macro m() %}{% for i in range(999) %}{% for j in range(1000) %}"
+    + "x" * 100
+    + "{% endfor %}{% endfor %}{% endmacro %}{{ m() }}",
+    "{% set s = 'x' * 999999 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
 ]
 
 

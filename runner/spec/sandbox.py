@@ -32,9 +32,11 @@ MAX_RANGE_TOTAL = 1_000_000  # numbers all range() calls of one template may pro
 MAX_EXPONENT = 10_000
 MAX_OUTPUT = 2_000_000  # characters one render may output
 MAX_BUILT = 20_000_000  # characters one render may build on the way, in all
+MAX_LOOP_STEPS = 2_000_000  # iterations all {% for %} loops of one render may take
 _WIDE_FORMAT = re.compile(r"[%{:][^%{}]*?\d{7,}")  # a width or precision of 7+ digits
 _range_budget: ContextVar[list[int]] = ContextVar("range_budget")
 _built_budget: ContextVar[list[int]] = ContextVar("built_budget")
+_loop_budget: ContextVar[list[int]] = ContextVar("loop_budget")
 
 
 @contextmanager
@@ -42,9 +44,11 @@ def work_budget() -> Iterator[None]:
     """Give the template rendered inside a fresh range() budget and text budget."""
     token = _range_budget.set([MAX_RANGE_TOTAL])
     built = _built_budget.set([MAX_BUILT])
+    steps = _loop_budget.set([MAX_LOOP_STEPS])
     try:
         yield
     finally:
+        _loop_budget.reset(steps)
         _built_budget.reset(built)
         _range_budget.reset(token)
 
@@ -79,12 +83,39 @@ class BoundedTemplate(Template):
 
 
 class _BoundedCodeGenerator(CodeGenerator):
-    """Jinja's code generator, with each ``~`` result counted (``TemplateSandbox.joined``)."""
+    """Jinja's code generator, with each ``~`` result counted (``TemplateSandbox.joined``),
+    each piece of output counted where it is made (a macro's or a ``{% set %}`` block's
+    pieces are gathered in a list before they are joined: ``TemplateSandbox.counted``), and
+    each step of a ``{% for %}`` loop counted (``TemplateSandbox.iterated``)."""
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.joined(")
         super().visit_Concat(node, frame)
         self.write(")")
+
+    def _output_const_repr(self, group: Any) -> str:
+        return f"environment.counted({super()._output_const_repr(group)})"
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        self.write("environment.counted(")
+        super()._output_child_pre(node, frame, finalize)
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        super()._output_child_post(node, frame, finalize)
+        self.write(")")
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        counted = nodes.Call(
+            nodes.EnvironmentAttribute("iterated", lineno=node.iter.lineno),
+            [node.iter],
+            [],
+            None,
+            None,
+            lineno=node.iter.lineno,
+        )
+        counted.set_environment(self.environment)
+        node.iter = counted
+        super().visit_For(node, frame)
 
 
 class TemplateSandbox(ImmutableSandboxedEnvironment):
@@ -126,6 +157,23 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
         text = "".join(parts)
         _charge(len(text))
         return text
+
+    def counted(self, text: Any) -> Any:
+        """A piece of output, counted against the render's MAX_BUILT."""
+        _charge(len(text))
+        return text
+
+    def iterated(self, items: Any) -> Iterator[Any]:
+        """The items of a ``{% for %}`` loop, each step counted against MAX_LOOP_STEPS."""
+        budget = _loop_budget.get(None)
+        for item in items:
+            if budget is not None:
+                budget[0] -= 1
+                if budget[0] < 0:
+                    raise SecurityError(
+                        f"the template's loops take more than {MAX_LOOP_STEPS:,} steps in all"
+                    )
+            yield item
 
     def joined(self, text: Any) -> Any:
         """A ``~`` result, counted."""
