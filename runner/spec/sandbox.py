@@ -33,6 +33,7 @@ MAX_EXPONENT = 10_000
 MAX_OUTPUT = 2_000_000  # characters one render may output
 MAX_BUILT = 20_000_000  # characters one render may build on the way, in all
 MAX_LOOP_STEPS = 2_000_000  # iterations all {% for %} loops of one render may take
+LOOP_FILTER = "runner_loop_steps"  # the filter every loop's iterable goes through
 _WIDE_FORMAT = re.compile(r"[%{:][^%{}]*?\d{7,}")  # a width or precision of 7+ digits
 _range_budget: ContextVar[list[int]] = ContextVar("range_budget")
 _built_budget: ContextVar[list[int]] = ContextVar("built_budget")
@@ -86,7 +87,7 @@ class _BoundedCodeGenerator(CodeGenerator):
     """Jinja's code generator, with each ``~`` result counted (``TemplateSandbox.joined``),
     each piece of output counted where it is made (a macro's or a ``{% set %}`` block's
     pieces are gathered in a list before they are joined: ``TemplateSandbox.counted``), and
-    each step of a ``{% for %}`` loop counted (``TemplateSandbox.iterated``)."""
+    each step of a ``{% for %}`` loop counted (the ``LOOP_FILTER`` filter, ``_loop_steps``)."""
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.joined(")
@@ -103,19 +104,6 @@ class _BoundedCodeGenerator(CodeGenerator):
     def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
         super()._output_child_post(node, frame, finalize)
         self.write(")")
-
-    def visit_For(self, node: nodes.For, frame: Frame) -> None:
-        counted = nodes.Call(
-            nodes.EnvironmentAttribute("iterated", lineno=node.iter.lineno),
-            [node.iter],
-            [],
-            None,
-            None,
-            lineno=node.iter.lineno,
-        )
-        counted.set_environment(self.environment)
-        node.iter = counted
-        super().visit_For(node, frame)
 
 
 class TemplateSandbox(ImmutableSandboxedEnvironment):
@@ -135,6 +123,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             replace=_bounded_replace,
             format=_bounded_format,
         )
+        self.filters[LOOP_FILTER] = _loop_steps
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
@@ -152,6 +141,17 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             _charge(len(result))
         return result
 
+    def _generate(self, source: Any, name: Any, filename: Any, defer_init: bool = False) -> Any:
+        """Each ``{% for %}`` loop's iterable goes through the ``LOOP_FILTER`` filter, which
+        counts the steps of all loops of a render (a loop over a long text gives no output
+        and calls no range(), so no other budget sees it)."""
+        for loop in source.find_all(nodes.For):
+            counted = nodes.Filter(loop.iter, LOOP_FILTER, [], [], None, None)
+            counted.set_lineno(loop.lineno)
+            counted.set_environment(self)
+            loop.iter = counted
+        return super()._generate(source, name, filename, defer_init=defer_init)
+
     def concat(self, parts: Any) -> str:
         """The text of a macro call, a ``{% set %}`` block or a filter block, counted."""
         text = "".join(parts)
@@ -162,18 +162,6 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
         """A piece of output, counted against the render's MAX_BUILT."""
         _charge(len(text))
         return text
-
-    def iterated(self, items: Any) -> Iterator[Any]:
-        """The items of a ``{% for %}`` loop, each step counted against MAX_LOOP_STEPS."""
-        budget = _loop_budget.get(None)
-        for item in items:
-            if budget is not None:
-                budget[0] -= 1
-                if budget[0] < 0:
-                    raise SecurityError(
-                        f"the template's loops take more than {MAX_LOOP_STEPS:,} steps in all"
-                    )
-            yield item
 
     def joined(self, text: Any) -> Any:
         """A ``~`` result, counted."""
@@ -244,6 +232,24 @@ def _budgeted_range(*args: int) -> range:
                 f"the template's loops go over more than {MAX_RANGE_TOTAL:,} numbers in all"
             )
     return numbers
+
+
+def _loop_steps(items: Any) -> Any:
+    """The items of a ``{% for %}`` loop, each step counted against MAX_LOOP_STEPS."""
+    budget = _loop_budget.get(None)
+    if budget is None:
+        return items
+    return _counted_steps(items, budget)
+
+
+def _counted_steps(items: Any, budget: list[int]) -> Iterator[Any]:
+    for item in items:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise SecurityError(
+                f"the template's loops take more than {MAX_LOOP_STEPS:,} steps in all"
+            )
+        yield item
 
 
 def _bounded_center(value: str, width: int = 80) -> str:
