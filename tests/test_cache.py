@@ -338,7 +338,8 @@ def test_dry_run_text_needs_no_key_and_creates_nothing(project, run_cli, monkeyp
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["send", "alpha", "(specs/alpha.yaml)"]
     assert lines[1].split() == ["offline", "beta", "(specs/beta.yaml)"]
-    assert "2 requests: 1 to send, 0 from cache, 1 offline" in lines[-1]
+    assert "2 requests: 1 to send, 0 from cache, 1 offline" in lines[2]
+    assert lines[3].startswith("estimated cost: at most $0.00000")  # the request to Groq
     assert not (project / "runs").exists() and not (project / ".runner").exists()
 
 

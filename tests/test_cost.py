@@ -36,6 +36,24 @@ def test_the_tally_gives_the_cost_by_model_and_counts_the_unpriced():
     assert tally.total == pytest.approx(0.375 + 0.75)
     assert tally.to_json()["unpriced"] == 1
     assert tally.describe() == [
-        "cost: $1.1250, from the usage each answer returned (1 answers could not be priced)"
+        "cost: $1.12, from the usage each answer returned (1 answer could not be priced)"
     ]
     assert CostTally().describe() == []  # offline runs print no cost line
+
+
+def test_a_dry_run_states_the_requests_and_an_estimated_cost(project):
+    from helpers import write_spec
+
+    import runner
+
+    write_spec(project, "a", "x" * 396, max_completion_tokens=1000)
+    plan = runner.plan_specs("specs", provider="groq", cache="off")
+    # a 400-character prompt is about 100 tokens: 100 x $0.15 + 1,000 x $0.60 per million
+    [request] = plan.requests
+    assert request.source == "send"
+    assert request.estimated_usd == pytest.approx((101 * 0.15 + 1000 * 0.60) / 1e6, rel=0.05)
+    assert "estimated cost: at most $0.0006162 for 1 request to send (an estimate:" in (
+        plan.describe()
+    )
+    offline = runner.plan_specs("specs", provider="offline", cache="off")
+    assert "estimated cost" not in offline.describe()

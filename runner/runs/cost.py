@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.errors import plural
 from runner.providers.catalogue import catalogue_named
 
 
@@ -57,10 +58,38 @@ class CostTally:
         """The summary's cost line; none when nothing was priced (offline, a local server)."""
         if not self.by_model:
             return []
-        line = f"cost: ${self.total:.4f}, from the usage each answer returned"
+        line = f"cost: {usd(self.total)}, from the usage each answer returned"
         if self.unpriced:
-            line += f" ({self.unpriced} answers could not be priced)"
+            line += f" ({plural(self.unpriced, 'answer')} could not be priced)"
         return [line]
 
     def to_json(self) -> dict[str, Any]:
         return {"usd": round(self.total, 6), "by_model": self.by_model, "unpriced": self.unpriced}
+
+
+def usd(dollars: float) -> str:
+    """Dollars as a person reads them: cents, or the first figures of a fraction of a cent."""
+    if dollars == 0 or dollars >= 0.01:
+        return f"${dollars:.4f}" if dollars < 1 else f"${dollars:,.2f}"
+    return f"${dollars:.8f}".rstrip("0")
+
+
+CHARS_PER_TOKEN = 4  # a rough rule for English text; the estimate says it is one
+
+
+def estimate_request(
+    body: Mapping[str, Any], provider: str, base_url: str | None
+) -> tuple[float | None, int]:
+    """A dry run's estimate of one request: (US dollars at most, prompt tokens estimated from
+    the rendered text), completion tokens taken at the request's max_completion_tokens (or
+    max_tokens; none counted when neither is set). None when nothing prices it."""
+    import json
+
+    messages = body.get("messages") or []
+    prompt = len(json.dumps(messages, ensure_ascii=False)) // CHARS_PER_TOKEN + 1
+    table = catalogue_named(provider, base_url)
+    model = table.get(str(body.get("model"))) if table is not None else None
+    if model is None or model.input_price is None:
+        return None, prompt
+    limit = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+    return model.cost(prompt, int(limit) if isinstance(limit, int) else 0), prompt

@@ -43,7 +43,7 @@ from runner.providers.trust import remember_run
 from runner.runs.breaker import Breaker
 from runner.runs.cache import CachedResponse, CacheMode, ResponseCache, cache_path_for, request_key
 from runner.runs.cassette import Cassette
-from runner.runs.cost import CostTally
+from runner.runs.cost import CostTally, estimate_request, usd
 from runner.runs.earlier import EarlierAnswers
 from runner.runs.failures import FailureGroups
 from runner.runs.judging import (
@@ -241,6 +241,7 @@ class PlannedRequest:
     spec_path: str
     source: str  # send, cache, replay, offline, or error (the templates fail for it)
     judges: int = 0  # judge requests that follow the answer (see runner/runs/judging.py)
+    estimated_usd: float | None = None  # at most, for a request to send (runs/cost.py)
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,16 @@ class RunPlan:
         lines.append(
             f"{plural(len(self.requests), 'request')}: {', '.join(parts)} (dry run: nothing sent)"
         )
+        priced = [r.estimated_usd for r in self.requests if r.estimated_usd is not None]
+        if priced:
+            unpriced = sum(r.source == "send" and r.estimated_usd is None for r in self.requests)
+            lines.append(
+                f"estimated cost: at most {usd(sum(priced))} for {plural(len(priced), 'request')} "
+                "to send (an estimate: prompt tokens from the rendered text at about "
+                "4 characters a token, completion tokens at each request's "
+                "max_completion_tokens, at the catalogue's prices)"
+                + (f"; {plural(unpriced, 'request')} without a price" if unpriced else "")
+            )
         judges = sum(r.judges for r in self.requests)
         if judges:
             lines.append(
@@ -308,8 +319,9 @@ def plan_run(specs: list[Spec], settings: RunSettings) -> RunPlan:
             PlannedRequest(
                 job.record_id,
                 job.request.spec.display,
-                _source(answers, job, settings),
+                source := _source(answers, job, settings),
                 judge_request_count(job.request.spec, job.request.case),
+                _estimate(job) if source == "send" else None,
             )
             for job in jobs
         )
@@ -317,6 +329,10 @@ def plan_run(specs: list[Spec], settings: RunSettings) -> RunPlan:
         if answers is not None:
             answers.close()
     return RunPlan(requests, path)
+
+
+def _estimate(job: Job) -> float | None:
+    return estimate_request(job.request.body, job.endpoint.name, job.endpoint.base_url)[0]
 
 
 def _source(answers: AnswerSource | None, job: Job, settings: RunSettings) -> str:
