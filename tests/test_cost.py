@@ -36,9 +36,21 @@ def test_the_tally_gives_the_cost_by_model_and_counts_the_unpriced():
     assert tally.total == pytest.approx(0.375 + 0.75)
     assert tally.to_json()["unpriced"] == 1
     assert tally.describe() == [
-        "cost: $1.12, from the usage each answer returned (1 answer could not be priced)"
+        "cost: $1.12, from the usage each answer (and verdict) returned "
+        "(1 answer could not be priced)"
     ]
     assert CostTally().describe() == []  # offline runs print no cost line
+
+
+def test_the_judges_requests_are_priced_with_the_answer_at_normal_rates():
+    judged = record(judges=[record("openai/gpt-oss-120b"), record(cached=True), "odd"])
+    tally = CostTally()
+    tally.add(judged, batch=True)  # the answer came through the Batch API, the judge did not
+    assert tally.by_model == {
+        "openai/gpt-oss-20b": pytest.approx(0.1875),
+        "openai/gpt-oss-120b": pytest.approx(0.75),
+    }
+    assert tally.unpriced == 0
 
 
 def test_a_dry_run_states_the_requests_and_an_estimated_cost(project):

@@ -45,6 +45,15 @@ class CostTally:
         return sum(self.by_model.values())
 
     def add(self, record: Mapping[str, Any], batch: bool = False) -> None:
+        """Count a record's answer and its judges' requests (which never go through the
+        Batch API, so they are priced at the provider's normal rates)."""
+        self._add_one(record, batch)
+        judges = record.get("judges")
+        for judged in judges if isinstance(judges, list) else ():
+            if isinstance(judged, Mapping):
+                self._add_one(judged, batch=False)
+
+    def _add_one(self, record: Mapping[str, Any], batch: bool) -> None:
         cost = record_cost(record, batch)
         if cost is None:
             self.unpriced += 1
@@ -58,7 +67,7 @@ class CostTally:
         """The summary's cost line; none when nothing was priced (offline, a local server)."""
         if not self.by_model:
             return []
-        line = f"cost: {usd(self.total)}, from the usage each answer returned"
+        line = f"cost: {usd(self.total)}, from the usage each answer (and verdict) returned"
         if self.unpriced:
             line += f" ({plural(self.unpriced, 'answer')} could not be priced)"
         return [line]
