@@ -185,6 +185,43 @@ def test_markdown_overview_escapes_table_breakers(project, run_cli, openai_serve
     assert model_line.startswith("| x\\|y &lt;b&gt; | 1 | 1 | 0 | 0 |")
 
 
+def test_the_cost_per_model_the_manifest_counted_is_shown(project, run_cli):
+    write_spec(project, "plain", "Say it.", matrix={"model": ["openai/gpt-oss-20b", "x|y"]})
+    assert run_cli("run", "specs", "--provider", "offline", "--out", "runs", "-q").exit_code == 0
+    run_dir = latest_run(project)
+    manifest_path = Path(run_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    # as a priced run's manifest holds it (runner/runs/cost.py); a wrong type is left out
+    manifest["counts"]["cost"] = {
+        "usd": 0.0125,
+        "by_model": {"openai/gpt-oss-20b": 0.0025, "x|y": 0.01, "odd": "a lot"},
+        "unpriced": 2,
+    }
+    manifest_path.write_text(json.dumps(manifest))
+
+    markdown = run_cli("report", run_dir, "--format", "md")
+    assert markdown.exit_code == 0, markdown.stderr
+    assert "#### Cost per model" in markdown.stdout
+    assert "| openai/gpt-oss-20b | $0.0025 |" in markdown.stdout
+    assert "| x\\|y | $0.0100 |" in markdown.stdout
+    assert "| **total** | $0.0125 |" in markdown.stdout
+    assert "2 answers could not be priced." in markdown.stdout
+    assert "odd" not in markdown.stdout
+
+    page = project / "r.html"
+    assert run_cli("report", run_dir, "-o", str(page)).exit_code == 0
+    html = page.read_text()
+    assert '<tr data-model="openai/gpt-oss-20b"><td>openai/gpt-oss-20b</td>' in html
+    assert 'data-count="cost-total">$0.0125</td>' in html
+
+
+def test_an_unpriced_run_shows_no_cost(project, run_cli):
+    write_spec(project, "plain", "Say it.")
+    assert run_cli("run", "specs", "--provider", "offline", "--out", "runs", "-q").exit_code == 0
+    markdown = run_cli("report", latest_run(project), "--format", "md")
+    assert "Cost per model" not in markdown.stdout
+
+
 def test_a_row_cap_keeps_every_record_in_the_overview(project, run_cli):
     write_spec(project, "many", "Say ({{ topic }}).", cases=_cases(30))
     assert run_cli("run", "specs", "--provider", "offline", "--out", "runs", "-q").exit_code == 0

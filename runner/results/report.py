@@ -37,6 +37,7 @@ from runner.files import open_private
 from runner.grade.judge import JudgeTally, judge_label, judge_results
 from runner.results.diff import diff_records, paired_lines
 from runner.results.table import record_model
+from runner.runs.cost import usd
 from runner.runs.store import RunStore
 from runner.version import __version__
 
@@ -416,6 +417,34 @@ class RunSummary:
     has_checks: bool
     offline: int = 0  # records answered by the offline provider
     judges: tuple[JudgeRow, ...] = ()  # pass rate per judge and model
+    costs: tuple[CostRow, ...] = ()  # US dollars per model, as the run's manifest counted them
+    unpriced: int = 0  # answers whose model the catalogue could not price
+
+    @property
+    def cost(self) -> float:
+        return sum(row.usd for row in self.costs)
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """What one model's requests cost in a run (judges' requests under the judge's model)."""
+
+    model: str
+    usd: float
+
+
+def _costs(counts: dict[str, Any]) -> tuple[tuple[CostRow, ...], int]:
+    """The manifest's ``counts.cost`` (runner/runs/cost.py) as rows, by model; a run
+    directory is input, so anything that is not a number is left out."""
+    cost = _mapping(counts.get("cost"))
+    by_model = _mapping(cost.get("by_model"))
+    rows = tuple(
+        CostRow(str(model), float(usd))
+        for model, usd in sorted(by_model.items())
+        if isinstance(usd, (int, float)) and not isinstance(usd, bool)
+    )
+    unpriced = cost.get("unpriced")
+    return rows, unpriced if isinstance(unpriced, int) and not isinstance(unpriced, bool) else 0
 
 
 @dataclass(frozen=True)
@@ -547,6 +576,7 @@ def _summarise(store: RunStore, max_rows: int) -> tuple[RunSummary, list[ReportR
             picker.add(report_row(record, records), failed)
     manifest = store.read_manifest()
     counts = _mapping(manifest.get("counts"))
+    costs, unpriced = _costs(counts)
     summary = RunSummary(
         path=store.root,
         run_id=str(manifest.get("run_id") or store.root.name),
@@ -564,6 +594,8 @@ def _summarise(store: RunStore, max_rows: int) -> tuple[RunSummary, list[ReportR
             JudgeRow(judge, model, rate.verdicts, rate.passed, rate.no_verdict)
             for (judge, model), rate in sorted(judges.rates.items())
         ),
+        costs=costs,
+        unpriced=unpriced,
     )
     return summary, picker.rows(), records
 
@@ -770,6 +802,7 @@ def render_report(report: Report, fmt: ReportFormat) -> Iterator[str]:
     )
     env.filters["num"] = _number
     env.filters["count"] = _count
+    env.filters["usd"] = usd
     env.filters["pct"] = _percent
     env.filters["ms"] = _milliseconds
     env.filters["md"] = _markdown_cell
