@@ -2,7 +2,7 @@
 records.
 
 Run directories are synthesised through the store's own writer (``RunStore.save_record`` and
-``rewrite_results``, as ``runner run`` saves them): a classification spec with a two-model
+``finish_results``, as ``runner run`` saves them): a classification spec with a two-model
 matrix, parsed JSON answers of about 200 characters, usage, latency and one expectation check
 per record. A second run of each size changes every tenth answer, for the two-run comparison.
 
@@ -120,7 +120,7 @@ def synthesise(folder: Path, records: int, changed_every: int = 0) -> Path:
         item = record(case, MODELS[model], label, expected, rng)
         store.save_record(item)
         ids.append(item["id"])
-    counts = store.rewrite_results(ids)
+    counts = store.finish_results(ids)
     manifest = store.read_manifest()
     store.write_manifest({**manifest, "status": "complete", "counts": counts})
     return store.root

@@ -4,7 +4,11 @@ and the time and peak memory of every command that reads it.
 For each size, one spec over a generated CSV on the offline provider:
 
 - run: ``runner run`` of all the cases: wall, cases per second, peak RSS (``ru_maxrss`` of the
-  child, from ``os.wait4``);
+  child, from ``os.wait4``); peak disk while it ran (the run directory's allocated blocks plus
+  the deleted temporary files the process held open, SQLite's among them, sampled every 0.1 s)
+  against the final results.jsonl; and the tail: from the last time results.jsonl grew (the
+  last answer saved) to the process's exit, which is what ending the run costs; and the
+  start, from the launch to the first answer saved;
 - disk: bytes the run directory takes (allocated blocks) per record, against the size of
   results.jsonl alone;
 - resume: a second ``runner run`` killed with SIGKILL once about half of its records are saved,
@@ -54,23 +58,77 @@ class Child:
     code: int
     wall: float
     peak_mb: float
+    ended: float = 0.0  # perf_counter() when it was seen to end
 
 
-def child(command: list[str], cwd: Path, kill_when: float | None = None, probe=None) -> Child:
-    """Run ``command``; with ``kill_when``, SIGKILL it once ``probe()`` reaches that value."""
+class DiskWatch:
+    """Samples a running ``runner run``: the disk its run directory (and the deleted files it
+    holds open) takes, and when results.jsonl last grew."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.peak = 0
+        self.size = 0
+        self.started = self.grew_at = time.perf_counter()
+        self.first_at: float | None = None
+
+    def __call__(self, pid: int) -> None:
+        runs = [p for p in self.out.iterdir() if p.is_dir()] if self.out.is_dir() else []
+        total = 0
+        for run in runs:
+            for path in run.iterdir():
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue  # a temporary file that was just renamed or deleted
+                total += stat.st_blocks * 512
+                if path.name == "results.jsonl" and stat.st_size > self.size:
+                    self.size, self.grew_at = stat.st_size, time.perf_counter()
+                    if self.first_at is None:
+                        self.first_at = self.grew_at
+        total += deleted_open_files(pid)
+        self.peak = max(self.peak, total)
+
+
+def deleted_open_files(pid: int) -> int:
+    """Bytes allocated to deleted files ``pid`` holds open (SQLite's temporary databases)."""
+    total = 0
+    folder = Path(f"/proc/{pid}/fd")
+    try:
+        fds = list(folder.iterdir())
+    except OSError:
+        return 0
+    for fd in fds:
+        try:
+            if os.readlink(fd).endswith(" (deleted)"):
+                total += fd.stat().st_blocks * 512
+        except OSError:
+            continue
+    return total
+
+
+def child(
+    command: list[str], cwd: Path, kill_when: float | None = None, probe=None, watch=None
+) -> Child:
+    """Run ``command``; with ``kill_when``, SIGKILL it once ``probe()`` reaches that value;
+    ``watch(pid)`` is called about every 0.1 s while it runs."""
     started = time.perf_counter()
     process = subprocess.Popen(
         command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    if kill_when is not None and probe is not None:
-        while process.poll() is None and probe() < kill_when:
-            time.sleep(0.2)
-        if process.poll() is None:
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        if kill_when is not None and probe is not None and probe() >= kill_when:
             process.send_signal(signal.SIGKILL)
-    _, status, usage = os.wait4(process.pid, 0)
-    return Child(
-        os.waitstatus_to_exitcode(status), time.perf_counter() - started, usage.ru_maxrss / 1024
-    )
+            kill_when = None
+        if watch is not None:
+            watch(process.pid)
+        time.sleep(0.1)
+    ended = time.perf_counter()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return Child(process.returncode, ended - started, usage.ru_maxrss / 1024, ended)
 
 
 def runner(*args: str) -> list[str]:
@@ -118,11 +176,23 @@ def measure(rows: int, steps: set[str], work: Path, concurrency: int) -> list[st
     send = ["--provider", "offline", "--quiet", "-c", str(concurrency)]
     if "run" in steps:
         shutil.rmtree(first, ignore_errors=True)
-        done = child(runner("run", str(spec), "--out", str(first), *send), folder)
+        watch = DiskWatch(first)
+        done = child(runner("run", str(spec), "--out", str(first), *send), folder, watch=watch)
+        final = (only_run(first) / "results.jsonl").stat().st_size
         out.append(
             f"| {rows:,} | run | {done.wall:.1f} | {rows / done.wall:,.0f} cases/s "
             f"| {done.peak_mb:.0f} | exit {done.code} |"
         )
+        out.append(
+            f"| {rows:,} | run: peak disk | | {watch.peak / final:.3f}x the final results.jsonl "
+            f"({watch.peak / 1e6:,.0f} MB of {final / 1e6:,.0f} MB) | | |"
+        )
+        out.append(
+            f"| {rows:,} | run: tail | {done.ended - watch.grew_at:.1f} | from the last answer "
+            "saved to the exit | | |"
+        )
+        start = (watch.first_at or done.ended) - watch.started
+        out.append(f"| {rows:,} | run: start | {start:.1f} | until the first answer saved | | |")
     run_a = only_run(first)
     if "disk" in steps:
         results = (run_a / "results.jsonl").stat().st_size

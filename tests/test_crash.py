@@ -23,6 +23,8 @@ import pytest
 import yaml
 from helpers import read_records
 
+from runner.runs.store import RunStore
+
 KEY_ENV = "RUNNER_TEST_KEY"
 KEY = "sk-test-crash-39281706"
 SPECS = 30
@@ -49,11 +51,20 @@ def write_specs(project: Path, count: int = SPECS) -> list[str]:
     return names
 
 
-def runner_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "runner", "run", *args, "--quiet"]
+# ``runner`` as if every run were large (over REWRITE_LIMIT): it ends without a rewrite, and its
+# readers go through results.order.
+LARGE = (
+    "import runner.runs.store as store; store.REWRITE_LIMIT = 0; "
+    "from runner.cli.main import main; main()"
+)
 
 
-def start_run(project: Path, base_url: str) -> subprocess.Popen:
+def runner_command(*args: str, large: bool = False) -> list[str]:
+    start = ["-c", LARGE] if large else ["-m", "runner"]
+    return [sys.executable, *start, "run", *args, "--quiet"]
+
+
+def start_run(project: Path, base_url: str, large: bool = False) -> subprocess.Popen:
     command = runner_command(
         "specs",
         "--base-url",
@@ -66,6 +77,7 @@ def start_run(project: Path, base_url: str) -> subprocess.Popen:
         "4",
         "--backoff",
         "0.01",
+        large=large,
     )
     env = {**os.environ, KEY_ENV: KEY}
     return subprocess.Popen(
@@ -73,10 +85,10 @@ def start_run(project: Path, base_url: str) -> subprocess.Popen:
     )
 
 
-def resume(project: Path, run_dir: Path) -> subprocess.CompletedProcess:
+def resume(project: Path, run_dir: Path, large: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, KEY_ENV: KEY}
     return subprocess.run(
-        runner_command("--resume", str(run_dir)),
+        runner_command("--resume", str(run_dir), large=large),
         cwd=project,
         env=env,
         capture_output=True,
@@ -130,13 +142,20 @@ def kill_after(process: subprocess.Popen, seconds: float) -> None:
     process.stderr.close()  # type: ignore[union-attr]
 
 
-def assert_finished(project: Path, run_dir: Path, names: list[str]) -> dict[str, dict]:
+def assert_finished(
+    project: Path, run_dir: Path, names: list[str], large: bool = False
+) -> dict[str, dict]:
     records = saved_records(run_dir)
     assert sorted(records) == names
     assert all(r["status"] == "ok" for r in records.values())
     lines = (run_dir / "results.jsonl").read_text().splitlines()
-    assert [json.loads(line)["id"] for line in lines] == names
+    read = [r["id"] for r in RunStore.open(run_dir).records()]
+    assert read == names  # plan order, each record once
+    if not large:
+        assert [json.loads(line)["id"] for line in lines] == names
     manifest = json.loads((run_dir / "manifest.json").read_text())
+    in_order = [json.loads(line)["id"] for line in lines] == names
+    assert in_order != ("results_order" in manifest)  # read through results.order if not
     assert manifest["status"] == "complete" and manifest["results"] == "final"
     assert manifest["counts"]["total"] == len(names) == manifest["counts"]["ok"]
     assert not [p for p in run_dir.rglob("*.tmp")], "temporary files left behind"
@@ -159,6 +178,7 @@ class Trial:
     server: Any
     names: list[str]
     delay: float = 0.0
+    large: bool = False
     run_dir: Path | None = None
     before: dict[str, dict] = field(default_factory=dict)
     sent_before: dict[str, int] = field(default_factory=dict)
@@ -166,7 +186,7 @@ class Trial:
 
 
 def start_and_kill(trial: Trial) -> None:
-    process = start_run(trial.folder, trial.server.base_url)
+    process = start_run(trial.folder, trial.server.base_url, trial.large)
     wait_for_manifest(trial.folder, process)
     kill_after(process, trial.delay)
     trial.run_dir = run_dir_of(trial.folder)
@@ -175,7 +195,7 @@ def start_and_kill(trial: Trial) -> None:
     trial.before = saved_records(trial.run_dir)  # every whole line there is whole JSON
     trial.sent_before = {name: sent_count(trial.server, name) for name in trial.names}
     assert all(trial.sent_before[name] >= 1 for name in trial.before)
-    trial.resumed = resume(trial.folder, trial.run_dir)
+    trial.resumed = resume(trial.folder, trial.run_dir, trial.large)
 
 
 def check_resumed(trial: Trial) -> None:
@@ -183,7 +203,7 @@ def check_resumed(trial: Trial) -> None:
     assert trial.run_dir is not None and result is not None
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    records = assert_finished(trial.folder, trial.run_dir, trial.names)
+    records = assert_finished(trial.folder, trial.run_dir, trial.names, trial.large)
     for name in trial.names:
         sent_after = sent_count(trial.server, name)
         if name in trial.before and trial.before[name]["status"] == "ok":
@@ -201,6 +221,15 @@ def check_resumed(trial: Trial) -> None:
 def test_runs_killed_at_random_moments_resume_without_loss_or_resending(tmp_path, batch):
     """PARALLEL trials at once, each with its own folder, server and runner processes: start
     ``runner run``, SIGKILL it at a random moment, then ``runner run --resume``."""
+    kill_and_resume(tmp_path, batch)
+
+
+def test_large_runs_killed_at_random_moments_resume_without_loss_or_resending(tmp_path):
+    """The same with runs that end without a rewrite: read through results.order."""
+    kill_and_resume(tmp_path, 0, large=True)
+
+
+def kill_and_resume(tmp_path: Path, batch: int, large: bool = False) -> None:
     from openai_server import FakeOpenAI
 
     trials = []
@@ -211,7 +240,7 @@ def test_runs_killed_at_random_moments_resume_without_loss_or_resending(tmp_path
         server = FakeOpenAI(latency=LATENCY).start()
         server.handle_error = lambda request, client_address: None
         delay = random.Random(seed).uniform(0.0, KILL_WINDOW)
-        trials.append(Trial(seed, folder, server, write_specs(folder), delay))
+        trials.append(Trial(seed, folder, server, write_specs(folder), delay, large))
     try:
         with ThreadPoolExecutor(PARALLEL) as pool:
             killed = {trial.seed: pool.submit(start_and_kill, trial) for trial in trials}

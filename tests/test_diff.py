@@ -141,7 +141,7 @@ def saved_run(folder: Path, records: list[dict]) -> Path:
     store.write_manifest({"run_id": store.run_id, "status": "complete"})
     for record in records:
         store.save_record(record)
-    store.rewrite_results(r["id"] for r in records)
+    store.finish_results(r["id"] for r in records)
     return store.root
 
 

@@ -220,7 +220,7 @@ def test_an_export_names_the_first_ids_left_out_and_counts_the_rest(tmp_path, ru
     store.write_manifest({"run_id": store.run_id, "status": "complete"})
     for i in range(25):
         store.save_record({"id": f"failed/{i:02}", "status": "failed", "offline": False})
-    store.rewrite_results(f"failed/{i:02}" for i in range(25))
+    store.finish_results(f"failed/{i:02}" for i in range(25))
 
     result = run_cli("export", store.root, "-o", tmp_path / "cassette.jsonl")
 

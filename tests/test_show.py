@@ -187,7 +187,7 @@ def test_control_characters_of_an_answer_do_not_reach_the_terminal(tmp_path, run
     store.write_manifest({"run_id": store.run_id, "status": "complete"})
     hostile = "before\x1b[2J\x1b]0;owned\x07after\r\x9b"
     store.save_record({"id": "evil\x1b[31m", "status": "ok", "output": {"content": hostile}})
-    store.rewrite_results(["evil\x1b[31m"])
+    store.finish_results(["evil\x1b[31m"])
 
     result = run_cli("show", store.root)
 
@@ -212,7 +212,7 @@ def test_fields_of_the_wrong_type_are_shown_without_a_traceback(tmp_path, run_cl
             "error": "nope",
         }
     )
-    store.rewrite_results(["odd"])
+    store.finish_results(["odd"])
 
     result = run_cli("show", store.root)
 

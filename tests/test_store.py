@@ -9,10 +9,14 @@ import shutil
 import subprocess
 
 import pytest
-from helpers import read_records
+from helpers import read_records, write_spec
 
+import runner
 from runner.errors import RunnerError, RunnerWarning, UsageError
-from runner.runs.store import RecordWriter, RunStore, git_info, write_json_atomic
+from runner.runs import store as store_module
+from runner.runs.store import RecordWriter, RunStore, git_info, record_line_id, write_json_atomic
+from runner.spec.chain import RunCases, run_rows
+from runner.spec.results_order import ENTRY, HEADER
 
 RUN_FILES = ["manifest.json", "results.jsonl"]
 
@@ -48,7 +52,7 @@ def test_records_are_appended_once_and_rewritten_in_plan_order(tmp_path):
         {"id": "b", "status": "ok"},
     ]
 
-    counts = store.rewrite_results(iter(["b", "a", "not-answered"]))
+    counts = store.finish_results(iter(["b", "a", "not-answered"]))
 
     assert lines_of(store) == [{"id": "b", "status": "ok"}, {"id": "a", "status": "ok"}]
     assert counts == {"total": 2, "ok": 2, "failed": 0, "invalid_output": 0, "not_sent": 1}
@@ -105,7 +109,7 @@ def test_a_line_that_is_not_json_is_skipped_by_readers_and_kept_at_the_end(tmp_p
     with pytest.warns(RunnerWarning, match=r"results.jsonl:2: warning: invalid UTF-8"):
         assert [r["id"] for r in reopened.records()] == ["a", "b"]
     with pytest.warns(RunnerWarning, match=r"results.jsonl:2: .*kept as it is"):
-        reopened.rewrite_results(iter(["a", "b"]))
+        reopened.finish_results(iter(["a", "b"]))
 
     raw = reopened.results_path.read_bytes().splitlines(keepends=True)
     assert [json.loads(line)["id"] for line in raw[:2]] == ["a", "b"]
@@ -116,7 +120,7 @@ def test_resume_after_the_end_appends_and_the_end_puts_plan_order_back(tmp_path)
     store = new_run(tmp_path)
     for record_id, status in (("a", "ok"), ("b", "failed"), ("c", "ok")):
         store.save_record({"id": record_id, "status": status})
-    store.rewrite_results(iter("abc"))
+    store.finish_results(iter("abc"))
     assert store.is_final()
 
     resumed = RunStore.open(store.root)
@@ -124,7 +128,7 @@ def test_resume_after_the_end_appends_and_the_end_puts_plan_order_back(tmp_path)
     resumed.save_record({"id": "b", "status": "ok"})
     assert not resumed.is_final()
     resumed.close()
-    counts = resumed.rewrite_results(iter("abc"))
+    counts = resumed.finish_results(iter("abc"))
 
     assert [(r["id"], r["status"]) for r in lines_of(resumed)] == [
         ("a", "ok"),
@@ -139,7 +143,7 @@ def test_rewrite_records_changes_every_record_in_place(tmp_path):
     store = new_run(tmp_path)
     for record_id in "cab":
         store.save_record({"id": record_id, "status": "ok"})
-    store.rewrite_results(iter("abc"))
+    store.finish_results(iter("abc"))
 
     changed = RunStore.open(store.root).rewrite_records(lambda r: {**r, "expectations": None})
 
@@ -152,7 +156,7 @@ def test_a_failing_rewrite_leaves_the_records_as_they_were(tmp_path):
     store = new_run(tmp_path)
     for record_id in "ab":
         store.save_record({"id": record_id, "status": "ok"})
-    store.rewrite_results(iter("ab"))
+    store.finish_results(iter("ab"))
     before = store.results_path.read_bytes()
 
     def transform(record):
@@ -332,3 +336,200 @@ def test_a_whole_last_record_without_its_newline_is_kept_on_resume(tmp_path):
     torn.save_record({"id": "d", "status": "ok"})
     torn.close()
     assert [r["id"] for r in lines_of(torn)] == ["a", "b", "c", "d"]
+
+
+# ---- results.order: a large run ends without a second copy of results.jsonl
+
+
+@pytest.fixture
+def large(monkeypatch):
+    """Every run counts as large: none is rewritten, its readers go through results.order."""
+    monkeypatch.setattr(store_module, "REWRITE_LIMIT", 0)
+
+
+def out_of_order_run(tmp_path, plan="abcd"):
+    """A run told its plan, saving b (failed), d, a, b (ok again), c: out of plan order."""
+    store = new_run(tmp_path)
+    store.plan_order(iter(plan))
+    for record_id, status in (("b", "failed"), ("d", "ok"), ("a", "ok"), ("b", "ok"), ("c", "ok")):
+        store.save_record({"id": record_id, "status": status})
+    return store
+
+
+def test_a_large_run_ends_without_copying_its_records_and_reads_in_plan_order(tmp_path, large):
+    store = out_of_order_run(tmp_path)
+    store.close()
+    before = store.results_path.read_bytes()
+    inode = store.results_path.stat().st_ino
+
+    counts = store.finish_results(iter(()))  # the plan was given first
+
+    # The same file, untouched: no copy of it replaced it.
+    assert store.results_path.read_bytes() == before and store.results_path.stat().st_ino == inode
+    assert counts == {"total": 4, "ok": 4, "failed": 0, "invalid_output": 0, "not_sent": 0}
+    manifest = store.read_manifest()
+    assert manifest["results"] == "final" and manifest["results_order"] == "results.order"
+    opened = RunStore.open(store.root)
+    assert [(r["id"], r["status"]) for r in opened.records()] == [(i, "ok") for i in "abcd"]
+    assert opened.count() == 4 and opened.is_final()
+    assert [record_line_id(line) for _, line in opened.record_lines()] == list("abcd")
+
+
+def test_a_run_saved_in_plan_order_is_neither_copied_nor_given_an_order_file(tmp_path, large):
+    store = new_run(tmp_path)
+    store.plan_order(iter("abc"))
+    for record_id in "abc":
+        store.save_record({"id": record_id, "status": "ok"})
+    store.close()
+    inode = store.results_path.stat().st_ino
+
+    counts = store.finish_results(iter(()))
+
+    assert store.results_path.stat().st_ino == inode
+    assert counts["total"] == 3 and counts["not_sent"] == 0
+    assert "results_order" not in store.read_manifest()
+    assert sorted(p.name for p in store.root.iterdir()) == RUN_FILES
+    assert [r["id"] for r in lines_of(store)] == list("abc")
+
+
+def test_a_small_run_out_of_order_is_rewritten_in_plan_order(tmp_path):
+    store = out_of_order_run(tmp_path)
+    counts = store.finish_results(iter(()))
+
+    assert [r["id"] for r in lines_of(store)] == list("abcd")
+    assert counts["ok"] == 4 and counts["failed"] == 0
+    assert sorted(p.name for p in store.root.iterdir()) == RUN_FILES
+
+
+def test_not_sent_records_and_a_plan_given_only_at_the_end_are_counted(tmp_path, large):
+    store = new_run(tmp_path)  # a batch's records: no plan until the end
+    for record_id, status in (("c", "invalid_output"), ("a", "failed")):
+        store.save_record({"id": record_id, "status": status})
+
+    counts = store.finish_results(iter("abc"))
+
+    assert counts == {"total": 2, "ok": 0, "failed": 1, "invalid_output": 1, "not_sent": 1}
+    assert [r["id"] for r in RunStore.open(store.root).records()] == ["a", "c"]
+
+
+def test_resuming_a_large_run_appends_then_reads_in_plan_order_again(tmp_path, large):
+    store = out_of_order_run(tmp_path, plan="abcde")
+    store.finish_results(iter(()))
+
+    resumed = RunStore.open(store.root)
+    assert "e" not in resumed.completed_ids()
+    resumed.plan_order(iter("abcde"))
+    assert "results_order" not in resumed.read_manifest()  # results.order is being redone
+    resumed.save_record({"id": "e", "status": "ok"})
+    resumed.save_record({"id": "a", "status": "failed"})  # a later line replaces an earlier
+    assert [r["id"] for r in RunStore.open(store.root).records()] == list("dbcea")
+    counts = resumed.finish_results(iter(()))
+
+    reread = RunStore.open(store.root)
+    assert [(r["id"], r["status"]) for r in reread.records()] == [
+        ("a", "failed"),
+        *((i, "ok") for i in "bcde"),
+    ]
+    assert counts["total"] == 5 and counts["failed"] == 1 and reread.count() == 5
+
+
+def test_a_kill_while_resuming_a_large_run_loses_nothing(tmp_path, large):
+    store = out_of_order_run(tmp_path, plan="abcde")
+    store.finish_results(iter(()))
+    resumed = RunStore.open(store.root)
+    resumed.plan_order(iter("abcde"))
+    resumed.save_record({"id": "e", "status": "ok"})
+    resumed.close()  # and then the process is killed: no finish
+    with open(store.results_path, "ab") as handle:
+        handle.write(b'{"id": "x", "sta')
+
+    again = RunStore.open(store.root)
+    assert sorted(r["id"] for r in again.records()) == list("abcde")
+    again.plan_order(iter("abcde"))
+    again.finish_results(iter(()))
+    assert [r["id"] for r in RunStore.open(store.root).records()] == list("abcde")
+
+
+def test_scoring_a_large_run_again_keeps_plan_order_and_drops_the_order_file(tmp_path, large):
+    store = out_of_order_run(tmp_path)
+    store.finish_results(iter(()))
+
+    changed = RunStore.open(store.root).rewrite_records(lambda r: {**r, "scored": True})
+
+    assert changed == 4
+    assert lines_of(store) == [{"id": i, "status": "ok", "scored": True} for i in "abcd"]
+    assert "results_order" not in store.read_manifest()
+    assert sorted(p.name for p in store.root.iterdir()) == RUN_FILES
+
+
+def test_an_order_file_that_no_longer_matches_is_not_trusted(tmp_path, large):
+    store = out_of_order_run(tmp_path)
+    store.finish_results(iter(()))
+    with open(store.results_path, "ab") as handle:
+        handle.write(b'{"id": "z", "status": "ok"}\n')  # an edit by hand
+
+    with pytest.warns(RunnerWarning, match="does not match results.jsonl"):
+        records = list(RunStore.open(store.root).records())
+
+    assert sorted(r["id"] for r in records) == list("abcdz")  # each once, the latest line
+
+
+def test_chained_cases_read_a_large_run_in_plan_order_with_its_line_numbers(tmp_path, large):
+    store = out_of_order_run(tmp_path)
+    store.finish_results(iter(()))
+
+    rows = list(run_rows(RunCases("runs/x", store.root)))
+
+    assert [(number, row["id"]) for number, row in rows] == [(3, "a"), (4, "b"), (5, "c"), (2, "d")]
+
+
+def test_every_reader_of_a_large_run_reads_it_in_plan_order(project, run_cli, large):
+    cases = [{"id": f"c{i}", "n": i} for i in range(6)]
+    write_spec(project, "count", "Count to {{ n }}.", cases=cases)
+    assert run_cli("run", "specs", "--provider", "offline", "-q", "-c", "1").exit_code == 0
+    run_dir = next((project / "runs").iterdir())
+    planned = [f"count/c{i}" for i in range(6)]
+    # The same records saved again in reverse, as answers coming back out of order would be.
+    first = list(RunStore.open(run_dir).records())
+    store = RunStore.open(run_dir)
+    store.plan_order(iter(planned))
+    for record in reversed(first):
+        store.save_record(record)
+    store.finish_results(iter(()))
+    assert store.read_manifest()["results_order"] == "results.order"
+    assert [r["id"] for r in lines_of(store)] == planned + planned[::-1]
+
+    shown = run_cli("show", run_dir).output
+    assert [line.split()[0] for line in shown.splitlines() if line.startswith("count/")] == planned
+    run_cli("export", run_dir, "-o", "rows.csv")
+    rows = (project / "rows.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == planned
+    assert [r.id for r in runner.open_run(run_dir).records()] == planned
+    assert run_cli("report", run_dir, "-o", "report.html").exit_code == 0
+    write_spec(project, "again", "{{ answer }}", cases={"run": "../runs/latest"})
+    rendered = json.loads(run_cli("render", "specs/again.yaml").stdout)
+    assert [item["id"] for item in rendered] == [f"again/{i}" for i in planned]
+    assert run_cli("score", run_dir).exit_code == 0
+    assert [r["id"] for r in lines_of(store)] == planned  # scoring wrote them in plan order
+
+
+def test_an_order_entry_that_spans_more_than_one_line_is_skipped(tmp_path, large):
+    store = out_of_order_run(tmp_path)
+    store.finish_results(iter(()))
+    size = store.results_path.stat().st_size
+    with open(store.root / "results.order", "r+b") as order:
+        order.seek(HEADER.size)  # the entry of "a": the whole file, as one line
+        order.write(ENTRY.pack(0, size, 1, 1))
+
+    assert [r["id"] for r in RunStore.open(store.root).records()] == list("bcd")
+
+
+def test_a_run_that_saved_nothing_ends_with_an_empty_results_file(tmp_path, large):
+    store = new_run(tmp_path)
+    store.plan_order(iter("ab"))
+
+    counts = store.finish_results(iter(()))
+
+    assert counts["not_sent"] == 2 and counts["total"] == 0
+    assert store.results_path.read_bytes() == b"" and list(store.records()) == []
+    assert sorted(p.name for p in store.root.iterdir()) == RUN_FILES

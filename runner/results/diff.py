@@ -457,12 +457,15 @@ def _paired_by_index(
     indexed by id in a temporary database and read back by position."""
     db = temporary_database()
     try:
-        db.execute("CREATE TABLE b (id TEXT PRIMARY KEY, at INTEGER, size INTEGER) WITHOUT ROWID")
+        db.execute(
+            "CREATE TABLE b (id TEXT PRIMARY KEY, at INTEGER, size INTEGER, seq INTEGER) "
+            "WITHOUT ROWID"
+        )
         db.execute("CREATE TABLE a (id TEXT PRIMARY KEY) WITHOUT ROWID")
         with db:
             db.executemany(
-                "INSERT OR REPLACE INTO b VALUES (?, ?, ?)",
-                ((i, offset, len(line)) for i, (offset, line) in rest_b),
+                "INSERT OR REPLACE INTO b VALUES (?, ?, ?, ?)",
+                ((i, offset, len(line), seq) for seq, (i, (offset, line)) in enumerate(rest_b)),
             )
         with open(b.results_path, "rb") as source:
             seen: list[tuple[str]] = []
@@ -476,7 +479,7 @@ def _paired_by_index(
                 yield id_a, line_a, line_b
             db.executemany("INSERT OR IGNORE INTO a VALUES (?)", seen)
             only_b = db.execute(
-                "SELECT id, at, size FROM b WHERE id NOT IN (SELECT id FROM a) ORDER BY at"
+                "SELECT id, at, size FROM b WHERE id NOT IN (SELECT id FROM a) ORDER BY seq"
             )
             for id_b, at, size in only_b:
                 yield id_b, None, read_at(source, size, at)

@@ -622,6 +622,7 @@ def _execute(
     earlier: EarlierAnswers | None = None,
 ) -> RunSummary:
     """Send, drain, close and finish a planned run (``store`` locked by this process)."""
+    store.plan_order(_record_ids(specs, settings.selection))  # each record's place, as saved
     run = _Run(store, total, specs, settings, progress, resumed, answers, text, earlier)
     return run.go(streams)
 
@@ -791,7 +792,7 @@ def _finish_manifest(
     ``count_judges``: the specs have judges, whose verdicts ``judged`` tallies (or one more
     pass does) as ``counts.judges``; ``cost``, the run's own tally of what its answers cost
     (``counts.cost``: US dollars by model, from the usage returned)."""
-    counts: dict[str, Any] = dict(store.rewrite_results(record_ids))
+    counts: dict[str, Any] = dict(store.finish_results(record_ids))
     counts["expectations"] = counted if counted is not None else expect.count(store.records())
     if count_judges:
         counts["judges"] = (judged if judged is not None else tally(store.records())).to_json()

@@ -6,14 +6,22 @@ Layout::
       manifest.json    run id, times, versions, settings, spec files and hashes, counts, and
                        "results": "final" once results.jsonl holds one line per record
       results.jsonl    every record, one JSON object per line: the only copy of each record
+      results.order    where each record's line is, in plan order, for a large run (below)
 
 While a run goes, its single writer thread appends each record to ``results.jsonl`` as it
 completes (one ``write`` per record, so a SIGKILL leaves whole lines and at most one torn last
 line; ``fsync`` every ``FSYNC_EVERY`` records and at the end, so a power cut loses at most
 those). A resumed run appends after the lines already there, and a later line for an id
-supersedes an earlier one (a failed record sent again). When a run (or a resume) ends, the file
-is rewritten atomically in plan order (spec, case, combination) with one line per record, so a
-person greps it and git diffs it as before.
+supersedes an earlier one (a failed record sent again).
+
+The run is told its plan (``plan_order``) before it starts, and as it saves each record it also
+writes where the line is into ``results.order``, at the record's place in the plan
+(runner/spec/results_order.py). When a run (or a resume) ends, nothing is copied when the file
+is already in plan order with one line per record (a run with one request at a time); a file
+of at most ``REWRITE_LIMIT`` bytes is rewritten in plan order (a second or two, so a person
+greps it and git diffs it as before); a larger one stays as it is and readers read it in plan
+order through ``results.order``: the end of a run of a million records takes seconds, and
+needs no room for a second copy.
 
 Positions of the lines are kept in a temporary SQLite database (``sqlite3.connect("")``: a
 private file SQLite deletes itself, even after a kill) rather than in Python objects, so
@@ -26,6 +34,7 @@ the first time they are opened: see ``RunStore.open``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -51,6 +60,18 @@ from runner.files import open_private
 from runner.runs.fileio import read_at
 from runner.runs.lock import RunLock
 from runner.runs.shape import readable_record
+from runner.spec.results_order import (
+    ENTRY,
+    HEADER,
+    MAGIC,
+    ORDER,
+    ORDER_KEY,
+    STATUS_CODES,
+    STATUS_NAMES,
+    describes,
+    entries,
+    ordered_lines,
+)
 from runner.version import __version__
 
 MANIFEST = "manifest.json"
@@ -62,8 +83,12 @@ LEGACY_RECORDS = "records"  # one file per record: the layout of runner before 0
 RESULTS_KEY = "results"
 FINAL = "final"
 APPENDING = "appending"
+ORDERED = "ordered"  # final, read through results.order (RunStore._results_state; not stored)
 FSYNC_EVERY = 1000  # records between two fsyncs of results.jsonl
 FSYNC_SECONDS = 1.0  # ... or this long, whichever comes first
+# A finished results.jsonl up to this size is rewritten in plan order (about a second); a
+# larger one is read in plan order through results.order instead.
+REWRITE_LIMIT = 64 << 20
 _ID_PREFIX = '{"id": '  # every record line starts with its id (record.py puts it first)
 _DECODER = json.JSONDecoder()
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -244,8 +269,9 @@ class _Teller:
 
 
 class _LineIndex:
-    """Where the line of each record id is in results.jsonl, and its status: the latest line
-    for an id wins. Rows wait in a small batch and go to SQLite together."""
+    """Where the line of each record id is in results.jsonl (offset, length, line number), and
+    its status: the latest line for an id wins. Rows wait in a small batch and go to SQLite
+    together. The run's plan, when it is given, is kept beside it (``plan``: id and place)."""
 
     BATCH = 512
 
@@ -253,13 +279,15 @@ class _LineIndex:
         self.db = temporary_database()
         self.db.execute(
             "CREATE TABLE line (id TEXT PRIMARY KEY, offset INTEGER NOT NULL, "
-            "length INTEGER NOT NULL, status TEXT) WITHOUT ROWID"
+            "length INTEGER NOT NULL, number INTEGER NOT NULL, status TEXT) WITHOUT ROWID"
         )
         self.db.execute("CREATE TABLE unreadable (offset INTEGER PRIMARY KEY, length INTEGER)")
-        self._pending: list[tuple[str, int, int, str | None]] = []
+        self._pending: list[tuple[str, int, int, int, str | None]] = []
 
-    def add(self, record_id: str, offset: int, length: int, status: str | None) -> None:
-        self._pending.append((record_id, offset, length, status))
+    def add(
+        self, record_id: str, offset: int, length: int, number: int, status: str | None
+    ) -> None:
+        self._pending.append((record_id, offset, length, number, status))
         if len(self._pending) >= self.BATCH:
             self.flush()
 
@@ -271,7 +299,7 @@ class _LineIndex:
     def flush(self) -> None:
         if self._pending:
             with self.db:
-                self.db.executemany("INSERT OR REPLACE INTO line VALUES (?,?,?,?)", self._pending)
+                self.db.executemany("INSERT OR REPLACE INTO line VALUES (?,?,?,?,?)", self._pending)
             self._pending.clear()
 
     def status(self, record_id: str) -> str | None:
@@ -279,6 +307,11 @@ class _LineIndex:
         in the batch are not seen: they are records this process saved, never asked about)."""
         row = self.db.execute("SELECT status FROM line WHERE id = ?", (record_id,)).fetchone()
         return None if row is None else str(row[0])
+
+    def place(self, record_id: str) -> int | None:
+        """The record's place in the plan (from 0), or None: not planned, or no plan given."""
+        row = self.db.execute("SELECT seq FROM plan WHERE id = ?", (record_id,)).fetchone()
+        return None if row is None else int(row[0])
 
     def close(self) -> None:
         self.db.close()
@@ -320,7 +353,9 @@ class RunStore:
         self._lock = threading.Lock()
         self._out: BinaryIO | None = None  # results.jsonl, opened for appending on first use
         self._size = 0  # where the next line goes
+        self._lines = 0  # whole lines in results.jsonl
         self._index: _LineIndex | None = None
+        self._order: BinaryIO | None = None  # results.order, once the plan is given
         self._unsynced = 0
         self._synced_at = time.monotonic()
         self._writer: RunLock | None = None  # held while this process writes the run
@@ -412,11 +447,33 @@ class RunStore:
         write_json_atomic(self.root / MANIFEST, manifest)
 
     def is_final(self) -> bool:
-        """True when results.jsonl holds one line per record in the run's order (the run, or
-        its last resume, ended); False while it runs or after a kill."""
+        """True when the run (or its last resume) ended, so results.jsonl holds every record
+        once in plan order, or results.order says that order; False while it runs or after a
+        kill."""
+        return self._results_state() != APPENDING
+
+    def _results_state(self) -> str:
+        """FINAL (results.jsonl is in plan order), ORDERED (read it through results.order) or
+        APPENDING (in the order records completed; a later line for an id wins)."""
         if not (self.root / MANIFEST).is_file():
-            return False
-        return self.read_manifest().get(RESULTS_KEY) == FINAL
+            return APPENDING
+        manifest = self.read_manifest()
+        if manifest.get(RESULTS_KEY) != FINAL:
+            return APPENDING
+        if manifest.get(ORDER_KEY) is None:
+            return FINAL
+        if describes(self.root):
+            return ORDERED
+        warn(
+            Problem(
+                str(self.root / ORDER),
+                f"does not match {RESULTS} (missing, cut short, or either was edited): the "
+                "records are read in the order they were saved",
+                hint=f"run runner run --resume {self.root} to put them in order again",
+                severity="warning",
+            )
+        )
+        return APPENDING
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record, one dict at a time, in bounded memory.
@@ -460,8 +517,13 @@ class RunStore:
     def record_lines(self) -> Iterator[tuple[int, bytes]]:
         """(offset in results.jsonl, line) of every record, as ``records()`` orders them,
         without parsing them: for readers that need only some records or some fields."""
-        if self.is_final():
+        state = self._results_state()
+        if state == FINAL:
             yield from _whole_lines(self.results_path)
+            return
+        if state == ORDERED:
+            for offset, _, line in ordered_lines(self.root):
+                yield offset, line
             return
         # Completion order: a later line for an id supersedes the earlier ones.
         index = temporary_database()
@@ -493,7 +555,10 @@ class RunStore:
 
     def count(self) -> int:
         """How many records the run holds (read from the file, not the manifest)."""
-        if not self.is_final():
+        state = self._results_state()
+        if state == ORDERED:
+            return sum(1 for entry in entries(self.root / ORDER) if entry.length)
+        if state == APPENDING:
             return sum(1 for _ in self.record_lines())
         count = 0
         for _ in _whole_lines(self.results_path):
@@ -512,8 +577,15 @@ class RunStore:
             out.write(line)
             out.flush()
             self._size += len(line)
+            self._lines += 1
+            status = record.get("status")
             assert self._index is not None
-            self._index.add(record["id"], offset, len(line), record.get("status"))
+            self._index.add(record["id"], offset, len(line), self._lines, status)
+            if self._order is not None:
+                place = self._index.place(record["id"])
+                if place is not None:
+                    self._order.seek(HEADER.size + place * ENTRY.size)
+                    self._order.write(_entry(offset, len(line), self._lines, status))
             self._unsynced += 1
             if self._unsynced >= FSYNC_EVERY or time.monotonic() - self._synced_at > FSYNC_SECONDS:
                 self._sync()
@@ -524,10 +596,7 @@ class RunStore:
         if self._out is not None:
             return self._out
         self._ensure_index()
-        if (self.root / MANIFEST).is_file():
-            manifest = self.read_manifest()
-            if manifest.get(RESULTS_KEY, APPENDING) != APPENDING:
-                self.write_manifest({**manifest, RESULTS_KEY: APPENDING})
+        self._mark_appending()
         out: BinaryIO = open_private(self.results_path, "ab", buffering=0)  # type: ignore[assignment]
         out.seek(self._size)
         self._out = out
@@ -539,26 +608,28 @@ class RunStore:
             return self._index
         self.remove_leftovers()
         index = _LineIndex()
-        size = 0
+        size = lines = 0
         for offset, line in _whole_lines(self.results_path):
-            size = offset + len(line)
+            size, lines = offset + len(line), lines + 1
             record = _parse(line)
             if record is not None:
                 status = record.get("status")
                 known = status if isinstance(status, str) else None
-                index.add(record["id"], offset, len(line), known)
+                index.add(record["id"], offset, len(line), lines, known)
             else:
                 index.add_unreadable(offset, len(line))
         index.flush()
         if self.results_path.exists() and self.results_path.stat().st_size != size:
-            size = self._end_the_tail(index, size)
-        self._index, self._size = index, size
+            whole = self._end_the_tail(index, size, lines + 1)
+            lines += whole != size
+            size = whole
+        self._index, self._size, self._lines = index, size, lines
         return index
 
-    def _end_the_tail(self, index: _LineIndex, size: int) -> int:
+    def _end_the_tail(self, index: _LineIndex, size: int, number: int) -> int:
         """What follows the last newline: a whole record whose newline is missing (a file
-        edited by hand) gets its newline and is kept; anything else is the torn tail of a
-        killed write, and is cut off. The size of the file after."""
+        edited by hand) gets its newline and is kept (as line ``number``); anything else is the
+        torn tail of a killed write, and is cut off. The size of the file after."""
         with open(self.results_path, "rb") as handle:
             handle.seek(size)
             tail = handle.read(MAX_TAIL + 1)
@@ -569,13 +640,48 @@ class RunStore:
         with open(self.results_path, "ab") as out:
             out.write(b"\n")
         status = record.get("status")
-        index.add(record["id"], size, len(tail) + 1, status if isinstance(status, str) else None)
+        known = status if isinstance(status, str) else None
+        index.add(record["id"], size, len(tail) + 1, number, known)
         index.flush()
         return size + len(tail) + 1
+
+    def plan_order(self, record_ids: Iterable[str]) -> None:
+        """Take the run's plan (its record ids in plan order: spec, case, combination) before
+        its records are saved. results.order gets an entry for every record already saved
+        (a resume), and then one as each record is saved, so the run ends without a rewrite."""
+        with self._lock:
+            index = self._ensure_index()
+            index.flush()
+            self._mark_appending()  # before results.order changes: readers must not use it
+            db = index.db
+            db.execute("DROP TABLE IF EXISTS plan")
+            db.execute("CREATE TABLE plan (id TEXT PRIMARY KEY, seq INTEGER) WITHOUT ROWID")
+            places = itertools.count()
+            with db:
+                db.executemany(
+                    "INSERT OR IGNORE INTO plan VALUES (?, ?)",
+                    zip(record_ids, places, strict=False),
+                )
+            planned = next(places)  # zip stops at the last id without taking another place
+            if self._order is not None:
+                self._order.close()
+            order = open(self.root / ORDER, "w+b")  # noqa: SIM115 - closed by finish_results
+            order.write(HEADER.pack(MAGIC, 0))
+            order.truncate(HEADER.size + planned * ENTRY.size)  # every entry empty: no record
+            saved = db.execute(
+                "SELECT plan.seq, line.offset, line.length, line.number, line.status "
+                "FROM line JOIN plan ON plan.id = line.id ORDER BY plan.seq"
+            )
+            for place, offset, length, number, status in saved:
+                order.seek(HEADER.size + place * ENTRY.size)
+                order.write(_entry(offset, length, number, status))
+            self._order = order
 
     def _sync(self) -> None:
         if self._out is not None:
             os.fsync(self._out.fileno())
+        if self._order is not None:
+            self._order.flush()  # a kill loses none of it; a resume makes it again anyway
         self._unsynced, self._synced_at = 0, time.monotonic()
 
     def _status(self, record_id: str) -> str | None:
@@ -600,48 +706,58 @@ class RunStore:
                 self._out.close()
                 self._out = None
 
-    def rewrite_results(self, record_ids: Iterable[str]) -> dict[str, int]:
-        """Rewrite results.jsonl in the order of ``record_ids`` (the run's plan: spec, case,
-        combination), one line per record (the latest for its id), atomically; count statuses.
+    def finish_results(self, record_ids: Iterable[str]) -> dict[str, int]:
+        """Put the run's records in plan order, one per record (the latest line for its id),
+        and count their statuses; the manifest then says ``"results": "final"``.
 
-        Ids without a line (not sent yet) are left out and counted as ``not_sent``. The ids
-        stream into the temporary index and are joined there with the lines, so a run of any
-        size is rewritten in bounded memory. The manifest then says ``"results": "final"``.
+        ``record_ids`` (the plan) is read only when ``plan_order`` was not called first (a
+        batch's records). Ids without a line (not sent yet) are counted as ``not_sent``. A file
+        already in plan order stays as it is; one of at most ``REWRITE_LIMIT`` bytes is
+        rewritten in plan order, atomically; a larger one keeps results.order for its readers
+        (the manifest names it), so a run of any size ends without a second copy of its file.
         """
         self.close()
+        if self._order is None:
+            self.plan_order(record_ids)  # the lines already saved are placed by one join
         with self._lock:
-            index = self._ensure_index()
-            index.flush()
-            db = index.db
-            db.execute("DROP TABLE IF EXISTS plan")
-            db.execute("CREATE TABLE plan (seq INTEGER PRIMARY KEY, id TEXT NOT NULL)")
-            with db:
-                db.executemany("INSERT INTO plan (id) VALUES (?)", ((i,) for i in record_ids))
+            order = self._order
+            assert order is not None and self._index is not None
+            order.flush()
             counts = {"total": 0, "ok": 0, "failed": 0, "invalid_output": 0, "not_sent": 0}
-            rows = db.execute(
-                "SELECT line.offset, line.length, line.status FROM plan "
-                "LEFT JOIN line ON line.id = plan.id ORDER BY plan.seq"
-            )
-            with _AtomicFile(self.results_path) as out:
-                # closed before the new file replaces it: Windows cannot replace an open file
-                source = self.results_path.open("rb") if self.results_path.exists() else None
-                try:
-                    for offset, length, status in rows:
-                        if offset is None or source is None:
-                            counts["not_sent"] += 1
-                            continue
-                        out.write(read_at(source, length, offset))
-                        counts["total"] += 1
-                        status = status or "failed"
-                        counts[status] = counts.get(status, 0) + 1
-                    if source is not None:
+            in_order, last = True, -1
+            for entry in entries(self.root / ORDER):
+                if not entry.length:
+                    counts["not_sent"] += 1
+                    continue
+                counts["total"] += 1
+                counts[STATUS_NAMES.get(entry.status, "failed")] += 1
+                in_order, last = in_order and entry.offset > last, entry.offset
+            db = self._index.db
+            (unreadable,) = db.execute("SELECT count(*) FROM unreadable").fetchone()
+            in_order = in_order and counts["total"] == self._lines - unreadable
+            ordered = not in_order and self._size > REWRITE_LIMIT
+            if ordered:
+                order.seek(0)
+                order.write(HEADER.pack(MAGIC, self._size))
+                order.flush()
+                os.fsync(order.fileno())
+            elif not in_order:
+                with _AtomicFile(self.results_path) as out:
+                    # read to the end (its file closed) before the new file replaces it:
+                    # Windows cannot replace an open file
+                    for _, _, line in ordered_lines(self.root):
+                        out.write(line)
+                    with open(self.results_path, "rb") as source:
                         self._keep_unreadable(db, source, out)
-                finally:
-                    if source is not None:
-                        source.close()
-            index.close()
-            self._index = None  # the lines moved; a later append indexes the file again
-            self._mark_final()
+            elif not self.results_path.exists():
+                self.results_path.touch()  # a run that saved nothing has an empty file
+            order.close()
+            self._order = None
+            self._index.close()
+            self._index = None  # the lines may have moved; a later append indexes them again
+            self._mark_final(ordered)
+            if not ordered:
+                (self.root / ORDER).unlink(missing_ok=True)
         return counts
 
     def _keep_unreadable(self, db: sqlite3.Connection, source: BinaryIO, out: BinaryIO) -> None:
@@ -705,11 +821,14 @@ class RunStore:
                 for _, unread in kept:
                     out.write(unread)
                 self._copy_torn_tail(out, teller)
+                if (self.root / ORDER).exists():
+                    self._mark_appending()  # results.order is not read once the file moves
             teller.close()
             if self._index is not None:
                 self._index.close()
                 self._index = None
             self._mark_final()
+            (self.root / ORDER).unlink(missing_ok=True)  # the new file is in plan order
         return count
 
     def _copy_torn_tail(self, out: BinaryIO, teller: _Teller) -> None:
@@ -734,12 +853,29 @@ class RunStore:
             return
         teller.tell(start, "a last line without its end (cut short): kept as it is")
 
-    def _mark_final(self) -> None:
+    def _mark_final(self, ordered: bool = False) -> None:
+        """The manifest says results.jsonl is final: in plan order, or (``ordered``) read in
+        plan order through results.order."""
         if not (self.root / MANIFEST).is_file():
             return
         manifest = self.read_manifest()
-        if manifest.get(RESULTS_KEY) != FINAL:
-            self.write_manifest({**manifest, RESULTS_KEY: FINAL})
+        wanted = {**manifest, RESULTS_KEY: FINAL}
+        wanted.pop(ORDER_KEY, None)
+        if ordered:
+            wanted[ORDER_KEY] = ORDER
+        if wanted != manifest:
+            self.write_manifest(wanted)
+
+    def _mark_appending(self) -> None:
+        """The manifest says results.jsonl is appended to (readers take the latest line of
+        each id), before the file or results.order change."""
+        if not (self.root / MANIFEST).is_file():
+            return
+        manifest = self.read_manifest()
+        if manifest.get(RESULTS_KEY, APPENDING) != APPENDING or ORDER_KEY in manifest:
+            wanted = {**manifest, RESULTS_KEY: APPENDING}
+            wanted.pop(ORDER_KEY, None)
+            self.write_manifest(wanted)
 
     # Runs saved by older versions -----------------------------------------------------
 
@@ -806,6 +942,11 @@ def _restored(
         if shown.get(key) is not value and written.get(key) is shown.get(key):
             restored[key] = value
     return restored
+
+
+def _entry(offset: int, length: int, number: int, status: str | None) -> bytes:
+    """One entry of results.order (runner/spec/results_order.py)."""
+    return ENTRY.pack(offset, length, number, STATUS_CODES.get(status or "failed", 2))
 
 
 def _record_file_line(path: Path) -> bytes | None:

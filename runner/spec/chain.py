@@ -26,6 +26,7 @@ from typing import Any
 
 from runner.errors import plural
 from runner.spec.project import display_path, written_path
+from runner.spec.results_order import ORDER, ORDER_KEY, describes, ordered_lines
 
 # The variables every record gives a chained case or a judge, besides its own.
 RECORD_VARIABLES = ("answer", "json", "tool_calls", "record_id", "spec", "model")
@@ -176,19 +177,39 @@ def check_finished(cases: RunCases) -> None:
 
 
 def run_rows(cases: RunCases) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line of results.jsonl, case row) for every record the filters keep, read lazily: the
-    row's ``id`` is the record id, its other keys the record's variables."""
+    """(line of results.jsonl, case row) for every record the filters keep, read lazily and
+    in plan order (through results.order when the run has one): the row's ``id`` is the
+    record id, its other keys the record's variables."""
+    for number, line in _plan_ordered_lines(cases):
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            continue  # a torn line: check_finished has refused runs that may have one
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+            continue
+        if cases.wants(record):
+            yield number, {**record_variables(record), "id": record["id"]}
+
+
+def _plan_ordered_lines(cases: RunCases) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of a finished run's records in plan order."""
     try:
-        handle = open(cases.folder / RESULTS, encoding="utf-8")  # noqa: SIM115 - closed below
+        manifest = json.loads((cases.folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = None
+    if isinstance(manifest, dict) and manifest.get(ORDER_KEY) is not None:
+        if not describes(cases.folder):
+            raise RunFolderError(
+                f"the run {cases.folder.name}'s {ORDER} does not match its {RESULTS} (one was "
+                f"edited or cut short): put it in order again with runner run --resume "
+                f"{cases.folder}"
+            )
+        for _, number, line in ordered_lines(cases.folder):
+            yield number, line
+        return
+    try:
+        handle = open(cases.folder / RESULTS, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         return
     with handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                record = json.loads(line)
-            except (ValueError, RecursionError):
-                continue  # a torn line: check_finished has refused runs that may have one
-            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-                continue
-            if cases.wants(record):
-                yield number, {**record_variables(record), "id": record["id"]}
+        yield from enumerate(handle, start=1)
