@@ -733,8 +733,8 @@ class RunStore:
                 counts[STATUS_NAMES.get(entry.status, "failed")] += 1
                 in_order, last = in_order and entry.offset > last, entry.offset
             db = self._index.db
-            (unreadable,) = db.execute("SELECT count(*) FROM unreadable").fetchone()
-            in_order = in_order and counts["total"] == self._lines - unreadable
+            # a line that is not a record makes a rewrite, which keeps it at the end, named
+            in_order = in_order and counts["total"] == self._lines
             ordered = not in_order and self._size > REWRITE_LIMIT
             if ordered:
                 order.seek(0)
