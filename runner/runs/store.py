@@ -750,7 +750,7 @@ class RunStore:
                     with open(self.results_path, "rb") as source:
                         self._keep_unreadable(db, source, out)
             elif not self.results_path.exists():
-                self.results_path.touch()  # a run that saved nothing has an empty file
+                open_private(self.results_path, "ab").close()  # a run that saved nothing
             order.close()
             self._order = None
             self._index.close()
