@@ -60,7 +60,8 @@ def test_a_second_fetch_says_nothing_new_came_in(project, run_cli):
     write_spec(
         project, "gamma", "Pick ({{ x }}).", cases=[{"id": str(i), "x": i} for i in range(3)]
     )
-    batch_json(run_cli, "submit", "specs", "--provider", "offline")
+    submitted = run_cli("batch", "submit", "specs", "--provider", "offline")
+    assert submitted.stderr.startswith("submitted: every request went into a batch (none was")
     first = run_cli("batch", "fetch", "latest")
     assert first.exit_code == 0, first.output
     assert first.stderr.startswith("fetched: 3 records written now (3 ok,")

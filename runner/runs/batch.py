@@ -235,6 +235,8 @@ class BatchResult:
             + (f", {s.cached} from cache" if s.cached else "")
             + ")"
         )
+        if verb == "submitted" and s.total == 0:
+            written = "submitted: every request went into a batch (none was answered at once)"
         if verb == "fetched" and s.total == 0:
             written = (
                 "fetched: nothing new (the records of every batch that has ended were "
