@@ -58,6 +58,16 @@ def test_an_unknown_model_is_a_warning_with_the_closest_ids(project, run_cli):
     assert "did you mean 'openai/gpt-oss-20b'?" in lines[0]
 
 
+def test_a_slip_of_a_retired_id_names_it_and_its_replacement(project, run_cli):
+    code, lines = validate(run_cli, "model: llama-3.3-70b-versatle\n" + SAY)
+    assert code == 0
+    assert len(lines) == 1 and "[unknown-model]" in lines[0]
+    assert (
+        "did you mean 'llama-3.3-70b-versatile'? groq retired that model on 2026-08-16 and "
+        "recommends openai/gpt-oss-120b: write: model: openai/gpt-oss-120b"
+    ) in lines[0]
+
+
 def test_a_project_can_silence_unknown_models(project, run_cli):
     Path("runner.yaml").write_text("version: 1\nsilence: [unknown-model]\n")
     assert validate(run_cli, "model: brand-new-model\n" + SAY) == (0, [])

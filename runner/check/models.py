@@ -19,6 +19,7 @@ from runner.check.context import SpecFile
 from runner.errors import Problem
 from runner.providers.catalogue import Catalogue, Model, catalogue_for
 from runner.spec.document import PathKey
+from runner.spec.hints import close_matches
 from runner.spec.objects import Spec
 
 
@@ -50,8 +51,20 @@ def check_model(file: SpecFile, spec: Spec) -> Iterator[Problem]:
 
 def _unknown(file: SpecFile, table: Catalogue, path: PathKey, model_id: str) -> Problem:
     close = table.closest(model_id)
+    retired = close_matches(model_id, [m.id for m in table.models.values() if not m.usable])
     if close:
         hint = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+    elif retired and (model := table.get(retired[0])) is not None and model.replacement:
+        when = f" on {model.shutdown}" if model.shutdown else ""
+        write = (
+            "write it in place of this one"
+            if path[0] == "matrix"
+            else f"write: model: {model.replacement}"
+        )
+        hint = (
+            f"did you mean '{model.id}'? {table.provider} retired that model{when} and "
+            f"recommends {model.replacement}: {write}"
+        )
     else:
         hint = f"runner models --provider {table.provider} lists the models runner knows"
     return _warning(
