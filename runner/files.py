@@ -17,9 +17,10 @@ PRIVATE = 0o600
 
 
 def open_private(path: Path, mode: str = "w", **options: Any) -> IO[Any]:
-    """``open(path, mode)`` for writing (``w``, ``wb``, ``a``, ``ab``, ``x``), the file
-    created 0600 or set to 0600 if it exists."""
-    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)
+    """``open(path, mode)`` for writing (``w``, ``wb``, ``a``, ``ab``, ``x``, and ``w+b`` to
+    read back too), the file created 0600 or set to 0600 if it exists."""
+    access = os.O_RDWR if "+" in mode else os.O_WRONLY
+    flags = access | os.O_CREAT | getattr(os, "O_BINARY", 0)
     if "x" in mode:
         flags |= os.O_EXCL
     elif "a" in mode:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 
 import pytest
@@ -369,6 +370,8 @@ def test_a_large_run_ends_without_copying_its_records_and_reads_in_plan_order(tm
     assert counts == {"total": 4, "ok": 4, "failed": 0, "invalid_output": 0, "not_sent": 0}
     manifest = store.read_manifest()
     assert manifest["results"] == "final" and manifest["results_order"] == "results.order"
+    if os.name == "posix":  # offsets and statuses of answers: private like the answers (22.5)
+        assert stat.S_IMODE((store.root / "results.order").stat().st_mode) == 0o600
     opened = RunStore.open(store.root)
     assert [(r["id"], r["status"]) for r in opened.records()] == [(i, "ok") for i in "abcd"]
     assert opened.count() == 4 and opened.is_final()

@@ -665,7 +665,7 @@ class RunStore:
             planned = next(places)  # zip stops at the last id without taking another place
             if self._order is not None:
                 self._order.close()
-            order = open(self.root / ORDER, "w+b")  # noqa: SIM115 - closed by finish_results
+            order: BinaryIO = open_private(self.root / ORDER, "w+b")  # type: ignore[assignment]
             order.write(HEADER.pack(MAGIC, 0))
             order.truncate(HEADER.size + planned * ENTRY.size)  # every entry empty: no record
             saved = db.execute(
