@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from runner.errors import Problem, SpecError
-from runner.spec.hints import did_you_mean
+from runner.errors import SpecError
 from runner.spec.load import load_yaml
-from runner.spec.project import DeclaredEndpoint, read_endpoints
+from runner.spec.project import DeclaredEndpoint, read_endpoints, read_settings
 
 CONFIG_NAME = "config.yaml"
 SETTINGS = ("version", "endpoints")
@@ -54,22 +53,14 @@ def user_config() -> UserConfig:
 @lru_cache(maxsize=4)
 def _read(path: Path, stamp: int) -> UserConfig:
     doc = load_yaml(path, str(path))
-    data = doc.data if doc.data is not None else {}
-    if not isinstance(data, dict):
-        raise SpecError([doc.problem((), "config.yaml must be a mapping of settings")])
-    problems: list[Problem] = []
-    for key in data:
-        if key not in SETTINGS:
-            problems.append(
-                doc.problem(
-                    (key,),
-                    f"unknown setting '{key}' in runner's config.yaml",
-                    did_you_mean(str(key), SETTINGS) or f"it may hold: {', '.join(SETTINGS)}",
-                    key=True,
-                )
-            )
-    if data.get("version", 1) != 1:
-        problems.append(doc.problem(("version",), "config.yaml's 'version' must be 1"))
+    data, problems = read_settings(
+        doc,
+        "runner's config.yaml",
+        SETTINGS,
+        f"it may hold: {', '.join(SETTINGS)}",
+        "config.yaml's 'version' must be 1",
+        code=None,
+    )
     endpoints, wrong = read_endpoints(doc, data.get("endpoints"), code=None)
     problems += wrong
     if problems:

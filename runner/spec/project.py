@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from runner.errors import Problem, SpecError
 from runner.spec.document import Document
@@ -124,27 +125,48 @@ def project_config(root: Path) -> ProjectConfig:
     return _read_config(file, stamp)
 
 
-@lru_cache(maxsize=64)
-def _read_config(file: Path, stamp: int) -> ProjectConfig:
-    doc = load_yaml(file, display_path(file))
+def read_settings(
+    doc: Document,
+    name: str,
+    settings: tuple[str, ...],
+    listed: str,
+    version_message: str,
+    code: str | None,
+) -> tuple[dict[str, Any], list[Problem]]:
+    """A settings file's mapping (runner.yaml, the user's config.yaml) and the problems of its
+    keys: each unknown setting (with the closest one, else ``listed``: what it may hold) and a
+    ``version`` other than 1. SpecError when the file is not a mapping at all."""
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
-        raise SpecError([doc.problem((), "runner.yaml must be a mapping of settings")])
+        raise SpecError([doc.problem((), f"{name} must be a mapping of settings")])
     problems: list[Problem] = []
     for key in data:
-        if key not in SETTINGS:
+        if key not in settings:
             problems.append(
                 doc.problem(
                     (key,),
-                    f"unknown setting '{key}' in runner.yaml",
-                    did_you_mean(str(key), SETTINGS)
-                    or f"runner.yaml may hold: {', '.join(SETTINGS[:3])}",
+                    f"unknown setting '{key}' in {name}",
+                    did_you_mean(str(key), settings) or listed,
                     key=True,
-                    code="project-config",
+                    code=code,
                 )
             )
     if data.get("version", 1) != 1:
-        problems.append(doc.problem(("version",), "runner.yaml 'version' must be 1"))
+        problems.append(doc.problem(("version",), version_message))
+    return data, problems
+
+
+@lru_cache(maxsize=64)
+def _read_config(file: Path, stamp: int) -> ProjectConfig:
+    doc = load_yaml(file, display_path(file))
+    data, problems = read_settings(
+        doc,
+        "runner.yaml",
+        SETTINGS,
+        f"runner.yaml may hold: {', '.join(SETTINGS[:3])}",
+        "runner.yaml 'version' must be 1",
+        code="project-config",
+    )
     endpoints, wrong = read_endpoints(doc, data.get("endpoints"))
     problems += wrong
     names = data.get("allow_key_env") or []
