@@ -402,7 +402,8 @@ def resume_run(
         answers = _open_answers(specs, endpoints, settings, done)
         streams = _model_streams(specs, settings, endpoints, done)
         total = max(_request_count(specs, settings) - len(done), 0)
-        earlier = EarlierAnswers.of(store)
+        # Only judged records keep an answer worth taking back: other runs skip the read.
+        earlier = EarlierAnswers.of(store) if any(spec.judges for spec in specs) else None
     except BaseException:
         _give_up(store, answers)
         raise
